@@ -1,0 +1,122 @@
+//! The command line (SPEC section 8), as clap derive types. Parsing only: what each command
+//! does lives in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::calendar::Month;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kpi-refresh",
+    version,
+    about = "Monthly KPI refresh of a Learning Partner Program"
+)]
+pub struct Cli {
+    /// Log format on stderr: text for people, json for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More detail in the log (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the refresh of one month: ingest, compute, publish.
+    Run(RunArgs),
+    /// Run the refreshes of a range of months, oldest first.
+    Backfill(BackfillArgs),
+    /// Check program.toml, the roster, the rates and delivery R-1; write nothing.
+    Validate(ValidateArgs),
+    /// Explain one partner's KPIs and decision in the refresh of a month.
+    Explain(ExplainArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Folders {
+    /// The input folder (program.toml, partners.csv, fx_rates.csv, extracts/).
+    #[arg(long, default_value = "input")]
+    pub input: PathBuf,
+    /// The output folder (ledger/, state/, reports/).
+    #[arg(long, default_value = "output")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The refresh month YYYY-MM (default: the current month).
+    #[arg(long, value_parser = parse_month)]
+    pub refresh: Option<Month>,
+    #[command(flatten)]
+    pub folders: Folders,
+    /// Run a month that is not open (before its refresh day, or not the current month).
+    #[arg(long)]
+    pub force: bool,
+    /// Do all the work and say what would be written, writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail when a delivery judged by this run rejects a larger share of its rows.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
+    pub max_reject_rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The first refresh month YYYY-MM.
+    #[arg(long, value_parser = parse_month)]
+    pub from: Month,
+    /// The last refresh month YYYY-MM.
+    #[arg(long, value_parser = parse_month)]
+    pub to: Month,
+    #[command(flatten)]
+    pub folders: Folders,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The refresh month YYYY-MM (default: the current month).
+    #[arg(long, value_parser = parse_month)]
+    pub refresh: Option<Month>,
+    /// The input folder.
+    #[arg(long, default_value = "input")]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The partner_id as in the roster.
+    #[arg(long)]
+    pub partner: String,
+    /// The refresh month YYYY-MM (default: the current month).
+    #[arg(long, value_parser = parse_month)]
+    pub refresh: Option<Month>,
+    #[command(flatten)]
+    pub folders: Folders,
+}
+
+fn parse_month(s: &str) -> Result<Month, String> {
+    s.parse()
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
+}

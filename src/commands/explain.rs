@@ -1,0 +1,224 @@
+//! `explain`: one partner's refresh in plain words — its window, KPIs per category and month,
+//! the requirement block applied and why, the decision and its reason, and its directory
+//! outcome. Reads the published ledger and state; writes nothing.
+
+use std::fmt::Write as _;
+
+use polars::prelude::*;
+
+use super::refresh;
+use crate::cli::ExplainArgs;
+use crate::config::program::Level;
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::kpi::round4;
+use crate::publish::Staging;
+use crate::renewal::{Decision, Status};
+use crate::report::csv_out::number;
+
+pub fn explain(args: &ExplainArgs) -> Result<()> {
+    let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
+    cfg.max_reject_rate = 1.0;
+    let (staging, _tmp) = Staging::detached(&cfg.output)?;
+    let mut inputs = refresh::load_inputs(&cfg)?;
+    if inputs.roster.get(&args.partner).is_none() {
+        return Err(Error::Usage(format!(
+            "partner {:?} is not in the roster",
+            args.partner
+        )));
+    }
+    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &cfg.output)?;
+    let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output)?;
+    let d = c
+        .decisions
+        .iter()
+        .find(|d| d.partner_id == args.partner)
+        .expect("every roster partner is decided");
+    let p = inputs.roster.get(&args.partner).expect("checked above");
+    print!("{}", story(&cfg, p, d, &c)?);
+    Ok(())
+}
+
+fn story(
+    cfg: &RunConfig,
+    p: &crate::ingest::roster::Partner,
+    d: &Decision,
+    c: &refresh::Computation,
+) -> Result<String> {
+    let program = &cfg.program;
+    let r = cfg.refresh;
+    let (from, to) = r.window();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Partner {} — {} ({}, market {})",
+        p.partner_id, p.partner_name, p.country, d.market
+    );
+    let _ = writeln!(s, "Refresh {r}: window {from} … {to} (invoices dated in those months, from deliveries up to {to}).");
+    let roster_level = p.enrollment;
+    let enrolled = p
+        .enrolled_on
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "—".into());
+    let _ = write!(
+        s,
+        "Enrollment in {r}: {} (roster: {roster_level}, enrolled on {enrolled}",
+        d.enrollment
+    );
+    if d.carried_forward {
+        let _ = write!(s, "; carried forward from an earlier refresh's decision that the roster does not show yet");
+    } else if p.enrolled_on.is_some_and(|e| e > r.last_day()) && roster_level != Level::None {
+        let _ = write!(s, "; enrolled after {r}, so not enrolled yet");
+    }
+    let _ = writeln!(s, ").");
+    match (d.next_anniversary, d.months_to_anniversary) {
+        (Some(a), Some(0)) => {
+            let _ = writeln!(
+                s,
+                "Anniversary {a} falls in {r}: renewal is decided in this refresh."
+            );
+        }
+        (Some(a), Some(m)) => {
+            let _ = writeln!(
+                s,
+                "Next anniversary {a}, {m} month(s) from {r}: not due in this refresh."
+            );
+        }
+        _ => {
+            let _ = writeln!(s, "No anniversary: not enrolled in {r}.");
+        }
+    }
+
+    let _ = writeln!(
+        s,
+        "\nKPIs in the window (sum of kpi_value of accepted invoice lines and credit notes):"
+    );
+    let monthly = c
+        .monthly
+        .clone()
+        .lazy()
+        .filter(col("partner_id").eq(lit(p.partner_id.as_str())))
+        .collect()?;
+    let months: Vec<String> = (0..12).map(|i| from.plus(i).to_string()).collect();
+    for (k, cat) in program.categories.iter().enumerate() {
+        let _ = writeln!(s, "  {:<16} {}", cat.name, number(round4(d.kpis.kpi[k])));
+        let row = monthly
+            .clone()
+            .lazy()
+            .filter(col("category").eq(lit(cat.name.as_str())))
+            .collect()?;
+        if row.height() == 1 {
+            let per_month: Vec<String> = (0..12)
+                .filter_map(|i| {
+                    let v = row.column(&format!("m{i:02}")).ok()?.f64().ok()?.get(0)?;
+                    (v != 0.0).then(|| format!("{} {}", months[i], number(v)))
+                })
+                .collect();
+            let _ = writeln!(s, "      by month: {}", per_month.join(", "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  revenue USD      {}",
+        number(round4(d.kpis.revenue_usd))
+    );
+
+    let _ = writeln!(s, "\nRequirements at the decision date {} (the newest effective_from on or before it; a block naming the competency beats one without, then a named market beats \"*\"):", d.decision_date);
+    for check in &d.checks {
+        match check.requirement.map(|i| &program.requirements[i]) {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {:<12} cannot qualify: {}",
+                    check.level.as_str(),
+                    check.unmet.join("; ")
+                );
+            }
+            Some(block) => {
+                let verdict = if check.met() {
+                    "met".to_string()
+                } else {
+                    format!("not met: {}", check.unmet.join("; "))
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {} — {verdict}",
+                    check.level.as_str(),
+                    block.describe()
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "Qualified level: {}.", d.qualified_level);
+
+    let reason = match d.status {
+        Status::NotEnrolled => "the partner is not enrolled in this refresh".to_string(),
+        Status::NotDue => "the anniversary is not in this refresh's month".to_string(),
+        Status::Extended => format!(
+            "the anniversary is covered by the {}",
+            d.extension.as_deref().unwrap_or("extension")
+        ),
+        Status::UpgradeEligible => format!(
+            "it qualifies for {}, above its enrollment {}",
+            d.qualified_level, d.enrollment
+        ),
+        Status::Renew => format!("it qualifies for its enrollment level {}", d.enrollment),
+        Status::Downgrade => format!(
+            "it qualifies only for {}, below its enrollment {}",
+            d.qualified_level, d.enrollment
+        ),
+        Status::Lapse => "it qualifies for no level at its anniversary".to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "\nDecision: {} — {reason}. Effective level after {r}: {}. Outlook: {}.",
+        d.status, d.effective_level, d.outlook
+    );
+    if d.gap.iter().any(|g| *g > 0.0) {
+        let gaps: Vec<String> = program
+            .categories
+            .iter()
+            .zip(&d.gap)
+            .filter(|(_, g)| **g > 0.0)
+            .map(|(c, g)| format!("{} {}", c.name, number(*g)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "Gap to the {} thresholds: {}.",
+            d.enrollment,
+            gaps.join(", ")
+        );
+    }
+
+    let dir = &c.directory;
+    let _ = write!(s, "\nDirectory: ");
+    if let Some(x) = dir
+        .exceptions
+        .iter()
+        .find(|x| x.entry.partner_id == p.partner_id)
+    {
+        let _ = writeln!(
+            s,
+            "exception {} — the entry cannot be listed until the roster is fixed.",
+            x.reason
+        );
+    } else if let Some(ch) = dir
+        .changes
+        .iter()
+        .find(|ch| ch.entry.partner_id == p.partner_id)
+    {
+        let _ = writeln!(
+            s,
+            "{} (submit {} … {}, visible by {}).",
+            ch.action.as_str(),
+            ch.submit_from,
+            ch.submit_to,
+            ch.visible_by
+        );
+    } else if dir.state.iter().any(|e| e.partner_id == p.partner_id) {
+        let _ = writeln!(s, "listed, unchanged.");
+    } else {
+        let _ = writeln!(s, "not listed (effective level none).");
+    }
+    Ok(s)
+}

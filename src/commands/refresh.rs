@@ -1,0 +1,287 @@
+//! The pipeline of one refresh, shared by every command: load and check the inputs, bring
+//! the ledger up to date (staging what it judges), compute KPIs, decisions and the directory.
+//! Nothing here publishes; [`super::run`] does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use polars::prelude::*;
+use tracing::{info, warn};
+
+use crate::calendar::Month;
+use crate::config::RunConfig;
+use crate::digest::sha256_file;
+use crate::directory::{self, Directory};
+use crate::error::{Error, Result};
+use crate::ingest::fx::FxRates;
+use crate::ingest::judge::Lookups;
+use crate::ingest::roster::Roster;
+use crate::kpi::{Kpis, PartnerKpis};
+use crate::ledger::{self, Outcome};
+use crate::publish::Staging;
+use crate::renewal::{self, Decision};
+use crate::report::manifest::InputFile;
+
+/// The checked master data of a run.
+pub struct Inputs {
+    pub roster: Roster,
+    pub fx: FxRates,
+    pub files: Vec<InputFile>,
+    pub roster_sha: String,
+    pub fx_sha: String,
+    pub program_sha: String,
+}
+
+fn sha(path: &Path) -> Result<String> {
+    sha256_file(path).map_err(|e| Error::Unreadable {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn rel(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Loads the roster and rates (program.toml is already in the config).
+pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
+    let started = Instant::now();
+    let (roster_path, both) = Roster::locate(&cfg.input)?;
+    if both {
+        info!("both partners.csv and partners.xlsx exist; partners.csv is used");
+    }
+    let roster = Roster::load(&roster_path)?;
+    if !roster.unknown_columns.is_empty() {
+        info!(file = %roster_path.display(), columns = ?roster.unknown_columns, "unknown columns ignored");
+    }
+    let fx_path = cfg.input.join("fx_rates.csv");
+    let fx = FxRates::load(&fx_path)?;
+    for key in &cfg.program.unknown_keys {
+        warn!(key = %key, "program.toml: unknown key ignored");
+    }
+    let program_sha = sha(&cfg.program_path)?;
+    let roster_sha = sha(&roster_path)?;
+    let mut files = vec![
+        InputFile {
+            path: rel(&cfg.input, &cfg.program_path),
+            sha256: program_sha.clone(),
+            rows: None,
+        },
+        InputFile {
+            path: rel(&cfg.input, &roster_path),
+            sha256: roster_sha.clone(),
+            rows: Some(roster.partners.len() as u64),
+        },
+    ];
+    let fx_sha = if fx_path.exists() {
+        let s = sha(&fx_path)?;
+        files.push(InputFile {
+            path: rel(&cfg.input, &fx_path),
+            sha256: s.clone(),
+            rows: Some(fx.rows().len() as u64),
+        });
+        s
+    } else {
+        "absent".to_string()
+    };
+    info!(
+        partners = roster.partners.len(),
+        rates = fx.rows().len(),
+        ms = started.elapsed().as_millis() as u64,
+        "inputs: roster and rates checked"
+    );
+    Ok(Inputs {
+        roster,
+        fx,
+        files,
+        roster_sha,
+        fx_sha,
+        program_sha,
+    })
+}
+
+/// The ledger brought up to date for refresh R.
+pub struct Ingested {
+    pub outcomes: Vec<Outcome>,
+    /// Partitions to remove: deliveries ≤ R-1 no longer in the input.
+    pub stale: Vec<Month>,
+}
+
+impl Ingested {
+    /// The outcome of delivery R-1.
+    pub fn last(&self) -> &Outcome {
+        self.outcomes.last().expect("delivery R-1 is present")
+    }
+}
+
+/// Brings every delivery ≤ R-1 up to date, oldest first; checks the reject-rate gate.
+pub fn ingest(
+    cfg: &RunConfig,
+    inputs: &mut Inputs,
+    staging: &Staging,
+    published: &Path,
+) -> Result<Ingested> {
+    let started = Instant::now();
+    let last = cfg.refresh.plus(-1);
+    let deliveries = ledger::deliveries(&cfg.input, last)?;
+    if deliveries.last().map(|d| d.month) != Some(last) {
+        return Err(Error::MissingInput {
+            what: format!("delivery {last} (needed by the refresh of {})", cfg.refresh),
+            path: cfg.input.join("extracts").join(last.to_string()),
+        });
+    }
+    if let Some(empty) = deliveries.iter().find(|d| d.files.is_empty()) {
+        return Err(Error::MissingInput {
+            what: format!("a .csv or .xlsx file in delivery {}", empty.month),
+            path: empty.folder.clone(),
+        });
+    }
+    let lookups = Lookups::new(&cfg.program, &inputs.roster, &inputs.fx)?;
+    let ctx = ledger::Context {
+        output: published,
+        lookups: &lookups,
+        roster_sha: inputs.roster_sha.clone(),
+        fx_sha: inputs.fx_sha.clone(),
+        program_sha: inputs.program_sha.clone(),
+    };
+    let outcomes = ledger::update(&ctx, &deliveries, staging)?;
+    for o in &outcomes {
+        for (file, columns) in &o.unknown_columns {
+            info!(delivery = %o.month, file = %file, columns = ?columns, "unknown columns ignored");
+        }
+        for f in &o.meta.files {
+            inputs.files.push(InputFile {
+                path: format!("extracts/{}/{}", o.month, f.name),
+                sha256: f.sha256.clone(),
+                rows: Some(f.rows),
+            });
+        }
+    }
+    for o in outcomes.iter().filter(|o| o.judged) {
+        let (read, rejected) = (o.meta.read, o.meta.rejected_total());
+        let share = if read == 0 {
+            0.0
+        } else {
+            rejected as f64 / read as f64
+        };
+        if share > cfg.max_reject_rate {
+            return Err(Error::RejectRate {
+                delivery: o.month,
+                read,
+                rejected,
+                share,
+                max: cfg.max_reject_rate,
+            });
+        }
+    }
+    let stale = ledger::stale_partitions(published, &deliveries, last);
+    let (read, accepted): (u64, u64) = outcomes
+        .iter()
+        .fold((0, 0), |(r, a), o| (r + o.meta.read, a + o.meta.accepted));
+    info!(
+        deliveries = outcomes.len(),
+        judged = outcomes.iter().filter(|o| o.judged).count(),
+        read,
+        accepted,
+        rejected = read - accepted,
+        ms = started.elapsed().as_millis() as u64,
+        "ingest: ledger up to date"
+    );
+    Ok(Ingested { outcomes, stale })
+}
+
+/// KPIs, decisions and directory of refresh R.
+pub struct Computation {
+    pub totals: HashMap<String, PartnerKpis>,
+    pub decisions: Vec<Decision>,
+    pub directory: Directory,
+    pub monthly: DataFrame,
+    pub invoice_detail: DataFrame,
+    pub rejected_last: DataFrame,
+    pub reject_reasons_last: BTreeMap<String, u64>,
+    pub lines_in_window: u64,
+}
+
+pub fn compute(
+    cfg: &RunConfig,
+    inputs: &Inputs,
+    ingested: &Ingested,
+    published: &Path,
+) -> Result<Computation> {
+    let started = Instant::now();
+    let lines = ledger::scan_accepted(&ingested.outcomes)?;
+    let mut kpis = Kpis::new(lines, cfg.refresh, &cfg.program)?;
+    let totals = kpis.totals()?;
+    let lines_in_window = totals.values().map(|k| k.lines).sum();
+    let monthly = kpis.monthly()?;
+    info!(
+        partners_with_lines = totals.len(),
+        lines_in_window,
+        ms = started.elapsed().as_millis() as u64,
+        "kpi: window totals computed"
+    );
+
+    let started = Instant::now();
+    let previous = renewal::load_previous_levels(published, cfg.refresh)?;
+    let decisions = renewal::decide(
+        &cfg.program,
+        &inputs.roster,
+        cfg.refresh,
+        &totals,
+        previous.as_ref(),
+    );
+    let due: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d.due)
+        .map(|d| d.partner_id.as_str())
+        .collect();
+    let invoice_detail = kpis.invoice_detail(&due)?;
+    info!(
+        partners = decisions.len(),
+        due = due.len(),
+        carried_forward = decisions.iter().filter(|d| d.carried_forward).count(),
+        levels_from = previous
+            .as_ref()
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_else(|| "none".into()),
+        ms = started.elapsed().as_millis() as u64,
+        "renewal: decisions made"
+    );
+
+    let started = Instant::now();
+    let baseline = directory::load_baseline(published, cfg.refresh)?;
+    let directory = directory::build(
+        &cfg.program,
+        &inputs.roster,
+        &decisions,
+        baseline,
+        cfg.refresh,
+    );
+    info!(
+        changes = directory.changes.len(),
+        exceptions = directory.exceptions.len(),
+        listed = directory.state.len(),
+        baseline = directory
+            .baseline_month
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "none".into()),
+        ms = started.elapsed().as_millis() as u64,
+        "directory: submission built"
+    );
+    let last = ingested.last();
+    let rejected_last = ledger::read_rejected(last)?;
+    Ok(Computation {
+        totals,
+        decisions,
+        directory,
+        monthly,
+        invoice_detail,
+        rejected_last,
+        reject_reasons_last: last.meta.rejected.clone(),
+        lines_in_window,
+    })
+}

@@ -1,0 +1,372 @@
+//! `run` and `backfill`: compute a refresh and publish it atomically under the output lock.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tracing::info;
+
+use super::refresh::{self, Computation, Ingested, Inputs};
+use crate::calendar::Month;
+use crate::cli::{BackfillArgs, RunArgs};
+use crate::config::{today, RunConfig};
+use crate::digest::sha256_file;
+use crate::error::{Error, Result};
+use crate::ledger::{self, partition_rel};
+use crate::publish::{self, Move, Staging};
+use crate::renewal::LEVELS_HEADER;
+use crate::report::manifest::{Counts, DeliveryCounts, Manifest, OutputFile, Window};
+use crate::report::workbook::{self, EXCEL_MAX_ROWS};
+use crate::report::{csv_out, Computed, Sheet, Value};
+
+/// Rows per sheet, header included; a smaller value can be set for rehearsing the
+/// continuation sheets (`KPI_REFRESH_SHEET_ROWS`).
+fn sheet_rows() -> usize {
+    std::env::var("KPI_REFRESH_SHEET_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 2)
+        .unwrap_or(EXCEL_MAX_ROWS)
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
+    cfg.force = args.force;
+    cfg.dry_run = args.dry_run;
+    cfg.max_reject_rate = args.max_reject_rate;
+    cfg.check_open(today()?)?;
+    refresh_month(&cfg)
+}
+
+pub fn backfill(args: &BackfillArgs) -> Result<()> {
+    if args.from > args.to {
+        return Err(Error::Usage(format!(
+            "--from {} is after --to {}",
+            args.from, args.to
+        )));
+    }
+    let current = Month::of(today()?);
+    let mut month = args.from;
+    while month <= args.to {
+        let mut cfg = RunConfig::build(Some(month), &args.folders.input, &args.folders.output)?;
+        // Past months are what backfill is for; the current and later months must be open.
+        cfg.force = month < current;
+        cfg.check_open(today()?)?;
+        info!(refresh = %month, "backfill: refresh {} of {}", month.index() - args.from.index() + 1, args.to.index() - args.from.index() + 1);
+        refresh_month(&cfg)?;
+        month = month.plus(1);
+    }
+    Ok(())
+}
+
+/// One refresh: lock, recover, compute in staging, publish (or, with --dry-run, report).
+pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
+    let started_at = chrono::Local::now();
+    let clock = Instant::now();
+    let out = &cfg.output;
+    // A dry run writes nothing: it takes no lock when there is no output folder yet.
+    let _lock = if cfg.dry_run && !out.exists() {
+        None
+    } else {
+        Some(publish::lock(out)?)
+    };
+    if !cfg.dry_run && publish::recover(out)? {
+        info!("completed the publishing of an interrupted earlier run");
+    }
+    let (staging, _tmp) = if cfg.dry_run {
+        let (s, t) = Staging::detached(out)?;
+        (s, Some(t))
+    } else {
+        (Staging::create(out)?, None)
+    };
+    let result = compute_and_stage(cfg, &staging, started_at, clock);
+    let moves = match result {
+        Ok(moves) => moves,
+        Err(e) => {
+            if !cfg.dry_run {
+                let _ = std::fs::remove_dir_all(&staging.root);
+            }
+            return Err(e);
+        }
+    };
+    if cfg.dry_run {
+        println!(
+            "dry run of the refresh of {}: nothing was written. It would write:",
+            cfg.refresh
+        );
+        for m in &moves {
+            match m {
+                Move::Put(rel) => println!("  write  {}", out.join(rel).display()),
+                Move::Remove(rel) => println!("  remove {}", out.join(rel).display()),
+            }
+        }
+        return Ok(());
+    }
+    let t = Instant::now();
+    publish::commit(&staging, &moves)?;
+    let _ = std::fs::remove_dir_all(&staging.root);
+    info!(
+        files = moves.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "publish: committed"
+    );
+    info!(
+        refresh = %cfg.refresh,
+        reports = %out.join("reports").join(cfg.refresh.to_string()).display(),
+        ms = clock.elapsed().as_millis() as u64,
+        "refresh done"
+    );
+    Ok(())
+}
+
+fn compute_and_stage(
+    cfg: &RunConfig,
+    staging: &Staging,
+    started_at: chrono::DateTime<chrono::Local>,
+    clock: Instant,
+) -> Result<Vec<Move>> {
+    let mut inputs = refresh::load_inputs(cfg)?;
+    let ingested = refresh::ingest(cfg, &mut inputs, staging, &cfg.output)?;
+    let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output)?;
+    let t = Instant::now();
+    let moves = stage_outputs(cfg, staging, &inputs, &ingested, &computation, started_at)?;
+    info!(
+        ms = t.elapsed().as_millis() as u64,
+        total_ms = clock.elapsed().as_millis() as u64,
+        "report: files staged"
+    );
+    if cfg.dry_run {
+        let c = &computation;
+        println!(
+            "refresh {}: {} partners, {} lines in the window, {} due, {} directory changes, {} exceptions",
+            cfg.refresh,
+            c.decisions.len(),
+            c.lines_in_window,
+            c.decisions.iter().filter(|d| d.due).count(),
+            c.directory.changes.len(),
+            c.directory.exceptions.len()
+        );
+        for change in &c.directory.changes {
+            println!(
+                "  {:<6} {}  {}",
+                change.action.as_str(),
+                change.entry.partner_id,
+                change.entry.directory_name
+            );
+        }
+    }
+    Ok(moves)
+}
+
+fn stage_outputs(
+    cfg: &RunConfig,
+    staging: &Staging,
+    inputs: &Inputs,
+    ingested: &Ingested,
+    c: &Computation,
+    started_at: chrono::DateTime<chrono::Local>,
+) -> Result<Vec<Move>> {
+    let r = cfg.refresh;
+    let reports = format!("reports/{r}");
+    let computed = Computed {
+        refresh: r,
+        program: &cfg.program,
+        roster: &inputs.roster,
+        decisions: &c.decisions,
+        directory: &c.directory,
+        monthly: &c.monthly,
+        invoice_detail: &c.invoice_detail,
+        rejected: &c.rejected_last,
+        reject_reasons: &c.reject_reasons_last,
+    };
+    let csv_rows = |s: Sheet| {
+        s.rows
+            .into_iter()
+            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let write_sheet_csv = |name: &str, sheet: Sheet| -> Result<String> {
+        let rel = format!("{reports}/{name}");
+        let header: Vec<String> = sheet.header.clone();
+        let header: Vec<&str> = header.iter().map(|s| s.as_str()).collect();
+        csv_out::write(&staging.path(&rel)?, &header, csv_rows(sheet))?;
+        Ok(rel)
+    };
+    let mut written = vec![
+        write_sheet_csv(&format!("partners-{r}.csv"), computed.partners(true))?,
+        write_sheet_csv(
+            &format!("directory-submission-{r}.csv"),
+            computed.directory_submission(true),
+        )?,
+        write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
+    ];
+
+    // State after R.
+    let levels_rel = format!("state/levels/{r}.csv");
+    let levels = inputs
+        .roster
+        .partners
+        .iter()
+        .zip(&c.decisions)
+        .map(|(p, d)| {
+            vec![
+                p.partner_id.clone(),
+                p.enrollment.as_str().to_string(),
+                p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
+                d.effective_level.as_str().to_string(),
+            ]
+        });
+    csv_out::write(&staging.path(&levels_rel)?, &LEVELS_HEADER, levels)?;
+    let directory_rel = format!("state/directory/{r}.csv");
+    let entries = c.directory.state.iter().map(|e| {
+        vec![
+            e.partner_id.clone(),
+            e.directory_name.clone(),
+            e.country.clone(),
+            e.landing_page_url.clone(),
+        ]
+    });
+    csv_out::write(
+        &staging.path(&directory_rel)?,
+        &[
+            "partner_id",
+            "directory_name",
+            "country",
+            "landing_page_url",
+        ],
+        entries,
+    )?;
+
+    // The workbook, with the run facts.
+    let (from, to) = r.window();
+    let xlsx_rel = format!("{reports}/kpi-refresh-{r}.xlsx");
+    let mut info_rows = vec![
+        vec![Value::text("refresh"), Value::text(r.to_string())],
+        vec![Value::text("window"), Value::text(format!("{from} … {to}"))],
+        vec![
+            Value::text("tool version"),
+            Value::text(env!("CARGO_PKG_VERSION")),
+        ],
+        vec![
+            Value::text("started at"),
+            Value::text(started_at.to_rfc3339()),
+        ],
+    ];
+    for f in &inputs.files {
+        info_rows.push(vec![
+            Value::text(format!("input {}", f.path)),
+            Value::text(&f.sha256),
+        ]);
+    }
+    for o in &ingested.outcomes {
+        info_rows.push(vec![
+            Value::text(format!("delivery {}", o.month)),
+            Value::text(format!(
+                "read {}, accepted {}, rejected {}",
+                o.meta.read,
+                o.meta.accepted,
+                o.meta.rejected_total()
+            )),
+        ]);
+    }
+    info_rows.push(vec![
+        Value::text("partners"),
+        Value::Int(c.decisions.len() as i64),
+    ]);
+    info_rows.push(vec![
+        Value::text("lines in window"),
+        Value::Int(c.lines_in_window as i64),
+    ]);
+    info_rows.push(vec![
+        Value::text("finished at"),
+        Value::text(chrono::Local::now().to_rfc3339()),
+    ]);
+    let run_info = Sheet {
+        name: "Run info".into(),
+        header: vec!["Key".into(), "Value".into()],
+        rows: info_rows,
+    };
+    workbook::write(
+        &staging.path(&xlsx_rel)?,
+        &computed,
+        &run_info,
+        sheet_rows(),
+    )?;
+    written.insert(0, xlsx_rel);
+
+    // Moves: ledger partitions judged by this run, stale ones, state files, the reports.
+    let mut moves: Vec<Move> = ingested
+        .outcomes
+        .iter()
+        .filter(|o| o.judged)
+        .map(|o| Move::Put(partition_rel(o.month)))
+        .collect();
+    moves.extend(
+        ingested
+            .stale
+            .iter()
+            .map(|m| Move::Remove(partition_rel(*m))),
+    );
+    moves.push(Move::Put(levels_rel.clone()));
+    moves.push(Move::Put(directory_rel.clone()));
+    moves.push(Move::Put(reports.clone()));
+
+    let mut outputs = Vec::new();
+    for rel in written.iter().chain([&levels_rel, &directory_rel]) {
+        outputs.push(OutputFile {
+            path: rel.clone(),
+            sha256: hash(&staging.root.join(rel))?,
+        });
+    }
+    for o in ingested.outcomes.iter().filter(|o| o.judged) {
+        for name in [
+            ledger::ACCEPTED,
+            ledger::REJECTED,
+            ledger::PARSED,
+            ledger::META,
+        ] {
+            let rel = format!("{}/{name}", partition_rel(o.month));
+            outputs.push(OutputFile {
+                sha256: hash(&staging.root.join(&rel))?,
+                path: rel,
+            });
+        }
+    }
+    let manifest = Manifest {
+        refresh: r.to_string(),
+        window: Window {
+            from: from.to_string(),
+            to: to.to_string(),
+        },
+        status: "ok".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: chrono::Local::now().to_rfc3339(),
+        inputs: inputs.files.clone(),
+        deliveries: ingested
+            .outcomes
+            .iter()
+            .map(|o| DeliveryCounts {
+                delivery: o.month.to_string(),
+                judged_in_this_run: o.judged,
+                read: o.meta.read,
+                accepted: o.meta.accepted,
+                rejected: o.meta.rejected.clone(),
+            })
+            .collect(),
+        counts: Counts {
+            partners: c.decisions.len() as u64,
+            lines_in_window: c.lines_in_window,
+            partners_due: c.decisions.iter().filter(|d| d.due).count() as u64,
+            directory_changes: c.directory.changes.len() as u64,
+            directory_exceptions: c.directory.exceptions.len() as u64,
+            rejected_rows_of_last_delivery: c.rejected_last.height() as u64,
+        },
+        outputs,
+    };
+    manifest.write(&staging.path(&format!("{reports}/manifest.json"))?)?;
+    Ok(moves)
+}
+
+fn hash(path: &Path) -> Result<String> {
+    sha256_file(path).map_err(|e| Error::write(path, e))
+}

@@ -1,0 +1,69 @@
+//! `validate`: checks program.toml, the roster, the rates and the deliveries up to R-1, and
+//! prints what the run would accept and reject. Writes nothing (judging happens in a
+//! temporary folder that is removed).
+
+use super::refresh;
+use crate::cli::ValidateArgs;
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::publish::Staging;
+
+pub fn validate(args: &ValidateArgs) -> Result<()> {
+    let (staging, _tmp) = Staging::detached(&args.input)?;
+    let nowhere = staging.root.join("no-output");
+    let mut cfg = RunConfig::build(args.refresh, &args.input, &nowhere)?;
+    // Report the shares first; the gate is applied below with the run's default.
+    cfg.max_reject_rate = 1.0;
+    println!(
+        "program.toml: ok ({} categories, {} requirement blocks, {} extensions)",
+        cfg.program.categories.len(),
+        cfg.program.requirements.len(),
+        cfg.program.extensions.len()
+    );
+    let mut inputs = refresh::load_inputs(&cfg)?;
+    println!("roster: ok ({} partners)", inputs.roster.partners.len());
+    println!("fx rates: ok ({} rates)", inputs.fx.rows().len());
+    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &nowhere)?;
+    println!(
+        "deliveries up to {} (as the refresh of {} would judge them):",
+        cfg.refresh.plus(-1),
+        cfg.refresh
+    );
+    let limit = 0.05;
+    let mut over = None;
+    for o in &ingested.outcomes {
+        let m = &o.meta;
+        let share = if m.read == 0 {
+            0.0
+        } else {
+            m.rejected_total() as f64 / m.read as f64
+        };
+        println!(
+            "  {}: read {}, accepted {}, rejected {} ({:.2}%)",
+            o.month,
+            m.read,
+            m.accepted,
+            m.rejected_total(),
+            share * 100.0
+        );
+        for (reason, n) in &m.rejected {
+            println!("      {reason}: {n}");
+        }
+        if share > limit && over.is_none() {
+            over = Some(Error::RejectRate {
+                delivery: o.month,
+                read: m.read,
+                rejected: m.rejected_total(),
+                share,
+                max: limit,
+            });
+        }
+    }
+    match over {
+        Some(e) => Err(e),
+        None => {
+            println!("all inputs are valid");
+            Ok(())
+        }
+    }
+}

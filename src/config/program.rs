@@ -1,0 +1,770 @@
+//! `program.toml`: the program rules (SPEC 3.1), loaded and checked before any data is read.
+//!
+//! Owns the calendar days, KPI categories and their OMLP types, markets, requirement blocks
+//! and extensions, and the rule that picks one requirement block for a partner and a level.
+//! Every rule violation is a configuration error (exit 78) naming the offending key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use toml::{Table, Value};
+
+use crate::calendar::parse_date;
+use crate::error::{Error, Result};
+
+/// Enrollment levels, ordered `none` < `action_pack` < `silver` < `gold`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    None,
+    ActionPack,
+    Silver,
+    Gold,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::None, Level::ActionPack, Level::Silver, Level::Gold];
+    /// The levels a partner can qualify for, highest first.
+    pub const QUALIFYING: [Level; 3] = [Level::Gold, Level::Silver, Level::ActionPack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::ActionPack => "action_pack",
+            Level::Silver => "silver",
+            Level::Gold => "gold",
+        }
+    }
+
+    /// Parses a level name case-insensitively (after trimming).
+    pub fn parse(s: &str) -> Option<Level> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Silver and gold need KPIs; the action pack does not.
+    pub fn has_kpis(self) -> bool {
+        matches!(self, Level::Silver | Level::Gold)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calendar {
+    pub refresh_day: u32,
+    pub directory_submit_from_day: u32,
+    pub directory_submit_to_day: u32,
+    pub directory_visible_by_day: u32,
+}
+
+impl Default for Calendar {
+    fn default() -> Self {
+        Calendar {
+            refresh_day: 15,
+            directory_submit_from_day: 15,
+            directory_submit_to_day: 21,
+            directory_visible_by_day: 7,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Category {
+    pub name: String,
+    pub omlp_types: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Requirement {
+    /// Position in program.toml (0-based), to name the block in messages.
+    pub position: usize,
+    pub effective_from: NaiveDate,
+    pub level: Level,
+    /// `None` is `"*"`, every market.
+    pub market: Option<String>,
+    pub competency: Option<String>,
+    pub min_mct: u32,
+    pub exams_required: bool,
+    pub performance_commitment_required: bool,
+    /// Threshold per category, in `[kpi_categories]` order (0 where not named).
+    pub kpi: Vec<f64>,
+}
+
+impl Requirement {
+    /// A short name for the block, as an analyst would look it up in program.toml.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "requirements[{}] ({} from {}, market {}",
+            self.position,
+            self.level,
+            self.effective_from,
+            self.market.as_deref().unwrap_or("*")
+        );
+        if let Some(c) = &self.competency {
+            s.push_str(&format!(", competency {c}"));
+        }
+        s.push(')');
+        s
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extension {
+    pub name: String,
+    pub anniversary_from: NaiveDate,
+    pub anniversary_to: NaiveDate,
+    pub exclude_competencies: Vec<String>,
+}
+
+impl Extension {
+    /// Whether this extension keeps a level at `anniversary` for `competency`.
+    pub fn applies(&self, anniversary: NaiveDate, competency: &str) -> bool {
+        (self.anniversary_from..=self.anniversary_to).contains(&anniversary)
+            && !self
+                .exclude_competencies
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(competency.trim()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub calendar: Calendar,
+    pub categories: Vec<Category>,
+    /// Lower-cased OMLP type -> (canonical spelling, category index).
+    omlp_types: HashMap<String, (String, usize)>,
+    pub default_market: String,
+    /// Market names as written (the default first).
+    pub markets: Vec<String>,
+    /// Upper-case country -> market name.
+    market_of_country: HashMap<String, String>,
+    pub requirements: Vec<Requirement>,
+    pub extensions: Vec<Extension>,
+    /// Keys the program does not know, for the log.
+    pub unknown_keys: Vec<String>,
+}
+
+impl Program {
+    pub fn load(path: &Path) -> Result<Program> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::MissingInput {
+                what: "program rules".into(),
+                path: path.to_path_buf(),
+            },
+            _ => Error::config(path, "(file)", e.to_string()),
+        })?;
+        Program::parse(&text).map_err(|(key, message)| Error::config(path, key, message))
+    }
+
+    /// Parses and checks program.toml text; an error names the key.
+    pub fn parse(text: &str) -> Result<Program, (String, String)> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let root: Table = text.parse().map_err(|e: toml::de::Error| {
+            let message = e.message().to_string();
+            let at = e
+                .span()
+                .map(|s| line_of(text, s.start))
+                .map(|l| format!("line {l}"));
+            (at.unwrap_or_else(|| "(file)".into()), message)
+        })?;
+        let mut unknown_keys = Vec::new();
+        for key in root.keys() {
+            if ![
+                "calendar",
+                "kpi_categories",
+                "markets",
+                "requirements",
+                "extensions",
+            ]
+            .contains(&key.as_str())
+            {
+                unknown_keys.push(key.clone());
+            }
+        }
+
+        let calendar = parse_calendar(root.get("calendar"), &mut unknown_keys)?;
+        let (categories, omlp_types) = parse_categories(root.get("kpi_categories"))?;
+        let (default_market, markets, market_of_country) = parse_markets(root.get("markets"))?;
+        let mut program = Program {
+            calendar,
+            categories,
+            omlp_types,
+            default_market,
+            markets,
+            market_of_country,
+            requirements: Vec::new(),
+            extensions: Vec::new(),
+            unknown_keys,
+        };
+        program.requirements = parse_requirements(root.get("requirements"), &program)?;
+        program.extensions = parse_extensions(root.get("extensions"))?;
+        Ok(program)
+    }
+
+    /// The canonical OMLP type and its category index, matched case-insensitively.
+    pub fn omlp_type(&self, raw: &str) -> Option<(&str, usize)> {
+        self.omlp_types
+            .get(&raw.trim().to_lowercase())
+            .map(|(name, cat)| (name.as_str(), *cat))
+    }
+
+    /// Every OMLP type as (lower-cased key, canonical spelling, category name).
+    pub fn omlp_table(&self) -> Vec<(String, String, String)> {
+        let mut rows: Vec<_> = self
+            .omlp_types
+            .iter()
+            .map(|(k, (name, cat))| (k.clone(), name.clone(), self.categories[*cat].name.clone()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    pub fn market_of(&self, country: &str) -> &str {
+        self.market_of_country
+            .get(&country.to_uppercase())
+            .map_or(&self.default_market, |m| m.as_str())
+    }
+
+    /// The requirement block for one partner and level at `decision_date` (SPEC 3.1): the
+    /// newest `effective_from` on or before the date; among those, the matching blocks; a named
+    /// competency beats none, then a named market beats `"*"`.
+    pub fn requirement(
+        &self,
+        level: Level,
+        decision_date: NaiveDate,
+        market: &str,
+        competency: &str,
+    ) -> Option<&Requirement> {
+        let of_level = || {
+            self.requirements
+                .iter()
+                .filter(|r| r.level == level && r.effective_from <= decision_date)
+        };
+        let newest = of_level().map(|r| r.effective_from).max()?;
+        let competency = competency.trim();
+        of_level()
+            .filter(|r| r.effective_from == newest)
+            .filter(|r| {
+                r.market
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(market))
+            })
+            .filter(|r| {
+                r.competency
+                    .as_deref()
+                    .is_none_or(|c| !competency.is_empty() && c.eq_ignore_ascii_case(competency))
+            })
+            // The first block in the file wins a tie: `max_by_key` keeps the last maximum, so
+            // walk the blocks in reverse.
+            .rev()
+            .max_by_key(|r| (r.competency.is_some(), r.market.is_some()))
+    }
+
+    /// The first extension (in file order) that keeps a level at this anniversary.
+    pub fn extension_for(&self, anniversary: NaiveDate, competency: &str) -> Option<&Extension> {
+        self.extensions
+            .iter()
+            .find(|e| e.applies(anniversary, competency))
+    }
+}
+
+type Failure = (String, String);
+
+fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, Failure> {
+    Err((key.into(), message.into()))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn table<'a>(value: Option<&'a Value>, key: &str) -> Result<Option<&'a Table>, Failure> {
+    match value {
+        None => Ok(None),
+        Some(Value::Table(t)) => Ok(Some(t)),
+        Some(_) => fail(key, "must be a table"),
+    }
+}
+
+fn string(value: &Value, key: &str) -> Result<String, Failure> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Value::String(_) => fail(key, "must not be empty"),
+        _ => fail(key, "must be a string"),
+    }
+}
+
+fn strings(value: &Value, key: &str) -> Result<Vec<String>, Failure> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| string(v, &format!("{key}[{i}]")))
+            .collect(),
+        _ => fail(key, "must be an array of strings"),
+    }
+}
+
+fn day(value: &Value, key: &str) -> Result<u32, Failure> {
+    match value {
+        Value::Integer(d) if (1..=31).contains(d) => Ok(*d as u32),
+        _ => fail(key, "must be a day of the month from 1 to 31"),
+    }
+}
+
+fn date(value: &Value, key: &str) -> Result<NaiveDate, Failure> {
+    let text = match value {
+        Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return fail(key, "must be a date like 2025-07-01"),
+    };
+    parse_date(&text).map_or_else(
+        || fail(key, format!("{text:?} is not a date like 2025-07-01")),
+        Ok,
+    )
+}
+
+fn boolean(value: &Value, key: &str) -> Result<bool, Failure> {
+    match value {
+        Value::Boolean(b) => Ok(*b),
+        _ => fail(key, "must be true or false"),
+    }
+}
+
+fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Calendar, Failure> {
+    let mut calendar = Calendar::default();
+    let Some(t) = table(value, "calendar")? else {
+        return Ok(calendar);
+    };
+    for (k, v) in t {
+        let key = format!("calendar.{k}");
+        let slot = match k.as_str() {
+            "refresh_day" => &mut calendar.refresh_day,
+            "directory_submit_from_day" => &mut calendar.directory_submit_from_day,
+            "directory_submit_to_day" => &mut calendar.directory_submit_to_day,
+            "directory_visible_by_day" => &mut calendar.directory_visible_by_day,
+            _ => {
+                unknown.push(key);
+                continue;
+            }
+        };
+        *slot = day(v, &key)?;
+    }
+    if calendar.directory_submit_from_day > calendar.directory_submit_to_day {
+        return fail(
+            "calendar.directory_submit_to_day",
+            "is before directory_submit_from_day",
+        );
+    }
+    Ok(calendar)
+}
+
+type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
+
+fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
+    let Some(t) = table(value, "kpi_categories")? else {
+        return fail(
+            "kpi_categories",
+            "is missing: name at least one KPI category and its OMLP types",
+        );
+    };
+    if t.is_empty() {
+        return fail("kpi_categories", "names no category");
+    }
+    let mut categories = Vec::new();
+    let mut lookup: HashMap<String, (String, usize)> = HashMap::new();
+    for (index, (name, types)) in t.iter().enumerate() {
+        let key = format!("kpi_categories.{name}");
+        if name.trim().is_empty() || name.contains(|c: char| c.is_control()) {
+            return fail(key, "is not a usable category name");
+        }
+        let omlp_types = strings(types, &key)?;
+        for omlp in &omlp_types {
+            if let Some((_, other)) = lookup.get(&omlp.to_lowercase()) {
+                let other = &categories
+                    .get(*other)
+                    .map_or(name.as_str(), |c: &Category| c.name.as_str());
+                return fail(
+                    key,
+                    format!("OMLP type {omlp:?} is already in category {other:?}"),
+                );
+            }
+            lookup.insert(omlp.to_lowercase(), (omlp.clone(), index));
+        }
+        categories.push(Category {
+            name: name.clone(),
+            omlp_types,
+        });
+    }
+    Ok((categories, lookup))
+}
+
+type Markets = (String, Vec<String>, HashMap<String, String>);
+
+fn parse_markets(value: Option<&Value>) -> Result<Markets, Failure> {
+    let mut default = "default".to_string();
+    let mut names = Vec::new();
+    let mut of_country: HashMap<String, String> = HashMap::new();
+    if let Some(t) = table(value, "markets")? {
+        if let Some(d) = t.get("default") {
+            default = string(d, "markets.default")?;
+        }
+        for (name, countries) in t.iter().filter(|(k, _)| *k != "default") {
+            let key = format!("markets.{name}");
+            if name.trim().is_empty() || name == "*" {
+                return fail(key, "is not a usable market name");
+            }
+            for country in strings(countries, &key)? {
+                let code = country.to_uppercase();
+                if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return fail(key, format!("{country:?} is not a two-letter country code"));
+                }
+                if let Some(other) = of_country.insert(code.clone(), name.clone()) {
+                    return fail(
+                        key,
+                        format!("country {code} is already in market {other:?}"),
+                    );
+                }
+            }
+            names.push(name.clone());
+        }
+    }
+    if names.iter().any(|n| n.eq_ignore_ascii_case(&default)) {
+        return fail(
+            "markets.default",
+            format!("{default:?} is also a listed market"),
+        );
+    }
+    names.insert(0, default.clone());
+    Ok((default, names, of_country))
+}
+
+fn parse_requirements(
+    value: Option<&Value>,
+    program: &Program,
+) -> Result<Vec<Requirement>, Failure> {
+    let blocks = match value {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return fail(
+                "requirements",
+                "must be an array of tables ([[requirements]])",
+            )
+        }
+    };
+    let mut out = Vec::new();
+    for (position, block) in blocks.iter().enumerate() {
+        let at = |k: &str| format!("requirements[{position}].{k}");
+        let Value::Table(t) = block else {
+            return fail(format!("requirements[{position}]"), "must be a table");
+        };
+        let level = match t.get("level") {
+            None => return fail(at("level"), "is missing"),
+            Some(v) => {
+                let name = string(v, &at("level"))?;
+                match Level::parse(&name) {
+                    Some(l) if l != Level::None => l,
+                    _ => {
+                        return fail(
+                            at("level"),
+                            format!("unknown level {name:?} (action_pack, silver or gold)"),
+                        )
+                    }
+                }
+            }
+        };
+        let effective_from = match t.get("effective_from") {
+            Some(v) => date(v, &at("effective_from"))?,
+            None => return fail(at("effective_from"), "is missing"),
+        };
+        let market = match t.get("market") {
+            None => None,
+            Some(v) => {
+                let name = string(v, &at("market"))?;
+                if name == "*" {
+                    None
+                } else {
+                    match program
+                        .markets
+                        .iter()
+                        .find(|m| m.eq_ignore_ascii_case(&name))
+                    {
+                        Some(m) => Some(m.clone()),
+                        None => return fail(at("market"), format!("unknown market {name:?}")),
+                    }
+                }
+            }
+        };
+        let competency = t
+            .get("competency")
+            .map(|v| string(v, &at("competency")))
+            .transpose()?;
+        let min_mct = match t.get("min_mct") {
+            None => 1,
+            Some(Value::Integer(n)) if (0..=u32::MAX as i64).contains(n) => *n as u32,
+            Some(_) => return fail(at("min_mct"), "must be a whole number ≥ 0"),
+        };
+        let needs_kpis = level.has_kpis();
+        let flag = |k: &str| {
+            t.get(k)
+                .map(|v| boolean(v, &at(k)))
+                .transpose()
+                .map(|b| b.unwrap_or(needs_kpis))
+        };
+        let exams_required = flag("exams_required")?;
+        let performance_commitment_required = flag("performance_commitment_required")?;
+        let mut kpi = vec![0.0; program.categories.len()];
+        if let Some(v) = t.get("kpi") {
+            let Value::Table(thresholds) = v else {
+                return fail(at("kpi"), "must be a table of category = threshold");
+            };
+            for (name, value) in thresholds {
+                let key = format!("{}.{name}", at("kpi"));
+                let Some(index) = program.categories.iter().position(|c| &c.name == name) else {
+                    return fail(key, format!("unknown KPI category {name:?}"));
+                };
+                let threshold = match value {
+                    Value::Integer(n) => *n as f64,
+                    Value::Float(f) if f.is_finite() => *f,
+                    _ => return fail(key, "must be a number"),
+                };
+                if threshold < 0.0 {
+                    return fail(key, format!("threshold {threshold} is below 0"));
+                }
+                kpi[index] = threshold;
+            }
+        }
+        for k in t.keys() {
+            let known = [
+                "effective_from",
+                "level",
+                "market",
+                "competency",
+                "min_mct",
+                "exams_required",
+                "performance_commitment_required",
+                "kpi",
+            ];
+            if !known.contains(&k.as_str()) {
+                return fail(at(k), "unknown key in a requirement block");
+            }
+        }
+        out.push(Requirement {
+            position,
+            effective_from,
+            level,
+            market,
+            competency,
+            min_mct,
+            exams_required,
+            performance_commitment_required,
+            kpi,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_extensions(value: Option<&Value>) -> Result<Vec<Extension>, Failure> {
+    let blocks = match value {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return fail("extensions", "must be an array of tables ([[extensions]])"),
+    };
+    let mut out = Vec::new();
+    for (position, block) in blocks.iter().enumerate() {
+        let at = |k: &str| format!("extensions[{position}].{k}");
+        let Value::Table(t) = block else {
+            return fail(format!("extensions[{position}]"), "must be a table");
+        };
+        let get = |k: &str| t.get(k).ok_or_else(|| (at(k), "is missing".to_string()));
+        let name = string(get("name")?, &at("name"))?;
+        let anniversary_from = date(get("anniversary_from")?, &at("anniversary_from"))?;
+        let anniversary_to = date(get("anniversary_to")?, &at("anniversary_to"))?;
+        if anniversary_to < anniversary_from {
+            return fail(at("anniversary_to"), "is before anniversary_from");
+        }
+        let exclude_competencies = t
+            .get("exclude_competencies")
+            .map(|v| strings(v, &at("exclude_competencies")))
+            .transpose()?;
+        out.push(Extension {
+            name,
+            anniversary_from,
+            anniversary_to,
+            exclude_competencies: exclude_competencies.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const SAMPLE: &str = r#"
+[calendar]
+refresh_day = 15
+directory_submit_from_day = 15
+directory_submit_to_day = 21
+directory_visible_by_day = 7
+
+[kpi_categories]
+courseware = ["MOC", "MOC On-Demand", "Custom MOC", "Microsoft Labs Online"]
+certification = ["Exam Voucher", "Practice Test"]
+
+[markets]
+default = "mature"
+emerging = ["BR", "IN", "ID", "MX", "ZA"]
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "action_pack"
+market = "*"
+min_mct = 1
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "silver"
+market = "mature"
+competency = "Data Analytics"
+min_mct = 2
+kpi = { courseware = 100, certification = 25 }
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "silver"
+kpi = { courseware = 80 }
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "silver"
+market = "emerging"
+kpi = { courseware = 40 }
+
+[[requirements]]
+effective_from = 2026-07-01
+level = "silver"
+market = "emerging"
+kpi = { courseware = 60 }
+
+[[extensions]]
+name = "COVID-19 competency extension"
+anniversary_from = 2021-01-01
+anniversary_to = 2021-06-30
+exclude_competencies = ["Cloud Business Applications"]
+"#;
+
+    fn d(s: &str) -> NaiveDate {
+        parse_date(s).unwrap()
+    }
+
+    fn key_of(text: &str) -> String {
+        Program::parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn sample_loads_with_defaults() {
+        let p = Program::parse(SAMPLE).unwrap();
+        assert_eq!(
+            p.categories
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["courseware", "certification"]
+        );
+        assert_eq!(p.omlp_type("moc on-demand"), Some(("MOC On-Demand", 0)));
+        assert_eq!(p.omlp_type(" exam voucher "), Some(("Exam Voucher", 1)));
+        assert_eq!(p.omlp_type("Webinar"), None);
+        assert_eq!(p.market_of("br"), "emerging");
+        assert_eq!(p.market_of("SE"), "mature");
+        let ap = &p.requirements[0];
+        assert_eq!(
+            (
+                ap.min_mct,
+                ap.exams_required,
+                ap.performance_commitment_required
+            ),
+            (1, false, false)
+        );
+        let generic = &p.requirements[2];
+        assert_eq!(
+            (
+                generic.min_mct,
+                generic.exams_required,
+                generic.market.as_deref()
+            ),
+            (1, true, None)
+        );
+        assert_eq!(generic.kpi, vec![80.0, 0.0]);
+        assert_eq!(p.calendar, Calendar::default());
+    }
+
+    #[test]
+    fn requirement_selection_follows_the_contract() {
+        let p = Program::parse(SAMPLE).unwrap();
+        let pick = |date: &str, market: &str, comp: &str| {
+            p.requirement(Level::Silver, d(date), market, comp)
+                .map(|r| r.position)
+        };
+        // Named competency beats a generic block.
+        assert_eq!(pick("2026-03-01", "mature", "data analytics"), Some(1));
+        assert_eq!(pick("2026-03-01", "mature", "Security"), Some(2));
+        // Named market beats "*".
+        assert_eq!(pick("2026-03-01", "emerging", "Security"), Some(3));
+        // The newest set on or before the decision date is the only one considered.
+        assert_eq!(pick("2026-07-01", "emerging", "Security"), Some(4));
+        assert_eq!(pick("2026-07-01", "mature", "Security"), None);
+        assert_eq!(pick("2025-06-30", "mature", "Security"), None);
+        assert_eq!(
+            p.requirement(Level::Gold, d("2026-03-01"), "mature", ""),
+            None
+        );
+    }
+
+    #[test]
+    fn extension_ranges_are_inclusive_and_exclude_competencies() {
+        let p = Program::parse(SAMPLE).unwrap();
+        assert!(p.extension_for(d("2021-01-01"), "Security").is_some());
+        assert!(p.extension_for(d("2021-06-30"), "Security").is_some());
+        assert!(p.extension_for(d("2021-07-01"), "Security").is_none());
+        assert!(p
+            .extension_for(d("2021-03-01"), "cloud business applications")
+            .is_none());
+    }
+
+    #[test]
+    fn rule_violations_name_the_key() {
+        let with = |extra: &str| format!("{SAMPLE}\n{extra}");
+        assert_eq!(
+            key_of(&with(
+                "[[requirements]]\neffective_from = 2025-07-01\nlevel = \"platinum\""
+            )),
+            "requirements[5].level"
+        );
+        assert_eq!(
+            key_of(&with("[[requirements]]\neffective_from = 2025-07-01\nlevel = \"gold\"\nmarket = \"moon\"")),
+            "requirements[5].market"
+        );
+        assert_eq!(
+            key_of(&with("[[requirements]]\neffective_from = 2025-07-01\nlevel = \"gold\"\nkpi = { books = 1 }")),
+            "requirements[5].kpi.books"
+        );
+        assert_eq!(
+            key_of(&with("[[requirements]]\neffective_from = 2025-07-01\nlevel = \"gold\"\nkpi = { courseware = -1 }")),
+            "requirements[5].kpi.courseware"
+        );
+        let twice = SAMPLE.replace("\"Practice Test\"]", "\"Practice Test\", \"moc\"]");
+        assert_eq!(key_of(&twice), "kpi_categories.certification");
+        let two_markets = SAMPLE.replace("\"ZA\"]", "\"ZA\"]\nnordic = [\"SE\", \"br\"]");
+        assert_eq!(key_of(&two_markets), "markets.nordic");
+        assert!(key_of("[calendar\nrefresh_day = 15").starts_with("line 1"));
+    }
+}

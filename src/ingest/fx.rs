@@ -1,0 +1,159 @@
+//! Monthly exchange rates to USD (`fx_rates.csv`, SPEC 3.3). USD is always 1.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::table::{self, Columns};
+use crate::calendar::Month;
+use crate::error::{Error, Result, RowProblem};
+
+const COLUMNS: [&str; 3] = ["month", "currency", "usd_per_unit"];
+
+#[derive(Clone, Debug, Default)]
+pub struct FxRates {
+    rates: HashMap<(Month, String), f64>,
+}
+
+impl FxRates {
+    /// Loads the rates; an absent file means "USD only".
+    pub fn load(path: &Path) -> Result<FxRates> {
+        if !path.exists() {
+            return Ok(FxRates::default());
+        }
+        let t = table::open(path)?;
+        let columns = Columns::resolve(path, &t.header, &COLUMNS, &COLUMNS)?;
+        let mut rates = HashMap::new();
+        let mut problems = Vec::new();
+        for row in t.rows {
+            let row = row?;
+            let mut report = |column: &str, reason: String| {
+                problems.push(RowProblem {
+                    row: row.row as usize,
+                    column: column.into(),
+                    reason,
+                })
+            };
+            let month_raw = columns.get(&row, 0);
+            let month = month_raw.parse::<Month>();
+            if month.is_err() {
+                report("month", format!("{month_raw:?} is not a month YYYY-MM"));
+            }
+            let currency = columns.get(&row, 1).to_uppercase();
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                report(
+                    "currency",
+                    format!("{currency:?} is not a three-letter currency code"),
+                );
+            }
+            let rate_raw = columns.get(&row, 2);
+            let rate = parse_rate(rate_raw);
+            match rate {
+                None => report(
+                    "usd_per_unit",
+                    format!("{rate_raw:?} is not a number above 0"),
+                ),
+                Some(r) if currency == "USD" && r != 1.0 => {
+                    report("usd_per_unit", "USD is always 1".into())
+                }
+                _ => {}
+            }
+            if let (Ok(month), Some(rate)) = (month, rate) {
+                if rates
+                    .insert((month, currency.clone()), rate)
+                    .is_some_and(|old| old != rate)
+                {
+                    report(
+                        "usd_per_unit",
+                        format!("a different rate for {month} {currency} is on an earlier row"),
+                    );
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::InvalidRows {
+                file: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(FxRates { rates })
+    }
+
+    /// The USD value of one unit of `currency` in `month`.
+    pub fn rate(&self, month: Month, currency: &str) -> Option<f64> {
+        if currency == "USD" {
+            return Some(1.0);
+        }
+        self.rates.get(&(month, currency.to_string())).copied()
+    }
+
+    /// All rates as (month index, currency, rate), sorted, for joining.
+    pub fn rows(&self) -> Vec<(i32, String, f64)> {
+        let mut rows: Vec<_> = self
+            .rates
+            .iter()
+            .map(|((m, c), r)| (m.index(), c.clone(), *r))
+            .collect();
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        rows
+    }
+}
+
+/// A plain positive decimal: digits, optionally a point and digits.
+fn parse_rate(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let plain = !int.is_empty()
+        && !frac.is_empty()
+        && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
+    plain
+        .then(|| s.parse::<f64>().ok())
+        .flatten()
+        .filter(|r| *r > 0.0 && r.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_load_and_usd_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fx_rates.csv");
+        std::fs::write(&path, "Month,Currency,USD_per_unit\n2026-10,eur,1.0856\n").unwrap();
+        let fx = FxRates::load(&path).unwrap();
+        let oct: Month = "2026-10".parse().unwrap();
+        assert_eq!(fx.rate(oct, "EUR"), Some(1.0856));
+        assert_eq!(fx.rate(oct, "USD"), Some(1.0));
+        assert_eq!(fx.rate(oct.plus(-1), "EUR"), None);
+        assert!(FxRates::load(&dir.path().join("absent.csv"))
+            .unwrap()
+            .rate(oct, "EUR")
+            .is_none());
+    }
+
+    #[test]
+    fn invalid_rows_fail_with_their_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fx_rates.csv");
+        std::fs::write(
+            &path,
+            "month,currency,usd_per_unit\n2026-10,EUR,0\n2026-13,EURO,1e3\n",
+        )
+        .unwrap();
+        let Err(Error::InvalidRows { problems, .. }) = FxRates::load(&path) else {
+            panic!()
+        };
+        let at: Vec<_> = problems
+            .iter()
+            .map(|p| (p.row, p.column.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (2, "usd_per_unit"),
+                (3, "month"),
+                (3, "currency"),
+                (3, "usd_per_unit")
+            ]
+        );
+    }
+}

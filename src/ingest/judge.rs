@@ -1,0 +1,202 @@
+//! Judging a delivery's parsed rows against this run's roster, rates, rules and the keys
+//! accepted by earlier deliveries (SPEC 4), as joins over the kept parsed rows.
+//!
+//! A row keeps the first reason that applies. The parse already settled `missing_value`,
+//! `invalid_value`, `not_an_invoice`, `unknown_document_type` and `future_date`; here follow
+//! `unknown_partner`, `unknown_omlp_type`, `sign_mismatch`, `no_fx_rate` and `duplicate_line`
+//! (the earliest accepted copy of `(invoice_number, invoice_line)` wins: earlier deliveries,
+//! then file name and row order inside this one; a row rejected for another reason claims no
+//! key).
+
+use polars::prelude::*;
+
+use super::extract::COLUMNS;
+use crate::calendar::Month;
+use crate::config::program::Program;
+use crate::ingest::fx::FxRates;
+use crate::ingest::roster::Roster;
+
+/// The lookup tables a judgement joins against, built once per run.
+pub struct Lookups {
+    partners: LazyFrame,
+    omlp: LazyFrame,
+    rates: LazyFrame,
+}
+
+impl Lookups {
+    pub fn new(program: &Program, roster: &Roster, fx: &FxRates) -> PolarsResult<Lookups> {
+        let ids: Vec<&str> = roster
+            .partners
+            .iter()
+            .map(|p| p.partner_id.as_str())
+            .collect();
+        let partners = df!("partner_id" => ids)?
+            .lazy()
+            .with_column(lit(true).alias("in_roster"));
+        let omlp = program.omlp_table();
+        let omlp = df!(
+            "omlp_key" => omlp.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+            "omlp_canonical" => omlp.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+            "category" => omlp.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+        )?
+        .lazy();
+        let rates = fx.rows();
+        let rates = df!(
+            "month_index" => rates.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "ccy" => rates.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+            "rate" => rates.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )?
+        .lazy();
+        Ok(Lookups {
+            partners,
+            omlp,
+            rates,
+        })
+    }
+}
+
+/// A delivery's judgement: accepted lines (normalised) and rejected rows (raw, with reason).
+pub struct Judged {
+    pub accepted: DataFrame,
+    pub rejected: DataFrame,
+}
+
+fn left() -> JoinArgs {
+    JoinArgs::new(JoinType::Left)
+}
+
+/// Judges `parsed` (delivery `delivery`) given the keys accepted by earlier deliveries
+/// (`invoice_number`, `invoice_line`), if any.
+pub fn judge(
+    parsed: LazyFrame,
+    delivery: Month,
+    lookups: &Lookups,
+    prior_keys: Option<LazyFrame>,
+) -> PolarsResult<Judged> {
+    let keys = |names: &[&str]| names.iter().map(|n| col(*n)).collect::<Vec<_>>();
+    let mut lf = parsed
+        .with_column(col("omlp_type").str().to_lowercase().alias("omlp_key"))
+        .join(
+            lookups.partners.clone(),
+            keys(&["partner_id"]),
+            keys(&["partner_id"]),
+            left(),
+        )
+        .join(
+            lookups.omlp.clone(),
+            keys(&["omlp_key"]),
+            keys(&["omlp_key"]),
+            left(),
+        )
+        .join(
+            lookups.rates.clone(),
+            keys(&["month_index", "ccy"]),
+            keys(&["month_index", "ccy"]),
+            left(),
+        );
+    let prior = match prior_keys {
+        Some(prior) => {
+            let prior = prior
+                .select([col("invoice_number"), col("invoice_line").alias("line_no")])
+                .unique(None, UniqueKeepStrategy::First)
+                .with_column(lit(true).alias("prior"));
+            lf = lf.join(
+                prior,
+                keys(&["invoice_number", "line_no"]),
+                keys(&["invoice_number", "line_no"]),
+                left(),
+            );
+            col("prior").fill_null(lit(false))
+        }
+        None => lit(false),
+    };
+    let rate = when(col("ccy").eq(lit("USD")))
+        .then(lit(1.0))
+        .otherwise(col("rate"));
+    let sign_mismatch = (col("credit")
+        .not()
+        .and(col("kpi").lt(lit(0.0)).or(col("rev").lt(lit(0.0)))))
+    .or(col("credit").and(col("kpi").gt(lit(0.0)).or(col("rev").gt(lit(0.0)))));
+    let reason = when(col("pre_reason").is_not_null())
+        .then(col("pre_reason"))
+        .when(col("in_roster").is_null())
+        .then(lit("unknown_partner"))
+        .when(col("category").is_null())
+        .then(lit("unknown_omlp_type"))
+        .when(sign_mismatch)
+        .then(lit("sign_mismatch"))
+        .when(col("usd_rate").is_null())
+        .then(lit("no_fx_rate"))
+        .when(prior)
+        .then(lit("duplicate_line"))
+        .otherwise(lit(NULL).cast(DataType::String));
+    // Within the delivery the first copy of a key among the rows still standing wins. The
+    // line number has no separator character, so "line|number" is an unambiguous key.
+    let key = concat_str(
+        [col("line_no").cast(DataType::String), col("invoice_number")],
+        "|",
+        false,
+    );
+    let standing_key = when(col("reason").is_null())
+        .then(key)
+        .otherwise(lit(NULL).cast(DataType::String));
+    let judged = lf
+        .with_column(rate.alias("usd_rate"))
+        .with_column(reason.alias("reason"))
+        .sort(["seq"], SortMultipleOptions::default())
+        .with_column(standing_key.alias("standing_key"))
+        .with_column(
+            when(
+                col("reason")
+                    .is_null()
+                    .and(col("standing_key").is_first_distinct().not()),
+            )
+            .then(lit("duplicate_line"))
+            .otherwise(col("reason"))
+            .alias("reason"),
+        )
+        .collect()?;
+
+    let delivery = lit(delivery.to_string()).alias("delivery");
+    let accepted = judged
+        .clone()
+        .lazy()
+        .filter(col("reason").is_null())
+        .select([
+            delivery.clone(),
+            col("source_file"),
+            col("source_row"),
+            col("invoice_number"),
+            col("line_no").alias("invoice_line"),
+            col("date").alias("invoice_date"),
+            col("month").alias("invoice_month"),
+            col("month_index"),
+            when(col("credit"))
+                .then(lit("Credit Note"))
+                .otherwise(lit("Invoice"))
+                .alias("document_type"),
+            col("partner_id"),
+            col("omlp_canonical").alias("omlp_type"),
+            col("category"),
+            col("purchase_unit"),
+            col("kpi").alias("kpi_value"),
+            col("rev").alias("revenue"),
+            col("ccy").alias("currency"),
+            col("usd_rate").alias("usd_per_unit"),
+            (col("rev") * col("usd_rate")).alias("revenue_usd"),
+        ])
+        .collect()?;
+    let mut rejected_columns = vec![
+        delivery,
+        col("source_file"),
+        col("source_row"),
+        col("reason"),
+    ];
+    rejected_columns.extend(COLUMNS.iter().map(|c| col(*c)));
+    let rejected = judged
+        .lazy()
+        .filter(col("reason").is_not_null())
+        .select(rejected_columns)
+        .collect()?;
+    Ok(Judged { accepted, rejected })
+}

@@ -1,0 +1,11 @@
+//! Ingestion: reading the roster, rates and invoice extracts, and judging every extract row.
+//!
+//! [`table`] reads CSV and XLSX files as text; [`roster`] and [`fx`] check master data;
+//! [`extract`] parses delivery files into rows with the reasons a row earns by itself;
+//! [`judge`] settles the rest of SPEC 4 with joins against this run's lookups.
+
+pub mod extract;
+pub mod fx;
+pub mod judge;
+pub mod roster;
+pub mod table;

@@ -1,0 +1,360 @@
+//! Reading CSV and XLSX files as tables of text, losing no row.
+//!
+//! Every cell is read as text first: no type inference that could drop or coerce a value.
+//! CSV: UTF-8 with or without a byte-order mark, LF or CRLF, RFC 4180 quoting. XLSX: the first
+//! worksheet, date cells as `YYYY-MM-DD`, whole numbers without `.0`. Each row keeps its
+//! spreadsheet row number (the header is row 1); rows whose cells are all empty are skipped
+//! but still counted, as a spreadsheet would number them. Header names are matched
+//! case-insensitively after trimming.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use calamine::{Data, Reader, SheetType, Xlsx};
+
+use crate::error::{Error, Result};
+
+/// One data row: its spreadsheet row number and its cells, trimmed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawRow {
+    pub row: u32,
+    pub cells: Vec<String>,
+    /// Indices of cells that were not valid UTF-8 (decoded lossily).
+    pub bad_encoding: Vec<usize>,
+}
+
+impl RawRow {
+    pub fn cell(&self, index: usize) -> &str {
+        self.cells.get(index).map_or("", |s| s.as_str())
+    }
+}
+
+/// An open table: the header and an iterator over its data rows.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Box<dyn Iterator<Item = Result<RawRow>>>,
+}
+
+/// The kind of a file, by its name; `None` for files that are not read.
+pub fn kind_of(path: &Path) -> Option<Kind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Some(Kind::Csv),
+        "xlsx" => Some(Kind::Xlsx),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Csv,
+    Xlsx,
+}
+
+pub fn open(path: &Path) -> Result<Table> {
+    match kind_of(path) {
+        Some(Kind::Xlsx) => open_xlsx(path),
+        _ => open_csv(path),
+    }
+}
+
+fn unreadable(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Unreadable {
+        file: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn open_csv(path: &Path) -> Result<Table> {
+    let mut data = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+    if data.starts_with(b"\xEF\xBB\xBF") {
+        data.drain(..3);
+    }
+    // The whole file is kept so that rows are numbered from the bytes themselves: the CSV
+    // reader skips blank lines and reports a CRLF record's start on the previous line.
+    let data: Rc<[u8]> = data.into();
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::Cursor::new(Rc::clone(&data)));
+    let mut record = csv::ByteRecord::new();
+    let mut lines = LineCounter::default();
+    let header = match csv.read_byte_record(&mut record) {
+        Ok(true) => {
+            lines.row_of(&data, &record);
+            decode(&record).0
+        }
+        Ok(false) => Vec::new(),
+        Err(e) => return Err(csv_error(path, e)),
+    };
+    let path: PathBuf = path.to_path_buf();
+    let rows = std::iter::from_fn(move || loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return None,
+            Err(e) => return Some(Err(csv_error(&path, e))),
+            Ok(true) => {
+                let row = lines.row_of(&data, &record);
+                let (cells, bad_encoding) = decode(&record);
+                if cells.iter().all(|c| c.is_empty()) {
+                    continue;
+                }
+                let row = u32::try_from(row).unwrap_or(u32::MAX);
+                return Some(Ok(RawRow {
+                    row,
+                    cells,
+                    bad_encoding,
+                }));
+            }
+        }
+    });
+    Ok(Table {
+        header,
+        rows: Box::new(rows),
+    })
+}
+
+/// Spreadsheet row numbers of CSV records: one row per line, except that a quoted field
+/// spanning several lines keeps its record on one row.
+#[derive(Default)]
+struct LineCounter {
+    scanned: usize,
+    newlines: u64,
+    inside_fields: u64,
+}
+
+impl LineCounter {
+    fn row_of(&mut self, data: &[u8], record: &csv::ByteRecord) -> u64 {
+        let mut start = record
+            .position()
+            .map_or(self.scanned, |p| p.byte() as usize)
+            .clamp(self.scanned, data.len());
+        while start < data.len() && matches!(data[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        self.newlines += data[self.scanned..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.scanned = start;
+        let row = self.newlines + 1 - self.inside_fields;
+        self.inside_fields += embedded_newlines(record);
+        row
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let at = e
+        .position()
+        .map(|p| format!(" (line {})", p.line()))
+        .unwrap_or_default();
+    unreadable(path, format!("{e}{at}"))
+}
+
+fn embedded_newlines(record: &csv::ByteRecord) -> u64 {
+    record
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+        .sum()
+}
+
+fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
+    let mut bad = Vec::new();
+    let cells = record
+        .iter()
+        .enumerate()
+        .map(|(i, field)| match std::str::from_utf8(field) {
+            Ok(s) => s.trim().to_string(),
+            Err(_) => {
+                bad.push(i);
+                String::from_utf8_lossy(field).trim().to_string()
+            }
+        })
+        .collect();
+    (cells, bad)
+}
+
+fn open_xlsx(path: &Path) -> Result<Table> {
+    let mut book: Xlsx<BufReader<File>> =
+        calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
+    let first = book
+        .sheets_metadata()
+        .iter()
+        .find(|s| s.typ == SheetType::WorkSheet)
+        .map(|s| s.name.clone())
+        .ok_or_else(|| unreadable(path, "the workbook has no worksheet"))?;
+    let range = book
+        .worksheet_range(&first)
+        .map_err(|e| unreadable(path, e))?;
+    let (top, left) = range.start().unwrap_or((0, 0));
+    let mut grid = range.rows().enumerate().map(move |(i, cells)| {
+        let mut row: Vec<String> = vec![String::new(); left as usize];
+        row.extend(cells.iter().map(cell_text));
+        (top + i as u32 + 1, row)
+    });
+    // Row 1 is the header; a sheet whose used area starts lower has an empty header.
+    let header = if top == 0 {
+        grid.next().map(|(_, cells)| cells).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<_> = grid
+        .filter(|(_, cells)| cells.iter().any(|c| !c.is_empty()))
+        .map(|(row, cells)| {
+            Ok(RawRow {
+                row,
+                cells,
+                bad_encoding: Vec::new(),
+            })
+        })
+        .collect();
+    Ok(Table {
+        header,
+        rows: Box::new(rows.into_iter()),
+    })
+}
+
+/// The text of one XLSX cell, as the contract reads it.
+pub fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => number_text(*f),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(dt) => match dt.as_datetime() {
+            Some(t) if t.time() == chrono::NaiveTime::MIN => {
+                t.date().format("%Y-%m-%d").to_string()
+            }
+            Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            None => number_text(dt.as_f64()),
+        },
+        Data::DateTimeIso(s) => s.strip_suffix("T00:00:00").unwrap_or(s).trim().to_string(),
+        Data::DurationIso(s) => s.trim().to_string(),
+        Data::Error(e) => format!("#{e:?}"),
+    }
+}
+
+/// A number as plain text: whole numbers without `.0`, others in their shortest exact form.
+pub fn number_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Where each wanted column sits in a file's header.
+#[derive(Clone, Debug)]
+pub struct Columns {
+    /// Index in the file for each wanted column, in the order asked for.
+    pub index: Vec<Option<usize>>,
+    /// Header names the reader does not know, for the log.
+    pub unknown: Vec<String>,
+}
+
+impl Columns {
+    /// Matches `wanted` names against `header`; the first of `required` that is missing fails.
+    pub fn resolve(
+        file: &Path,
+        header: &[String],
+        wanted: &[&str],
+        required: &[&str],
+    ) -> Result<Columns> {
+        let normal: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+        let index: Vec<Option<usize>> = wanted
+            .iter()
+            .map(|w| normal.iter().position(|h| h == &w.to_lowercase()))
+            .collect();
+        for (w, i) in wanted.iter().zip(&index) {
+            if i.is_none() && required.contains(w) {
+                return Err(Error::MissingColumn {
+                    file: file.to_path_buf(),
+                    column: (*w).to_string(),
+                });
+            }
+        }
+        let unknown = header
+            .iter()
+            .zip(&normal)
+            .filter(|(_, n)| !n.is_empty() && !wanted.iter().any(|w| w.eq_ignore_ascii_case(n)))
+            .map(|(h, _)| h.trim().to_string())
+            .collect();
+        Ok(Columns { index, unknown })
+    }
+
+    /// The value of wanted column `k` in `row` ("" when absent).
+    pub fn get<'r>(&self, row: &'r RawRow, k: usize) -> &'r str {
+        self.index[k].map_or("", |i| row.cell(i))
+    }
+
+    /// Whether wanted column `k` of `row` was not valid UTF-8.
+    pub fn bad_encoding(&self, row: &RawRow, k: usize) -> bool {
+        self.index[k].is_some_and(|i| row.bad_encoding.contains(&i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8]) -> (Vec<String>, Vec<RawRow>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let t = open(&path).unwrap();
+        (t.header, t.rows.collect::<Result<Vec<_>>>().unwrap())
+    }
+
+    #[test]
+    fn bom_crlf_and_quoting() {
+        let (header, rows) = read(b"\xEF\xBB\xBFa, B \r\n\"x, y\",\"say \"\"hi\"\"\"\r\n 1 ,2\r\n");
+        assert_eq!(header, ["a", "B"]);
+        assert_eq!(rows[0].cells, ["x, y", "say \"hi\""]);
+        assert_eq!((rows[0].row, rows[1].row), (2, 3));
+        assert_eq!(rows[1].cells, ["1", "2"]);
+    }
+
+    #[test]
+    fn row_numbers_are_spreadsheet_rows() {
+        // A quoted field spanning two lines is one row; an empty line and a row of empty
+        // cells are no data rows but keep their numbers.
+        let (_, rows) = read(b"a,b\n\"multi\nline\",1\n,\n\nx,2\n\n\n\"y\r\n\",3\r\nz,4");
+        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
+        assert_eq!(at, [(2, "multi\nline"), (5, "x"), (8, "y"), (9, "z")]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_flagged_not_lost() {
+        let (_, rows) = read(b"a,b\nok,\xFF\xFE\n");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].bad_encoding, [1]);
+    }
+
+    #[test]
+    fn numbers_read_from_xlsx_lose_their_dot_zero() {
+        assert_eq!(number_text(4401234.0), "4401234");
+        assert_eq!(number_text(12.5), "12.5");
+        assert_eq!(number_text(-3.0), "-3");
+        assert_eq!(cell_text(&Data::Float(7.0)), "7");
+        assert_eq!(cell_text(&Data::String(" x ".into())), "x");
+    }
+
+    #[test]
+    fn columns_match_case_insensitively_and_name_the_missing_one() {
+        let header: Vec<String> = [" Partner_ID ", "extra", "NAME"].map(String::from).to_vec();
+        let c = Columns::resolve(
+            Path::new("f.csv"),
+            &header,
+            &["partner_id", "name", "x"],
+            &["partner_id"],
+        )
+        .unwrap();
+        assert_eq!(c.index, [Some(0), Some(2), None]);
+        assert_eq!(c.unknown, ["extra"]);
+        let e =
+            Columns::resolve(Path::new("f.csv"), &header, &["country"], &["country"]).unwrap_err();
+        assert_eq!(e.to_string(), "f.csv: missing required column \"country\"");
+    }
+}

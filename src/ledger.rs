@@ -1,0 +1,353 @@
+//! The validated ledger: one Parquet partition per delivery, `ledger/delivery=YYYY-MM/`.
+//!
+//! A partition holds the delivery's parsed rows (`parsed.parquet`, kept so that judging again
+//! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
+//! `rejected.parquet`: raw values with their reason) and `_partition.json`: the SHA-256 of each
+//! source file and of what the judgement depended on (roster, rates, program.toml and the
+//! earlier partitions, through the previous partition's judgement hash). [`update`] brings
+//! every delivery up to date, oldest first: an unchanged partition is reused, one whose
+//! dependencies changed is judged again from its parsed rows, one whose files changed is parsed
+//! again; new partitions are staged and replace the old ones as a whole at commit.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::calendar::Month;
+use crate::digest::{sha256_bytes, sha256_file};
+use crate::error::{Error, Result};
+use crate::ingest::extract::{self, Parsed};
+use crate::ingest::judge::{self, Lookups};
+use crate::publish::Staging;
+
+/// Bumped when the partition layout or the judging rules change, so old partitions are judged
+/// again.
+pub const FORMAT: u32 = 1;
+
+pub const PARSED: &str = "parsed.parquet";
+pub const ACCEPTED: &str = "accepted.parquet";
+pub const REJECTED: &str = "rejected.parquet";
+pub const META: &str = "_partition.json";
+
+pub fn partition_rel(delivery: Month) -> String {
+    format!("ledger/delivery={delivery}")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub name: String,
+    pub sha256: String,
+    pub rows: u64,
+}
+
+/// What a judgement depended on, by SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depends {
+    pub roster: String,
+    pub fx_rates: String,
+    pub program: String,
+    /// The judgement hash of the previous delivery's partition.
+    pub previous: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    pub format: u32,
+    pub delivery: String,
+    pub files: Vec<SourceFile>,
+    pub depends: Depends,
+    /// SHA-256 of format, delivery, files and dependencies: equal means "same judgement".
+    pub judgement: String,
+    pub read: u64,
+    pub accepted: u64,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+impl PartitionMeta {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// A delivery found in `input/extracts/`.
+#[derive(Clone, Debug)]
+pub struct DeliveryInput {
+    pub month: Month,
+    pub folder: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+/// Lists the deliveries up to `last` (inclusive), oldest first, with their files. Folders not
+/// named `YYYY-MM` and files other than CSV and XLSX are logged and ignored.
+pub fn deliveries(input: &Path, last: Month) -> Result<Vec<DeliveryInput>> {
+    let root = input.join("extracts");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(_) => return Ok(out),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let Ok(month) = name.parse::<Month>() else {
+            info!(path = %path.display(), "ignored: not a delivery folder named YYYY-MM");
+            continue;
+        };
+        if month > last || !path.is_dir() {
+            continue;
+        }
+        let (files, ignored) = extract::list_files(&path)?;
+        for f in ignored {
+            info!(path = %f.display(), "ignored: only .csv and .xlsx files are read");
+        }
+        out.push(DeliveryInput {
+            month,
+            folder: path,
+            files,
+        });
+    }
+    out.sort_by_key(|d| d.month);
+    Ok(out)
+}
+
+/// How one delivery stands after [`update`].
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub meta: PartitionMeta,
+    pub month: Month,
+    /// Judged by this run (new, changed, or with changed dependencies).
+    pub judged: bool,
+    /// Parsed from its files by this run.
+    pub parsed: bool,
+    /// The partition folder to read: staged when judged, published otherwise.
+    pub dir: PathBuf,
+    /// Unknown columns per file, when parsed by this run.
+    pub unknown_columns: Vec<(String, Vec<String>)>,
+}
+
+impl Outcome {
+    pub fn accepted_path(&self) -> PathBuf {
+        self.dir.join(ACCEPTED)
+    }
+
+    pub fn rejected_path(&self) -> PathBuf {
+        self.dir.join(REJECTED)
+    }
+}
+
+/// The inputs every judgement depends on.
+pub struct Context<'a> {
+    pub output: &'a Path,
+    pub lookups: &'a Lookups,
+    pub roster_sha: String,
+    pub fx_sha: String,
+    pub program_sha: String,
+}
+
+fn read_meta(dir: &Path) -> Option<PartitionMeta> {
+    let text = std::fs::read(dir.join(META)).ok()?;
+    let meta: PartitionMeta = serde_json::from_slice(&text).ok()?;
+    let complete = [PARSED, ACCEPTED, REJECTED]
+        .iter()
+        .all(|f| dir.join(f).is_file());
+    complete.then_some(meta)
+}
+
+fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::write(path, e))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .finish(df)
+        .map_err(|e| Error::internal(format!("writing {}", path.display()), e))?;
+    Ok(())
+}
+
+fn scan(path: &Path) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
+}
+
+/// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
+pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut previous: Option<String> = None;
+    for input in inputs {
+        let started = Instant::now();
+        let mut files = Vec::new();
+        for path in &input.files {
+            let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
+                file: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push(SourceFile {
+                name,
+                sha256,
+                rows: 0,
+            });
+        }
+        let depends = Depends {
+            roster: ctx.roster_sha.clone(),
+            fx_rates: ctx.fx_sha.clone(),
+            program: ctx.program_sha.clone(),
+            previous: previous.clone(),
+        };
+        let identity: Vec<(&str, &str)> = files
+            .iter()
+            .map(|f| (f.name.as_str(), f.sha256.as_str()))
+            .collect();
+        let judgement = sha256_bytes(
+            serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
+                .expect("serialisable")
+                .as_bytes(),
+        );
+        let published = ctx.output.join(partition_rel(input.month));
+        let existing = read_meta(&published).filter(|m| m.format == FORMAT);
+
+        let outcome = match existing {
+            Some(meta) if meta.judgement == judgement => Outcome {
+                meta,
+                month: input.month,
+                judged: false,
+                parsed: false,
+                dir: published,
+                unknown_columns: Vec::new(),
+            },
+            existing => {
+                let same_files = existing.as_ref().is_some_and(|m| {
+                    m.files
+                        .iter()
+                        .map(|f| (f.name.as_str(), f.sha256.as_str()))
+                        .eq(identity.iter().copied())
+                });
+                let dir = staging.path(&partition_rel(input.month))?;
+                std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                let mut unknown_columns = Vec::new();
+                let parsed = if same_files {
+                    let kept = published.join(PARSED);
+                    // The kept rows are immutable: link them into the new partition.
+                    std::fs::hard_link(&kept, dir.join(PARSED))
+                        .or_else(|_| std::fs::copy(&kept, dir.join(PARSED)).map(|_| ()))
+                        .map_err(|e| Error::write(dir.join(PARSED), e))?;
+                    for (f, old) in files
+                        .iter_mut()
+                        .zip(&existing.as_ref().expect("same files").files)
+                    {
+                        f.rows = old.rows;
+                    }
+                    false
+                } else {
+                    let mut parsed = Parsed::default();
+                    for (path, f) in input.files.iter().zip(files.iter_mut()) {
+                        let read = parsed.read_file(path, input.month)?;
+                        f.rows = read.rows;
+                        if !read.unknown_columns.is_empty() {
+                            unknown_columns.push((read.name, read.unknown_columns));
+                        }
+                    }
+                    let mut df = parsed.into_frame()?;
+                    write_parquet(&mut df, &dir.join(PARSED))?;
+                    true
+                };
+                let prior: Vec<LazyFrame> = outcomes
+                    .iter()
+                    .map(|o| {
+                        scan(&o.accepted_path())
+                            .map(|lf| lf.select([col("invoice_number"), col("invoice_line")]))
+                    })
+                    .collect::<PolarsResult<_>>()?;
+                let prior = if prior.is_empty() {
+                    None
+                } else {
+                    Some(concat(prior, UnionArgs::default())?)
+                };
+                let mut judged =
+                    judge::judge(scan(&dir.join(PARSED))?, input.month, ctx.lookups, prior)?;
+                write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+                write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                let mut rejected = BTreeMap::new();
+                for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
+                    *rejected.entry(reason.to_string()).or_insert(0u64) += 1;
+                }
+                let accepted = judged.accepted.height() as u64;
+                let meta = PartitionMeta {
+                    format: FORMAT,
+                    delivery: input.month.to_string(),
+                    read: accepted + rejected.values().sum::<u64>(),
+                    accepted,
+                    rejected,
+                    files,
+                    depends,
+                    judgement: judgement.clone(),
+                };
+                let meta_path = dir.join(META);
+                let text = serde_json::to_vec_pretty(&meta)
+                    .map_err(|e| Error::internal("partition metadata", e))?;
+                std::fs::write(&meta_path, text).map_err(|e| Error::write(&meta_path, e))?;
+                Outcome {
+                    meta,
+                    month: input.month,
+                    judged: true,
+                    parsed,
+                    dir,
+                    unknown_columns,
+                }
+            }
+        };
+        info!(
+            delivery = %input.month,
+            judged = outcome.judged,
+            parsed = outcome.parsed,
+            read = outcome.meta.read,
+            accepted = outcome.meta.accepted,
+            rejected = outcome.meta.rejected_total(),
+            ms = started.elapsed().as_millis() as u64,
+            "ledger: delivery {}",
+            if outcome.parsed { "parsed and judged" } else if outcome.judged { "judged again from kept rows" } else { "unchanged, reused" }
+        );
+        debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
+        previous = Some(judgement);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Partitions in the published ledger up to `last` whose delivery is no longer in the input.
+pub fn stale_partitions(output: &Path, inputs: &[DeliveryInput], last: Month) -> Vec<Month> {
+    let Ok(entries) = std::fs::read_dir(output.join("ledger")) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<Month> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("delivery=")
+                .and_then(|m| m.parse::<Month>().ok())
+        })
+        .filter(|m| *m <= last && !inputs.iter().any(|d| d.month == *m))
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// All accepted lines of the given partitions, lazily.
+pub fn scan_accepted(outcomes: &[Outcome]) -> PolarsResult<LazyFrame> {
+    let frames = outcomes
+        .iter()
+        .map(|o| scan(&o.accepted_path()))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    concat(frames, UnionArgs::default())
+}
+
+/// The rejected rows of one partition.
+pub fn read_rejected(outcome: &Outcome) -> PolarsResult<DataFrame> {
+    scan(&outcome.rejected_path())?.collect()
+}

@@ -1,0 +1,33 @@
+//! `kpi-refresh`: parses the command line, runs the command, and turns the outcome into an
+//! exit code. All work lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kpi_refresh::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to stdout and succeed; any other usage error is exit 64.
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    kpi_refresh::logging::init(cli.log_format, cli.verbose, cli.quiet);
+    match std::panic::catch_unwind(|| kpi_refresh::commands::execute(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::error!(exit_code = e.exit_code(), "{e:#}");
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => {
+            tracing::error!(
+                exit_code = 70,
+                "internal error: the program panicked (see the message above)"
+            );
+            ExitCode::from(70)
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Writing the output folder safely: the run's lock, the staging area and the atomic commit.
+//!
+//! A run writes everything (ledger partitions, state files, the reports folder) into a staging
+//! folder under `output/.kpi-refresh/`. Only when all of it succeeded does [`commit`] move it
+//! into place: it first writes a journal naming every move, then performs the moves (renames
+//! on the same file system), then deletes the journal. A run killed before the journal exists
+//! leaves the published files untouched; one killed during the moves is completed by the next
+//! run, before it reads anything ([`recover`]). One run at a time holds `output/.kpi-refresh/lock`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The program's own folder inside the output folder.
+pub const WORK_DIR: &str = ".kpi-refresh";
+const JOURNAL: &str = "journal.json";
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::write(path, e)
+}
+
+/// The output folder's lock, held until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Takes the output folder's lock, or fails at once (exit 75) naming the holder. A lock left
+/// by a killed process is released by the operating system, so it never blocks a later run.
+pub fn lock(output: &Path) -> Result<Lock> {
+    let dir = output.join(WORK_DIR);
+    fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(write_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "holder unknown".to_string()
+            } else {
+                holder.to_string()
+            };
+            return Err(Error::Locked { path, holder });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::write(&path, e)),
+    }
+    let note = format!(
+        "pid {}, started {}",
+        std::process::id(),
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
+    );
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(note.as_bytes()));
+    Ok(Lock { _file: file, path })
+}
+
+/// One move of a commit, by path relative to the output folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Move {
+    /// Put the staged file or folder in place, replacing what is there.
+    Put(String),
+    /// Take away what is there.
+    Remove(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    staging: String,
+    moves: Vec<Move>,
+}
+
+/// The run's staging folder, mirroring the layout of the output folder.
+#[derive(Debug)]
+pub struct Staging {
+    pub output: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Staging {
+    /// A fresh staging folder for this run (under the lock).
+    pub fn create(output: &Path) -> Result<Staging> {
+        let name = format!("staging-{}", std::process::id());
+        let root = output.join(WORK_DIR).join(name);
+        if root.exists() {
+            fs::remove_dir_all(&root).map_err(write_err(&root))?;
+        }
+        fs::create_dir_all(&root).map_err(write_err(&root))?;
+        Ok(Staging {
+            output: output.to_path_buf(),
+            root,
+        })
+    }
+
+    /// A staging folder outside the output folder, for runs that must write nothing there.
+    pub fn detached(output: &Path) -> Result<(Staging, tempfile::TempDir)> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::write(std::env::temp_dir(), e))?;
+        Ok((
+            Staging {
+                output: output.to_path_buf(),
+                root: tmp.path().to_path_buf(),
+            },
+            tmp,
+        ))
+    }
+
+    /// Where `rel` is staged; its parent folders are created.
+    pub fn path(&self, rel: &str) -> Result<PathBuf> {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(write_err(parent))?;
+        }
+        Ok(path)
+    }
+}
+
+/// Moves the staged files into place, atomically as seen by later runs.
+pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
+    let work = staging.output.join(WORK_DIR);
+    let journal = Journal {
+        staging: staging.root.to_string_lossy().into_owned(),
+        moves: moves.to_vec(),
+    };
+    let path = work.join(JOURNAL);
+    let tmp = work.join("journal.json.tmp");
+    let text = serde_json::to_vec_pretty(&journal).map_err(|e| Error::internal("journal", e))?;
+    {
+        let mut f = File::create(&tmp).map_err(write_err(&tmp))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(write_err(&tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(write_err(&path))?;
+    apply(&staging.output, &journal)?;
+    fs::remove_file(&path).map_err(write_err(&path))?;
+    Ok(())
+}
+
+/// Completes a commit that a killed run left half done, and clears what it left aside.
+pub fn recover(output: &Path) -> Result<bool> {
+    let work = output.join(WORK_DIR);
+    let path = work.join(JOURNAL);
+    let mut recovered = false;
+    if path.exists() {
+        let text = fs::read(&path).map_err(write_err(&path))?;
+        let journal: Journal = serde_json::from_slice(&text)
+            .map_err(|e| Error::internal(format!("reading {}", path.display()), e))?;
+        apply(output, &journal)?;
+        fs::remove_file(&path).map_err(write_err(&path))?;
+        recovered = true;
+    }
+    if let Ok(entries) = fs::read_dir(&work) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("staging-") || name == "trash" || name.ends_with(".tmp") {
+                let p = entry.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+    }
+    Ok(recovered)
+}
+
+fn apply(output: &Path, journal: &Journal) -> Result<()> {
+    let staging = PathBuf::from(&journal.staging);
+    let trash = output.join(WORK_DIR).join("trash");
+    fs::create_dir_all(&trash).map_err(write_err(&trash))?;
+    for (i, m) in journal.moves.iter().enumerate() {
+        match m {
+            Move::Put(rel) => {
+                let from = staging.join(rel);
+                let to = output.join(rel);
+                if !from.exists() {
+                    continue; // already moved
+                }
+                if let Some(parent) = to.parent() {
+                    fs::create_dir_all(parent).map_err(write_err(parent))?;
+                }
+                if to.is_dir() {
+                    let aside = trash.join(i.to_string());
+                    fs::rename(&to, &aside).map_err(write_err(&to))?;
+                }
+                fs::rename(&from, &to).map_err(write_err(&to))?;
+            }
+            Move::Remove(rel) => {
+                let target = output.join(rel);
+                if target.exists() {
+                    fs::rename(&target, trash.join(i.to_string())).map_err(write_err(&target))?;
+                }
+            }
+        }
+    }
+    fs::remove_dir_all(&trash).map_err(write_err(&trash))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_fails_with_exit_75_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock(dir.path()).unwrap();
+        let e = lock(dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 75);
+        assert!(
+            e.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        drop(first);
+        assert!(lock(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn commit_replaces_folders_and_files_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        fs::create_dir_all(out.join("reports/2026-11")).unwrap();
+        fs::write(out.join("reports/2026-11/old.csv"), "old").unwrap();
+        fs::create_dir_all(out.join("ledger/delivery=2020-01")).unwrap();
+        let staging = Staging::create(out).unwrap();
+        fs::write(staging.path("reports/2026-11/new.csv").unwrap(), "new").unwrap();
+        fs::write(staging.path("state/levels/2026-11.csv").unwrap(), "s").unwrap();
+        let moves = [
+            Move::Put("reports/2026-11".into()),
+            Move::Put("state/levels/2026-11.csv".into()),
+            Move::Remove("ledger/delivery=2020-01".into()),
+        ];
+        commit(&staging, &moves).unwrap();
+        assert!(!out.join("reports/2026-11/old.csv").exists());
+        assert_eq!(
+            fs::read_to_string(out.join("reports/2026-11/new.csv")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            fs::read_to_string(out.join("state/levels/2026-11.csv")).unwrap(),
+            "s"
+        );
+        assert!(!out.join("ledger/delivery=2020-01").exists());
+        assert!(!out.join(WORK_DIR).join(JOURNAL).exists());
+    }
+
+    #[test]
+    fn recover_completes_a_half_done_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let staging = Staging::create(out).unwrap();
+        fs::write(staging.path("a.csv").unwrap(), "a").unwrap();
+        fs::write(staging.path("b.csv").unwrap(), "b").unwrap();
+        // As if killed after the journal was written and the first move was done.
+        let journal = Journal {
+            staging: staging.root.to_string_lossy().into_owned(),
+            moves: vec![Move::Put("a.csv".into()), Move::Put("b.csv".into())],
+        };
+        fs::write(
+            out.join(WORK_DIR).join(JOURNAL),
+            serde_json::to_vec(&journal).unwrap(),
+        )
+        .unwrap();
+        fs::rename(staging.root.join("a.csv"), out.join("a.csv")).unwrap();
+        assert!(recover(out).unwrap());
+        assert_eq!(fs::read_to_string(out.join("b.csv")).unwrap(), "b");
+        assert!(!staging.root.exists());
+    }
+}

@@ -1,0 +1,715 @@
+//! Eligibility and renewal decisions of a refresh (SPEC 5).
+//!
+//! For every roster partner: its enrollment in R (the roster's, `none` when enrolled after R,
+//! or a downgrade or lapse carried forward from `state/levels/` while the roster lags), its
+//! next anniversary, the requirement block of each level at the decision date, the highest
+//! level it qualifies for, and from these the renewal status, effective level, outlook and
+//! KPI gaps. Owns the `state/levels/YYYY-MM.csv` files.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use tracing::info;
+
+use crate::calendar::{next_anniversary, Month};
+use crate::config::program::{Level, Program};
+use crate::error::{Error, Result};
+use crate::ingest::roster::{Partner, Roster};
+use crate::kpi::{round4, PartnerKpis};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    NotEnrolled,
+    NotDue,
+    Extended,
+    UpgradeEligible,
+    Renew,
+    Downgrade,
+    Lapse,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::NotEnrolled,
+        Status::NotDue,
+        Status::Extended,
+        Status::UpgradeEligible,
+        Status::Renew,
+        Status::Downgrade,
+        Status::Lapse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotEnrolled => "not_enrolled",
+            Status::NotDue => "not_due",
+            Status::Extended => "extended",
+            Status::UpgradeEligible => "upgrade_eligible",
+            Status::Renew => "renew",
+            Status::Downgrade => "downgrade",
+            Status::Lapse => "lapse",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outlook {
+    UpgradeEligible,
+    OnTrack,
+    AtRisk,
+    EligibleToEnroll,
+    NotEligible,
+}
+
+impl Outlook {
+    pub const ALL: [Outlook; 5] = [
+        Outlook::UpgradeEligible,
+        Outlook::OnTrack,
+        Outlook::AtRisk,
+        Outlook::EligibleToEnroll,
+        Outlook::NotEligible,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outlook::UpgradeEligible => "upgrade_eligible",
+            Outlook::OnTrack => "on_track",
+            Outlook::AtRisk => "at_risk",
+            Outlook::EligibleToEnroll => "eligible_to_enroll",
+            Outlook::NotEligible => "not_eligible",
+        }
+    }
+}
+
+impl fmt::Display for Outlook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one partner fares against one level's requirement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelCheck {
+    pub level: Level,
+    /// Index into `Program::requirements`; `None` when no block matches.
+    pub requirement: Option<usize>,
+    /// What is not met, in words (empty when the level is met).
+    pub unmet: Vec<String>,
+}
+
+impl LevelCheck {
+    pub fn met(&self) -> bool {
+        self.requirement.is_some() && self.unmet.is_empty()
+    }
+}
+
+/// One partner's decision in refresh R.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub partner_id: String,
+    pub market: String,
+    /// The enrollment in R.
+    pub enrollment: Level,
+    /// The enrollment in R comes from an earlier decision the roster does not show yet.
+    pub carried_forward: bool,
+    pub next_anniversary: Option<NaiveDate>,
+    pub months_to_anniversary: Option<i32>,
+    pub due: bool,
+    pub decision_date: NaiveDate,
+    pub kpis: PartnerKpis,
+    pub checks: Vec<LevelCheck>,
+    pub qualified_level: Level,
+    pub status: Status,
+    pub effective_level: Level,
+    pub outlook: Outlook,
+    pub extension: Option<String>,
+    /// Thresholds of the enrollment level's block (none for `none` or no block).
+    pub required: Option<Vec<f64>>,
+    pub gap: Vec<f64>,
+}
+
+/// A row of `state/levels/YYYY-MM.csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelRow {
+    pub roster_enrollment: String,
+    pub enrolled_on: String,
+    pub effective_level: String,
+}
+
+pub const LEVELS_HEADER: [&str; 4] = [
+    "partner_id",
+    "roster_enrollment",
+    "enrolled_on",
+    "effective_level",
+];
+
+/// The latest `state/levels/M.csv` with M < `refresh`, if any.
+pub fn load_previous_levels(
+    output: &Path,
+    refresh: Month,
+) -> Result<Option<(Month, HashMap<String, LevelRow>)>> {
+    let Some((month, path)) = latest_state(&output.join("state/levels"), refresh) else {
+        return Ok(None);
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| Error::Unreadable {
+        file: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut rows = HashMap::new();
+    for record in reader.records() {
+        let r = record.map_err(|e| Error::Unreadable {
+            file: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let get = |i: usize| r.get(i).unwrap_or("").to_string();
+        rows.insert(
+            get(0),
+            LevelRow {
+                roster_enrollment: get(1),
+                enrolled_on: get(2),
+                effective_level: get(3),
+            },
+        );
+    }
+    Ok(Some((month, rows)))
+}
+
+/// The latest `<dir>/YYYY-MM.csv` whose month is before `refresh`.
+pub fn latest_state(dir: &Path, refresh: Month) -> Option<(Month, std::path::PathBuf)> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let month: Month = name.strip_suffix(".csv")?.parse().ok()?;
+            (month < refresh).then(|| (month, e.path()))
+        })
+        .max_by_key(|(m, _)| *m)
+}
+
+/// Decides every roster partner's renewal in `refresh`, sorted by partner_id.
+pub fn decide(
+    program: &Program,
+    roster: &Roster,
+    refresh: Month,
+    kpis: &HashMap<String, PartnerKpis>,
+    previous: Option<&(Month, HashMap<String, LevelRow>)>,
+) -> Vec<Decision> {
+    let mut missing_blocks = HashSet::new();
+    let decisions = roster
+        .partners
+        .iter()
+        .map(|p| {
+            let carried = previous.and_then(|(month, rows)| carried_level(p, *month, rows.get(&p.partner_id)?));
+            let kpis = kpis.get(&p.partner_id).cloned().unwrap_or_else(|| PartnerKpis {
+                kpi: vec![0.0; program.categories.len()],
+                ..Default::default()
+            });
+            let d = decide_one(program, p, refresh, kpis, carried);
+            for c in d.checks.iter().filter(|c| c.requirement.is_none()) {
+                if missing_blocks.insert(c.level) {
+                    info!(level = %c.level, "no requirement block matches some partners for this level; they cannot qualify for it");
+                }
+            }
+            d
+        })
+        .collect();
+    decisions
+}
+
+/// The level carried forward from `row` (written after `month`), when the roster lags.
+fn carried_level(p: &Partner, month: Month, row: &LevelRow) -> Option<Level> {
+    let enrolled_on = p.enrolled_on.map(|d| d.to_string()).unwrap_or_default();
+    let row_enrolled = crate::calendar::parse_date(&row.enrolled_on);
+    if row_enrolled.is_some_and(|d| d > month.last_day()) {
+        return None;
+    }
+    let same = row.roster_enrollment == p.enrollment.as_str() && row.enrolled_on == enrolled_on;
+    let effective = Level::parse(&row.effective_level)?;
+    (same && effective != p.enrollment).then_some(effective)
+}
+
+/// The decision for one partner, given its window KPIs and any carried-forward level.
+pub fn decide_one(
+    program: &Program,
+    p: &Partner,
+    refresh: Month,
+    kpis: PartnerKpis,
+    carried: Option<Level>,
+) -> Decision {
+    let market = program.market_of(&p.country).to_string();
+    let enrolled_after = p.enrolled_on.is_some_and(|d| d > refresh.last_day());
+    let base = if enrolled_after {
+        Level::None
+    } else {
+        p.enrollment
+    };
+    let enrollment = if enrolled_after {
+        base
+    } else {
+        carried.unwrap_or(base)
+    };
+    let carried_forward = !enrolled_after && carried.is_some();
+
+    let (next_anniversary, months_to_anniversary) = match (enrollment, p.enrolled_on) {
+        (Level::None, _) | (_, None) => (None, None),
+        (_, Some(on)) => {
+            let next = next_anniversary(on, refresh);
+            (Some(next), Some(refresh.months_until(Month::of(next))))
+        }
+    };
+    let due = months_to_anniversary == Some(0);
+    let decision_date = next_anniversary.unwrap_or_else(|| refresh.first_day());
+
+    let checks: Vec<LevelCheck> = Level::QUALIFYING
+        .into_iter()
+        .map(|level| check_level(program, p, level, decision_date, &market, &kpis))
+        .collect();
+    let qualified_level = checks
+        .iter()
+        .find(|c| c.met())
+        .map_or(Level::None, |c| c.level);
+
+    let extension = match (due, next_anniversary) {
+        (true, Some(anniversary)) if enrollment.has_kpis() => program
+            .extension_for(anniversary, &p.competency)
+            .map(|e| e.name.clone()),
+        _ => None,
+    };
+    let status = if enrollment == Level::None {
+        Status::NotEnrolled
+    } else if !due {
+        Status::NotDue
+    } else if extension.is_some() {
+        Status::Extended
+    } else if qualified_level > enrollment {
+        Status::UpgradeEligible
+    } else if qualified_level == enrollment {
+        Status::Renew
+    } else if qualified_level > Level::None {
+        Status::Downgrade
+    } else {
+        Status::Lapse
+    };
+    let effective_level = match status {
+        Status::Downgrade => qualified_level,
+        Status::Lapse => Level::None,
+        _ => enrollment,
+    };
+    let outlook = if enrollment == Level::None {
+        if qualified_level >= Level::ActionPack {
+            Outlook::EligibleToEnroll
+        } else {
+            Outlook::NotEligible
+        }
+    } else if qualified_level > enrollment {
+        Outlook::UpgradeEligible
+    } else if qualified_level == enrollment {
+        Outlook::OnTrack
+    } else {
+        Outlook::AtRisk
+    };
+    let enrollment_block = checks
+        .iter()
+        .find(|c| c.level == enrollment)
+        .and_then(|c| c.requirement)
+        .map(|i| &program.requirements[i]);
+    let required = enrollment_block.map(|r| r.kpi.clone());
+    let gap = match (enrollment.has_kpis(), &required) {
+        (true, Some(req)) => req
+            .iter()
+            .zip(&kpis.kpi)
+            .map(|(t, k)| round4((t - round4(*k)).max(0.0)))
+            .collect(),
+        _ => vec![0.0; program.categories.len()],
+    };
+    Decision {
+        partner_id: p.partner_id.clone(),
+        market,
+        enrollment,
+        carried_forward,
+        next_anniversary,
+        months_to_anniversary,
+        due,
+        decision_date,
+        kpis,
+        checks,
+        qualified_level,
+        status,
+        effective_level,
+        outlook,
+        extension,
+        required,
+        gap,
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn check_level(
+    program: &Program,
+    p: &Partner,
+    level: Level,
+    date: NaiveDate,
+    market: &str,
+    kpis: &PartnerKpis,
+) -> LevelCheck {
+    let Some(block) = program.requirement(level, date, market, &p.competency) else {
+        return LevelCheck {
+            level,
+            requirement: None,
+            unmet: vec![format!(
+                "no requirement block for {level} applies on {date}"
+            )],
+        };
+    };
+    let mut unmet = Vec::new();
+    if level == Level::ActionPack && !p.action_pack_active {
+        unmet.push("no active Action Pack subscription".to_string());
+    }
+    if p.mct_count < block.min_mct {
+        unmet.push(format!(
+            "{} MCT(s), {} required",
+            p.mct_count, block.min_mct
+        ));
+    }
+    if block.exams_required && !p.exams_met {
+        unmet.push(format!(
+            "exam requirements not met (exams_met = {})",
+            yes(p.exams_met)
+        ));
+    }
+    if block.performance_commitment_required && !p.performance_commitment {
+        unmet.push("no performance commitment".to_string());
+    }
+    if level.has_kpis() {
+        for (k, category) in program.categories.iter().enumerate() {
+            let value = round4(kpis.kpi[k]);
+            if value < block.kpi[k] {
+                unmet.push(format!(
+                    "KPI {} is {} of {} required",
+                    category.name, value, block.kpi[k]
+                ));
+            }
+        }
+    }
+    let position = program
+        .requirements
+        .iter()
+        .position(|r| std::ptr::eq(r, block));
+    LevelCheck {
+        level,
+        requirement: position,
+        unmet,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::parse_date;
+
+    const PROGRAM: &str = r#"
+[kpi_categories]
+courseware = ["MOC"]
+certification = ["Exam Voucher"]
+
+[markets]
+default = "mature"
+emerging = ["BR"]
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "action_pack"
+min_mct = 1
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "silver"
+min_mct = 2
+kpi = { courseware = 100, certification = 20 }
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "gold"
+min_mct = 4
+kpi = { courseware = 300, certification = 60 }
+
+[[requirements]]
+effective_from = 2025-07-01
+level = "silver"
+market = "emerging"
+min_mct = 1
+kpi = { courseware = 50 }
+
+[[requirements]]
+effective_from = 2026-12-01
+level = "silver"
+min_mct = 2
+kpi = { courseware = 150, certification = 20 }
+
+[[extensions]]
+name = "Migration extension"
+anniversary_from = 2026-11-10
+anniversary_to = 2026-11-20
+exclude_competencies = ["Cloud Business Applications"]
+"#;
+
+    fn partner(id: &str, enrollment: &str, enrolled_on: &str) -> Partner {
+        Partner {
+            row: 2,
+            partner_id: id.into(),
+            partner_name: id.into(),
+            country: "SE".into(),
+            enrollment: Level::parse(enrollment).unwrap(),
+            competency: if enrollment == "silver" || enrollment == "gold" {
+                "Security".into()
+            } else {
+                String::new()
+            },
+            enrolled_on: parse_date(enrolled_on),
+            mct_count: 4,
+            exams_met: true,
+            performance_commitment: true,
+            action_pack_active: true,
+            directory_name: String::new(),
+            landing_page_url: String::new(),
+            owned_domains: String::new(),
+        }
+    }
+
+    fn kpis(courseware: f64, certification: f64) -> PartnerKpis {
+        PartnerKpis {
+            kpi: vec![courseware, certification],
+            revenue_usd: 0.0,
+            lines: 1,
+        }
+    }
+
+    fn run(p: &Partner, k: PartnerKpis) -> Decision {
+        let program = Program::parse(PROGRAM).unwrap();
+        decide_one(&program, p, "2026-11".parse().unwrap(), k, None)
+    }
+
+    #[test]
+    fn every_renewal_status_and_outlook() {
+        // (partner, kpis, status, qualified, effective, outlook)
+        let cases = [
+            (
+                partner("none", "none", ""),
+                kpis(0.0, 0.0),
+                Status::NotEnrolled,
+                Level::ActionPack,
+                Level::None,
+                Outlook::EligibleToEnroll,
+            ),
+            (
+                partner("later", "gold", "2026-12-01"),
+                kpis(0.0, 0.0),
+                Status::NotEnrolled,
+                Level::ActionPack,
+                Level::None,
+                Outlook::EligibleToEnroll,
+            ),
+            (
+                partner("notdue", "silver", "2024-03-05"),
+                kpis(10.0, 0.0),
+                Status::NotDue,
+                Level::ActionPack,
+                Level::Silver,
+                Outlook::AtRisk,
+            ),
+            (
+                partner("ext", "silver", "2024-11-15"),
+                kpis(0.0, 0.0),
+                Status::Extended,
+                Level::ActionPack,
+                Level::Silver,
+                Outlook::AtRisk,
+            ),
+            (
+                partner("up", "silver", "2024-11-02"),
+                kpis(300.0, 60.0),
+                Status::UpgradeEligible,
+                Level::Gold,
+                Level::Silver,
+                Outlook::UpgradeEligible,
+            ),
+            (
+                partner("renew", "silver", "2024-11-02"),
+                kpis(100.0, 20.0),
+                Status::Renew,
+                Level::Silver,
+                Level::Silver,
+                Outlook::OnTrack,
+            ),
+            (
+                partner("down", "gold", "2024-11-02"),
+                kpis(100.0, 20.0),
+                Status::Downgrade,
+                Level::Silver,
+                Level::Silver,
+                Outlook::AtRisk,
+            ),
+            (
+                partner("ap-up", "action_pack", "2024-11-30"),
+                kpis(100.0, 20.0),
+                Status::UpgradeEligible,
+                Level::Silver,
+                Level::ActionPack,
+                Outlook::UpgradeEligible,
+            ),
+        ];
+        for (p, k, status, qualified, effective, outlook) in cases {
+            let d = run(&p, k);
+            assert_eq!(
+                (d.status, d.qualified_level, d.effective_level, d.outlook),
+                (status, qualified, effective, outlook),
+                "{}",
+                p.partner_id
+            );
+        }
+        let mut lapse = partner("lapse", "silver", "2024-11-02");
+        lapse.action_pack_active = false;
+        let d = run(&lapse, kpis(99.99996, 20.0));
+        assert_eq!(
+            (d.status, d.effective_level),
+            (Status::Renew, Level::Silver),
+            "rounded to 4 decimals before comparing"
+        );
+        let d = run(&lapse, kpis(99.9999, 20.0));
+        assert_eq!(
+            (d.status, d.qualified_level, d.effective_level),
+            (Status::Lapse, Level::None, Level::None)
+        );
+        let mut none = partner("nobody", "none", "");
+        none.action_pack_active = false;
+        assert_eq!(run(&none, kpis(0.0, 0.0)).outlook, Outlook::NotEligible);
+    }
+
+    #[test]
+    fn anniversary_fields_and_gaps() {
+        let d = run(&partner("p", "silver", "2024-03-05"), kpis(40.0, 25.0));
+        assert_eq!(d.next_anniversary, parse_date("2027-03-05"));
+        assert_eq!(d.months_to_anniversary, Some(4));
+        // The decision date is the anniversary: the 2026-12-01 set applies.
+        assert_eq!(d.required, Some(vec![150.0, 20.0]));
+        assert_eq!(d.gap, vec![110.0, 0.0]);
+        let due = run(&partner("p", "silver", "2025-11-30"), kpis(0.0, 0.0));
+        assert_eq!((due.months_to_anniversary, due.due), (Some(0), true));
+        let none = run(&partner("n", "none", ""), kpis(0.0, 0.0));
+        assert_eq!(
+            (
+                none.next_anniversary,
+                none.months_to_anniversary,
+                none.gap.clone()
+            ),
+            (None, None, vec![0.0, 0.0])
+        );
+        let ap = run(&partner("a", "action_pack", "2020-01-01"), kpis(0.0, 0.0));
+        assert_eq!(ap.gap, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn extension_skips_excluded_competency_and_action_pack() {
+        let mut p = partner("cba", "gold", "2024-11-15");
+        p.competency = "Cloud Business Applications".into();
+        let d = run(&p, kpis(0.0, 0.0));
+        assert_eq!(
+            (d.status, d.effective_level, d.extension.clone()),
+            (Status::Downgrade, Level::ActionPack, None)
+        );
+        let ap = partner("ap", "action_pack", "2024-11-15");
+        let mut ap_inactive = ap.clone();
+        ap_inactive.action_pack_active = false;
+        assert_eq!(run(&ap_inactive, kpis(0.0, 0.0)).status, Status::Lapse);
+        let d = run(&partner("g", "gold", "2024-11-15"), kpis(0.0, 0.0));
+        assert_eq!(
+            (d.status, d.extension.as_deref()),
+            (Status::Extended, Some("Migration extension"))
+        );
+    }
+
+    #[test]
+    fn market_and_decision_date_pick_the_block() {
+        let mut p = partner("br", "silver", "2024-11-02");
+        p.country = "BR".into();
+        p.mct_count = 1;
+        let d = run(&p, kpis(50.0, 0.0));
+        assert_eq!((d.status, d.market.as_str()), (Status::Renew, "emerging"));
+        let program = Program::parse(PROGRAM).unwrap();
+        // Due in December 2026: the 2026-12-01 set (courseware 150) applies.
+        let d = decide_one(
+            &program,
+            &partner("dec", "silver", "2024-12-01"),
+            "2026-12".parse().unwrap(),
+            kpis(120.0, 20.0),
+            None,
+        );
+        assert_eq!(
+            (d.status, d.required.clone()),
+            (Status::Downgrade, Some(vec![150.0, 20.0]))
+        );
+    }
+
+    #[test]
+    fn carried_forward_lapse_until_the_roster_changes() {
+        let program = Program::parse(PROGRAM).unwrap();
+        let p = partner("p", "silver", "2024-10-02");
+        let row = LevelRow {
+            roster_enrollment: "silver".into(),
+            enrolled_on: "2024-10-02".into(),
+            effective_level: "none".into(),
+        };
+        let oct: Month = "2026-10".parse().unwrap();
+        assert_eq!(carried_level(&p, oct, &row), Some(Level::None));
+        let d = decide_one(
+            &program,
+            &p,
+            "2026-11".parse().unwrap(),
+            kpis(500.0, 90.0),
+            carried_level(&p, oct, &row),
+        );
+        assert_eq!(
+            (
+                d.enrollment,
+                d.status,
+                d.carried_forward,
+                d.next_anniversary
+            ),
+            (Level::None, Status::NotEnrolled, true, None)
+        );
+        assert_eq!(d.outlook, Outlook::EligibleToEnroll);
+        // The roster changed (re-enrolled): the roster stands.
+        let mut changed = p.clone();
+        changed.enrolled_on = parse_date("2026-10-20");
+        assert_eq!(carried_level(&changed, oct, &row), None);
+        changed.enrolled_on = p.enrolled_on;
+        changed.enrollment = Level::ActionPack;
+        assert_eq!(carried_level(&changed, oct, &row), None);
+        // A row whose enrolled_on is after its file's month does not count.
+        let later = LevelRow {
+            roster_enrollment: "gold".into(),
+            enrolled_on: "2026-11-03".into(),
+            effective_level: "none".into(),
+        };
+        assert_eq!(
+            carried_level(&partner("q", "gold", "2026-11-03"), oct, &later),
+            None
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! The refresh's reports (SPEC 7): the CSV files for machines, the analysts' workbook and the
+//! manifest.
+//!
+//! Each sheet is described once, as a [`Sheet`] of typed [`Value`]s; the CSV files and the
+//! workbook are written from the same rows, so they cannot disagree.
+
+pub mod csv_out;
+pub mod manifest;
+pub mod workbook;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::calendar::Month;
+use crate::config::program::{Level, Program};
+use crate::directory::Directory;
+use crate::ingest::extract::COLUMNS;
+use crate::ingest::roster::Roster;
+use crate::kpi::round4;
+use crate::renewal::{Decision, Outlook, Status};
+
+/// One cell: typed so that the workbook shows numbers as numbers and dates as dates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Text(String),
+    Number(f64),
+    Int(i64),
+    Date(NaiveDate),
+    Empty,
+}
+
+impl Value {
+    pub fn text(s: impl Into<String>) -> Value {
+        Value::Text(s.into())
+    }
+
+    pub fn date(d: Option<NaiveDate>) -> Value {
+        d.map_or(Value::Empty, Value::Date)
+    }
+
+    /// The value as a CSV field (before formula escaping).
+    pub fn csv(&self) -> String {
+        match self {
+            Value::Text(s) => s.clone(),
+            Value::Number(x) => csv_out::number(*x),
+            Value::Int(i) => i.to_string(),
+            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+            Value::Empty => String::new(),
+        }
+    }
+}
+
+/// A sheet's header and rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sheet {
+    pub name: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Everything a refresh computed, ready to be written.
+pub struct Computed<'a> {
+    pub refresh: Month,
+    pub program: &'a Program,
+    pub roster: &'a Roster,
+    pub decisions: &'a [Decision],
+    pub directory: &'a Directory,
+    /// Monthly KPIs from the SQL (partner_id, category, m00…m11, total).
+    pub monthly: &'a DataFrame,
+    /// Invoice detail from the SQL.
+    pub invoice_detail: &'a DataFrame,
+    /// Rejected rows of delivery R-1.
+    pub rejected: &'a DataFrame,
+    /// Reject reasons of delivery R-1.
+    pub reject_reasons: &'a BTreeMap<String, u64>,
+}
+
+fn categories(program: &Program) -> impl Iterator<Item = &str> {
+    program.categories.iter().map(|c| c.name.as_str())
+}
+
+impl Computed<'_> {
+    /// The Partners sheet; `snake` gives the CSV's snake_case headers.
+    pub fn partners(&self, snake: bool) -> Sheet {
+        let cats: Vec<&str> = categories(self.program).collect();
+        let header: Vec<String> = if snake {
+            let mut h: Vec<String> = [
+                "partner_id",
+                "partner_name",
+                "country",
+                "market",
+                "enrollment",
+                "competency",
+                "enrolled_on",
+                "next_anniversary",
+                "months_to_anniversary",
+                "mct_count",
+            ]
+            .map(String::from)
+            .to_vec();
+            h.extend(cats.iter().map(|c| format!("kpi_{c}")));
+            h.extend(
+                [
+                    "revenue_usd",
+                    "qualified_level",
+                    "renewal_status",
+                    "effective_level",
+                    "outlook",
+                ]
+                .map(String::from),
+            );
+            h.extend(cats.iter().map(|c| format!("gap_{c}")));
+            h
+        } else {
+            let mut h: Vec<String> = [
+                "Partner ID",
+                "Partner name",
+                "Country",
+                "Market",
+                "Enrollment",
+                "Competency",
+                "Enrolled on",
+                "Next anniversary",
+                "Months to anniversary",
+                "MCTs",
+            ]
+            .map(String::from)
+            .to_vec();
+            h.extend(cats.iter().map(|c| format!("KPI {c}")));
+            h.extend(
+                [
+                    "Revenue USD",
+                    "Qualified level",
+                    "Renewal status",
+                    "Effective level",
+                    "Outlook",
+                ]
+                .map(String::from),
+            );
+            h.extend(cats.iter().map(|c| format!("Gap {c}")));
+            h
+        };
+        let rows = self
+            .roster
+            .partners
+            .iter()
+            .zip(self.decisions)
+            .map(|(p, d)| {
+                let mut row = vec![
+                    Value::text(&p.partner_id),
+                    Value::text(&p.partner_name),
+                    Value::text(&p.country),
+                    Value::text(&d.market),
+                    Value::text(d.enrollment.as_str()),
+                    Value::text(&p.competency),
+                    Value::date(p.enrolled_on),
+                    Value::date(d.next_anniversary),
+                    d.months_to_anniversary
+                        .map_or(Value::Empty, |m| Value::Int(m as i64)),
+                    Value::Int(p.mct_count as i64),
+                ];
+                row.extend(d.kpis.kpi.iter().map(|k| Value::Number(round4(*k))));
+                row.push(Value::Number(round4(d.kpis.revenue_usd)));
+                row.extend([
+                    Value::text(d.qualified_level.as_str()),
+                    Value::text(d.status.as_str()),
+                    Value::text(d.effective_level.as_str()),
+                    Value::text(d.outlook.as_str()),
+                ]);
+                row.extend(d.gap.iter().map(|g| Value::Number(*g)));
+                row
+            })
+            .collect();
+        Sheet {
+            name: "Partners".into(),
+            header,
+            rows,
+        }
+    }
+
+    pub fn renewals(&self) -> Sheet {
+        let cats: Vec<&str> = categories(self.program).collect();
+        let mut header: Vec<String> = [
+            "Partner ID",
+            "Partner name",
+            "Enrollment",
+            "Competency",
+            "Anniversary",
+            "Qualified level",
+            "Renewal status",
+            "Effective level",
+            "Extension",
+        ]
+        .map(String::from)
+        .to_vec();
+        header.extend(cats.iter().map(|c| format!("KPI {c}")));
+        header.extend(cats.iter().map(|c| format!("Required {c}")));
+        let rows = self
+            .roster
+            .partners
+            .iter()
+            .zip(self.decisions)
+            .filter(|(_, d)| d.due)
+            .map(|(p, d)| {
+                let mut row = vec![
+                    Value::text(&p.partner_id),
+                    Value::text(&p.partner_name),
+                    Value::text(d.enrollment.as_str()),
+                    Value::text(&p.competency),
+                    Value::date(d.next_anniversary),
+                    Value::text(d.qualified_level.as_str()),
+                    Value::text(d.status.as_str()),
+                    Value::text(d.effective_level.as_str()),
+                    Value::text(d.extension.clone().unwrap_or_default()),
+                ];
+                row.extend(d.kpis.kpi.iter().map(|k| Value::Number(round4(*k))));
+                match &d.required {
+                    Some(req) => row.extend(req.iter().map(|t| Value::Number(*t))),
+                    None => row.extend(cats.iter().map(|_| Value::Empty)),
+                }
+                row
+            })
+            .collect();
+        Sheet {
+            name: "Renewals".into(),
+            header,
+            rows,
+        }
+    }
+
+    /// The directory submission; `snake` gives the CSV's headers.
+    pub fn directory_submission(&self, snake: bool) -> Sheet {
+        let header = if snake {
+            [
+                "action",
+                "partner_id",
+                "directory_name",
+                "country",
+                "landing_page_url",
+                "submit_from",
+                "submit_to",
+                "visible_by",
+            ]
+        } else {
+            [
+                "Action",
+                "Partner ID",
+                "Directory name",
+                "Country",
+                "Landing page URL",
+                "Submit from",
+                "Submit to",
+                "Visible by",
+            ]
+        };
+        let rows = self
+            .directory
+            .changes
+            .iter()
+            .map(|c| {
+                vec![
+                    Value::text(c.action.as_str()),
+                    Value::text(&c.entry.partner_id),
+                    Value::text(&c.entry.directory_name),
+                    Value::text(&c.entry.country),
+                    Value::text(&c.entry.landing_page_url),
+                    Value::Date(c.submit_from),
+                    Value::Date(c.submit_to),
+                    Value::Date(c.visible_by),
+                ]
+            })
+            .collect();
+        Sheet {
+            name: "Directory submission".into(),
+            header: header.map(String::from).to_vec(),
+            rows,
+        }
+    }
+
+    pub fn directory_exceptions(&self) -> Sheet {
+        let header = [
+            "Partner ID",
+            "Directory name",
+            "Country",
+            "Landing page URL",
+            "Reason",
+        ];
+        let rows = self
+            .directory
+            .exceptions
+            .iter()
+            .map(|x| {
+                vec![
+                    Value::text(&x.entry.partner_id),
+                    Value::text(&x.entry.directory_name),
+                    Value::text(&x.entry.country),
+                    Value::text(&x.entry.landing_page_url),
+                    Value::text(x.reason),
+                ]
+            })
+            .collect();
+        Sheet {
+            name: "Directory exceptions".into(),
+            header: header.map(String::from).to_vec(),
+            rows,
+        }
+    }
+
+    /// Rejected rows of delivery R-1; `snake` gives the CSV's headers.
+    pub fn rejected_sheet(&self, snake: bool) -> PolarsResult<Sheet> {
+        let mut header: Vec<String> = if snake {
+            ["source_file", "source_row", "reason"]
+        } else {
+            ["Source file", "Source row", "Reason"]
+        }
+        .map(String::from)
+        .to_vec();
+        header.extend(COLUMNS.iter().map(|c| c.to_string()));
+        let df = self.rejected;
+        let text = |name: &str| -> PolarsResult<Vec<Option<String>>> {
+            Ok(df
+                .column(name)?
+                .str()?
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect())
+        };
+        let file = text("source_file")?;
+        let reason = text("reason")?;
+        let row_no: Vec<Option<u32>> = df
+            .column("source_row")?
+            .cast(&DataType::UInt32)?
+            .u32()?
+            .iter()
+            .collect();
+        let raw: Vec<Vec<Option<String>>> = COLUMNS
+            .iter()
+            .map(|c| text(c))
+            .collect::<PolarsResult<_>>()?;
+        let rows = (0..df.height())
+            .map(|i| {
+                let mut row = vec![
+                    Value::text(file[i].clone().unwrap_or_default()),
+                    row_no[i].map_or(Value::Empty, |r| Value::Int(r as i64)),
+                    Value::text(reason[i].clone().unwrap_or_default()),
+                ];
+                row.extend(
+                    raw.iter()
+                        .map(|col| Value::text(col[i].clone().unwrap_or_default())),
+                );
+                row
+            })
+            .collect();
+        Ok(Sheet {
+            name: "Rejected".into(),
+            header,
+            rows,
+        })
+    }
+
+    /// The Summary sheet: counts by effective level, renewal status, outlook and reject reason.
+    pub fn summary(&self) -> Sheet {
+        let (from, to) = self.refresh.window();
+        let mut rows = vec![
+            vec![
+                Value::text("Refresh"),
+                Value::text("refresh"),
+                Value::text(self.refresh.to_string()),
+            ],
+            vec![
+                Value::text("Refresh"),
+                Value::text("window"),
+                Value::text(format!("{from} … {to}")),
+            ],
+            vec![
+                Value::text("Refresh"),
+                Value::text("partners"),
+                Value::Int(self.decisions.len() as i64),
+            ],
+        ];
+        let count =
+            |f: &dyn Fn(&Decision) -> bool| self.decisions.iter().filter(|d| f(d)).count() as i64;
+        for level in Level::ALL {
+            rows.push(vec![
+                Value::text("Effective level"),
+                Value::text(level.as_str()),
+                Value::Int(count(&|d| d.effective_level == level)),
+            ]);
+        }
+        for status in Status::ALL {
+            rows.push(vec![
+                Value::text("Renewal status"),
+                Value::text(status.as_str()),
+                Value::Int(count(&|d| d.status == status)),
+            ]);
+        }
+        for outlook in Outlook::ALL {
+            rows.push(vec![
+                Value::text("Outlook"),
+                Value::text(outlook.as_str()),
+                Value::Int(count(&|d| d.outlook == outlook)),
+            ]);
+        }
+        for (reason, n) in self.reject_reasons {
+            rows.push(vec![
+                Value::text("Reject reason"),
+                Value::text(reason),
+                Value::Int(*n as i64),
+            ]);
+        }
+        rows.push(vec![
+            Value::text("Carried forward"),
+            Value::text("enrollment in R carried forward (not yet in the roster)"),
+            Value::Int(count(&|d| d.carried_forward)),
+        ]);
+        Sheet {
+            name: "Summary".into(),
+            header: ["Group", "Item", "Value"].map(String::from).to_vec(),
+            rows,
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Ingestion and the ledger, through the real binary: reject reasons, file formats, duplicate
+//! rules across deliveries, partitions reused or judged again, and the reject-rate gate.
+
+mod common;
+
+use common::*;
+
+/// `n` good invoice lines of partner P1 dated in `month`, numbered from `first`.
+fn good_lines(prefix: &str, month: &str, first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("{prefix}-{i},1,{month}-10,Invoice,P1,MOC,kit,10,100.00,USD\n"))
+        .collect()
+}
+
+fn rejected(w: &Work, month: &str) -> Vec<Vec<String>> {
+    csv_rows(&w.report(month, &format!("rejected-{month}.csv")))
+}
+
+fn manifest(w: &Work, month: &str) -> serde_json::Value {
+    serde_json::from_str(&w.report(month, "manifest.json")).unwrap()
+}
+
+#[test]
+fn every_reject_reason_in_order_and_counts_add_up() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("OLD", "2026-09", 1, 5)),
+    );
+    let bad = "\
+X1,1,2026-10-01,Invoice,P1,MOC,kit,10,100,\n\
+X2,0,2026-10-01,Invoice,P1,MOC,kit,10,100,USD\n\
+X3,1,2026-10-32,Invoice,P1,MOC,kit,10,100,USD\n\
+X4,1,2026-10-01,Invoice,P1,MOC,kit,1e3,100,USD\n\
+X5,1,2026-10-01,Invoice,P1,MOC,kit,10,100.12345,USD\n\
+X6,1,2026-10-01,Invoice,P1,MOC,kit,10,100,US\n\
+X7,1,2026-10-01,Order Confirmation,P1,MOC,kit,10,100,USD\n\
+X8,1,2026-10-01,partner report,P1,MOC,kit,10,100,USD\n\
+X9,1,2026-10-01,Proforma,P1,MOC,kit,10,100,USD\n\
+X10,1,2026-11-01,Invoice,P1,MOC,kit,10,100,USD\n\
+X11,1,2026-10-01,Invoice,P9,MOC,kit,10,100,USD\n\
+X12,1,2026-10-01,Invoice,P1,Webinar,kit,10,100,USD\n\
+X13,1,2026-10-01,Invoice,P1,MOC,kit,-10,100,USD\n\
+X14,1,2026-10-01,Credit Note,P1,MOC,kit,-10,100,USD\n\
+X15,1,2026-10-01,Invoice,P1,MOC,kit,10,100,NOK\n\
+OLD-1,1,2026-10-01,Invoice,P1,MOC,kit,10,100,USD\n\
+X16,1,2026-10-01,Invoice,P1,MOC,kit,10,100,USD\n\
+X16,1,2026-10-02,Invoice,P1,MOC,kit,20,200,USD\n\
+,1,2026-10-32,Invoice,P1,MOC,kit,10,100,USD\n";
+    // Enough good lines to stay under the reject-rate gate.
+    let body = format!(
+        "{EXTRACT_HEADER}\n{bad}{}",
+        good_lines("G", "2026-10", 1, 400)
+    );
+    w.write("extracts/2026-10/b.csv", &body);
+    w.refresh("2026-11");
+    let rows = rejected(&w, "2026-11");
+    assert_eq!(rows[0][..3], ["source_file", "source_row", "reason"]);
+    assert_eq!(
+        rows[0][3..],
+        EXTRACT_HEADER
+            .split(',')
+            .map(String::from)
+            .collect::<Vec<_>>()[..]
+    );
+    let reasons: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("2", "missing_value:currency"),
+            ("3", "invalid_value:invoice_line"),
+            ("4", "invalid_value:invoice_date"),
+            ("5", "invalid_value:kpi_value"),
+            ("6", "invalid_value:revenue"),
+            ("7", "invalid_value:currency"),
+            ("8", "not_an_invoice"),
+            ("9", "not_an_invoice"),
+            ("10", "unknown_document_type"),
+            ("11", "future_date"),
+            ("12", "unknown_partner"),
+            ("13", "unknown_omlp_type"),
+            ("14", "sign_mismatch"),
+            ("15", "sign_mismatch"),
+            ("16", "no_fx_rate"),
+            ("17", "duplicate_line"),
+            ("19", "duplicate_line"),
+            ("20", "missing_value:invoice_number"),
+        ]
+    );
+    // Raw values are kept as read.
+    assert_eq!(
+        rows[4][3..],
+        [
+            "X4",
+            "1",
+            "2026-10-01",
+            "Invoice",
+            "P1",
+            "MOC",
+            "kit",
+            "1e3",
+            "100",
+            "USD"
+        ]
+    );
+    let m = manifest(&w, "2026-11");
+    let last = &m["deliveries"][1];
+    assert_eq!(last["delivery"], "2026-10");
+    assert_eq!(last["read"], 419);
+    assert_eq!(last["accepted"], 401);
+    let rejected: u64 = last["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(rejected, 18);
+    assert_eq!(last["rejected"]["duplicate_line"], 2);
+}
+
+#[test]
+fn bom_crlf_quoting_header_case_and_column_order() {
+    let w = minimal();
+    let text = "\u{feff}Currency, REVENUE ,kpi_value,Purchase_Unit,omlp_type,partner_id,document_type,invoice_date,invoice_line,invoice_number,Sales Rep\r\n\
+                usd,100.5,10.25,\"kit, \"\"deluxe\"\"\",moc on-demand,P1,INVOICE,2026-10-03,1,\"INV,1\",Anna\r\n\
+                EUR,-50,-5,kit,MOC,P1,credit note,2026-10-04,2,INV-2,Bo\r\n";
+    w.write("extracts/2026-10/a.csv", text);
+    w.write("extracts/2026-10/notes.txt", "ignored");
+    w.refresh("2026-11");
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    let p1 = partners.iter().find(|r| r[0] == "P1").unwrap();
+    let header = &partners[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(p1[col("kpi_courseware")], "5.25");
+    assert_eq!(p1[col("revenue_usd")], "40.5"); // 100.5 USD - 50 EUR × 1.2
+    assert_eq!(rejected(&w, "2026-11").len(), 1);
+    let m = manifest(&w, "2026-11");
+    let inputs: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        inputs.contains(&"extracts/2026-10/a.csv")
+            && !inputs.iter().any(|p| p.ends_with("notes.txt")),
+        "{inputs:?}"
+    );
+}
+
+#[test]
+fn xlsx_extract_with_date_cells_and_numeric_ids() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let w = minimal();
+    // The roster's partner id is numeric in the extract.
+    w.write(
+        "partners.csv",
+        &format!("{ROSTER_HEADER}\n4401234,Contoso,SE,none,,,0,no,no,no,,,\n0044,Zero,SE,none,,,0,no,no,no,,,\n"),
+    );
+    let mut book = Workbook::new();
+    let ws = book.add_worksheet();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for (c, h) in EXTRACT_HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    let rows: [(f64, f64, &str); 3] = [
+        (7001.0, 1.0, "MOC"),
+        (7001.0, 2.0, "Exam Voucher"),
+        (7002.0, 1.0, "Webinar"),
+    ];
+    for (r, (inv, line, omlp)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        ws.write_number(r, 0, *inv).unwrap();
+        ws.write_number(r, 1, *line).unwrap();
+        ws.write_datetime_with_format(r, 2, ExcelDateTime::from_ymd(2026, 10, 5).unwrap(), &date)
+            .unwrap();
+        ws.write_string(r, 3, "Invoice").unwrap();
+        ws.write_number(r, 4, 4401234.0).unwrap();
+        ws.write_string(r, 5, *omlp).unwrap();
+        ws.write_string(r, 6, "kit").unwrap();
+        ws.write_number(r, 7, 12.5).unwrap();
+        ws.write_number(r, 8, 100.0).unwrap();
+        ws.write_string(r, 9, "USD").unwrap();
+    }
+    // An all-empty row is no data row but keeps its number; the next row is row 6.
+    ws.write_string(5, 0, "7003").unwrap();
+    ws.write_string(5, 1, "1").unwrap();
+    ws.write_string(5, 2, "2026-10-06").unwrap();
+    ws.write_string(5, 3, "Invoice").unwrap();
+    ws.write_string(5, 4, "0044").unwrap();
+    ws.write_string(5, 5, "MOC").unwrap();
+    ws.write_string(5, 6, "kit").unwrap();
+    ws.write_string(5, 7, "1").unwrap();
+    ws.write_string(5, 8, "1").unwrap();
+    ws.write_string(5, 9, "USD").unwrap();
+    let path = w.input().join("extracts/2026-10/apac.XLSX");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    book.save(&path).unwrap();
+    let mut body = format!("{EXTRACT_HEADER}\n");
+    body.push_str(
+        &(0..60)
+            .map(|i| format!("C{i},1,2026-10-01,Invoice,0044,MOC,kit,1,1,USD\n"))
+            .collect::<String>(),
+    );
+    w.write("extracts/2026-10/b.csv", &body);
+    w.refresh("2026-11");
+    let rows = rejected(&w, "2026-11");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows[1],
+        [
+            "apac.XLSX",
+            "4",
+            "unknown_omlp_type",
+            "7002",
+            "1",
+            "2026-10-05",
+            "Invoice",
+            "4401234",
+            "Webinar",
+            "kit",
+            "12.5",
+            "100",
+            "USD"
+        ]
+    );
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    let p = partners.iter().find(|r| r[0] == "4401234").unwrap();
+    assert_eq!((p[10].as_str(), p[11].as_str()), ("12.5", "12.5"));
+    let zero = partners.iter().find(|r| r[0] == "0044").unwrap();
+    assert_eq!(zero[10], "61");
+}
+
+#[test]
+fn duplicates_across_deliveries_earliest_wins_even_when_corrected_later() {
+    let w = minimal();
+    // D1 first has a sign mismatch on line (INV-9, 1): it claims no key, so D2's copy counts.
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nINV-9,1,2026-09-05,Invoice,P1,MOC,kit,-10,100,USD\n{}",
+            good_lines("A", "2026-09", 1, 40)
+        ),
+    );
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nINV-9,1,2026-10-05,Invoice,P1,MOC,kit,30,100,USD\n{}",
+            good_lines("B", "2026-10", 1, 40)
+        ),
+    );
+    w.refresh("2026-11");
+    let kpi = |w: &Work| {
+        let rows = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+        rows.iter().find(|r| r[0] == "P1").unwrap()[10].clone()
+    };
+    assert_eq!(kpi(&w), "830");
+    assert!(rejected(&w, "2026-11").len() == 1);
+    // The older delivery is corrected: its copy is accepted now and the later one is a duplicate.
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nINV-9,1,2026-09-05,Invoice,P1,MOC,kit,10,100,USD\n{}",
+            good_lines("A", "2026-09", 1, 40)
+        ),
+    );
+    w.refresh("2026-11");
+    assert_eq!(kpi(&w), "810");
+    let rows = rejected(&w, "2026-11");
+    assert_eq!(
+        (rows[1][2].as_str(), rows[1][3].as_str()),
+        ("duplicate_line", "INV-9")
+    );
+    let m = manifest(&w, "2026-11");
+    assert_eq!(m["deliveries"][0]["judged_in_this_run"], true);
+    assert_eq!(m["deliveries"][1]["judged_in_this_run"], true);
+}
+
+#[test]
+fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-08/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("A", "2026-08", 1, 10)),
+    );
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("B", "2026-09", 1, 10)),
+    );
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("C", "2026-10", 1, 10)),
+    );
+    w.refresh("2026-11");
+    let before = tree_hashes(&w.output().join("ledger"));
+    assert!(
+        before
+            .iter()
+            .any(|(p, _)| p.starts_with("delivery=2026-08/") && p.ends_with("accepted.parquet")),
+        "{before:?}"
+    );
+    w.refresh("2026-11");
+    let judged = |w: &Work| -> Vec<bool> {
+        manifest(w, "2026-11")["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["judged_in_this_run"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(judged(&w), [false, false, false]);
+    assert_eq!(tree_hashes(&w.output().join("ledger")), before);
+    // A changed file in the middle delivery: it and every later one are judged again.
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("B", "2026-09", 1, 11)),
+    );
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [false, true, true]);
+    let after = tree_hashes(&w.output().join("ledger"));
+    let of =
+        |t: &[(String, String)], p: &str| t.iter().find(|(q, _)| q == p).map(|(_, h)| h.clone());
+    assert_eq!(
+        of(&after, "delivery=2026-08/accepted.parquet"),
+        of(&before, "delivery=2026-08/accepted.parquet")
+    );
+    assert_ne!(
+        of(&after, "delivery=2026-09/parsed.parquet"),
+        of(&before, "delivery=2026-09/parsed.parquet")
+    );
+    // A deleted ledger is rebuilt by the ordinary run.
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [true, true, true]);
+    assert_eq!(tree_hashes(&w.output().join("ledger")), after);
+}
+
+#[test]
+fn a_roster_change_turns_unknown_partner_rows_into_accepted_ones() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nN1,1,2026-10-03,Invoice,P3,MOC,kit,42,100,USD\n{}",
+            good_lines("G", "2026-10", 1, 40)
+        ),
+    );
+    w.refresh("2026-11");
+    let rows = rejected(&w, "2026-11");
+    assert_eq!(rows[1][2], "unknown_partner");
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!("{roster}P3,Net New,SE,none,,,0,no,no,no,,,\n"),
+    );
+    w.refresh("2026-11");
+    assert_eq!(rejected(&w, "2026-11").len(), 1, "only the header is left");
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    assert_eq!(partners.iter().find(|r| r[0] == "P3").unwrap()[10], "42");
+    // Judged again from the kept rows: the partition's parsed rows are the same file content.
+    let m = manifest(&w, "2026-11");
+    assert_eq!(m["deliveries"][0]["judged_in_this_run"], true);
+}
+
+#[test]
+fn the_reject_rate_gate_fails_with_65_and_changes_nothing() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("G", "2026-10", 1, 20)),
+    );
+    w.refresh("2026-11");
+    let before = tree_hashes(&w.output());
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\n{}X,1,2026-10-01,Invoice,P9,MOC,kit,1,1,USD\n",
+            good_lines("G", "2026-10", 1, 10)
+        ),
+    );
+    let out = w.run(&["run", "--refresh", "2026-11", "--force"]);
+    assert_exit(&out, 65, "delivery 2026-10: 1 of 11 rows rejected");
+    let after: Vec<_> = tree_hashes(&w.output())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(".kpi-refresh/"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(".kpi-refresh/"))
+        .collect();
+    assert_eq!(after, before);
+    // A higher limit lets it through.
+    assert_success(&w.run(&[
+        "run",
+        "--refresh",
+        "2026-11",
+        "--force",
+        "--max-reject-rate",
+        "0.1",
+    ]));
+}
+
+#[test]
+fn a_missing_column_or_corrupt_file_fails_with_65_naming_it() {
+    let w = minimal();
+    w.write("extracts/2026-10/a.csv", "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,purchase_unit,kpi_value,currency\n");
+    assert_exit(
+        &w.run(&["run", "--refresh", "2026-11", "--force"]),
+        65,
+        "a.csv: missing required column \"revenue\"",
+    );
+    assert!(!w.output().join("reports").exists());
+    w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.write("extracts/2026-10/b.xlsx", "this is not a zip file");
+    assert_exit(
+        &w.run(&["run", "--refresh", "2026-11", "--force"]),
+        65,
+        "b.xlsx: cannot be read",
+    );
+}
+
+#[test]
+fn missing_delivery_or_empty_delivery_folder_is_66() {
+    let w = minimal();
+    assert_exit(
+        &w.run(&["run", "--refresh", "2026-11", "--force"]),
+        66,
+        "delivery 2026-10",
+    );
+    std::fs::create_dir_all(w.input().join("extracts/2026-10")).unwrap();
+    w.write("extracts/2026-10/readme.txt", "no extract here");
+    assert_exit(
+        &w.run(&["run", "--refresh", "2026-11", "--force"]),
+        66,
+        "2026-10",
+    );
+}
