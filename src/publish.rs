@@ -32,7 +32,9 @@ pub struct Lock {
 
 /// Takes the output folder's lock, or fails at once (exit 75) naming the holder. A lock left
 /// by a killed process is released by the operating system, so it never blocks a later run.
-pub fn lock(output: &Path) -> Result<Lock> {
+/// `record` writes the holder's pid and start time into the lock file (a dry run, which writes
+/// nothing, does not).
+pub fn lock(output: &Path, record: bool) -> Result<Lock> {
     let dir = output.join(WORK_DIR);
     fs::create_dir_all(&dir).map_err(write_err(&dir))?;
     let path = dir.join("lock");
@@ -58,6 +60,9 @@ pub fn lock(output: &Path) -> Result<Lock> {
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::write(&path, e)),
     }
+    if !record {
+        return Ok(Lock { _file: file, path });
+    }
     let note = format!(
         "pid {}, started {}",
         std::process::id(),
@@ -68,6 +73,21 @@ pub fn lock(output: &Path) -> Result<Lock> {
         .and_then(|_| file.rewind())
         .and_then(|_| file.write_all(note.as_bytes()));
     Ok(Lock { _file: file, path })
+}
+
+/// Rehearses failures: with `KPI_REFRESH_FAILPOINT=<name>` set, the run fails (or, for names
+/// starting with `abort-`, dies at once) at that point. Operators can use it to check that a
+/// failed run leaves the output as it was; the tests use it to inject faults.
+pub const FAILPOINT_ENV: &str = "KPI_REFRESH_FAILPOINT";
+
+pub fn failpoint(name: &str) -> Result<()> {
+    match std::env::var(FAILPOINT_ENV) {
+        Ok(v) if v == name && name.starts_with("abort-") => std::process::abort(),
+        Ok(v) if v == name => Err(Error::Internal(format!(
+            "failpoint {name} ({FAILPOINT_ENV})"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// One move of a commit, by path relative to the output folder.
@@ -131,6 +151,23 @@ impl Staging {
 
 /// Moves the staged files into place, atomically as seen by later runs.
 pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
+    // Refuse, before anything moves, what a rename could not do.
+    for m in moves {
+        if let Move::Put(rel) = m {
+            let (from, to) = (staging.root.join(rel), staging.output.join(rel));
+            if to.exists() && from.is_dir() != to.is_dir() {
+                let what = if to.is_dir() {
+                    "is a folder"
+                } else {
+                    "is a file"
+                };
+                return Err(Error::write(
+                    &to,
+                    std::io::Error::other(format!("{what}; cannot replace it")),
+                ));
+            }
+        }
+    }
     let work = staging.output.join(WORK_DIR);
     let journal = Journal {
         staging: staging.root.to_string_lossy().into_owned(),
@@ -200,6 +237,7 @@ fn apply(output: &Path, journal: &Journal) -> Result<()> {
                     fs::rename(&to, &aside).map_err(write_err(&to))?;
                 }
                 fs::rename(&from, &to).map_err(write_err(&to))?;
+                failpoint("abort-during-commit")?;
             }
             Move::Remove(rel) => {
                 let target = output.join(rel);
@@ -220,8 +258,8 @@ mod tests {
     #[test]
     fn a_second_lock_fails_with_exit_75_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let first = lock(dir.path()).unwrap();
-        let e = lock(dir.path()).unwrap_err();
+        let first = lock(dir.path(), true).unwrap();
+        let e = lock(dir.path(), true).unwrap_err();
         assert_eq!(e.exit_code(), 75);
         assert!(
             e.to_string()
@@ -229,7 +267,7 @@ mod tests {
             "{e}"
         );
         drop(first);
-        assert!(lock(dir.path()).is_ok());
+        assert!(lock(dir.path(), true).is_ok());
     }
 
     #[test]

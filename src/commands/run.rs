@@ -67,7 +67,7 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
     let _lock = if cfg.dry_run && !out.exists() {
         None
     } else {
-        Some(publish::lock(out)?)
+        Some(publish::lock(out, !cfg.dry_run)?)
     };
     if !cfg.dry_run && publish::recover(out)? {
         info!("completed the publishing of an interrupted earlier run");
@@ -95,13 +95,22 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         );
         for m in &moves {
             match m {
-                Move::Put(rel) => println!("  write  {}", out.join(rel).display()),
+                Move::Put(rel) => {
+                    for file in files_under(&staging.root.join(rel)) {
+                        let file = file.strip_prefix(&staging.root).unwrap_or(&file);
+                        println!("  write  {}", out.join(file).display());
+                    }
+                }
                 Move::Remove(rel) => println!("  remove {}", out.join(rel).display()),
             }
         }
         return Ok(());
     }
     let t = Instant::now();
+    if let Err(e) = publish::failpoint("before-commit") {
+        let _ = std::fs::remove_dir_all(&staging.root);
+        return Err(e);
+    }
     publish::commit(&staging, &moves)?;
     let _ = std::fs::remove_dir_all(&staging.root);
     info!(
@@ -365,6 +374,23 @@ fn stage_outputs(
     };
     manifest.write(&staging.path(&format!("{reports}/manifest.json"))?)?;
     Ok(moves)
+}
+
+/// The files at or under `path`, sorted.
+fn files_under(path: &Path) -> Vec<std::path::PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .flat_map(|e| files_under(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 fn hash(path: &Path) -> Result<String> {

@@ -387,6 +387,15 @@ fn write_monthly(
     names.push("Total".into());
     df.set_column_names(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+    if df.height() == 0 {
+        // An Excel table needs a data row: an empty sheet gets the header alone.
+        let empty = Sheet {
+            name: "Monthly KPIs".into(),
+            header: names,
+            rows: Vec::new(),
+        };
+        return write_sheet(book, &empty.name, &empty.header, &empty, styles, max_rows);
+    }
     let per_sheet = max_rows.saturating_sub(1).max(1);
     let mut writer = PolarsExcelWriter::new();
     writer

@@ -1,0 +1,207 @@
+//! Publishing: failures leave the output as it was, a crash during the commit is completed by
+//! the next run, large sheets continue on further sheets, and a dry run writes nothing.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn stable(tree: Vec<(String, String)>) -> Vec<(String, String)> {
+    tree.into_iter()
+        .filter(|(p, _)| !p.starts_with(".kpi-refresh"))
+        .collect()
+}
+
+fn run_with(w: &Work, month: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--refresh", month, "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_failure_before_publishing_leaves_the_old_reports_in_place() {
+    let w = Work::from_fixture("two_refreshes");
+    w.refresh("2026-05");
+    let before = stable(tree_hashes(&w.output()));
+    // Change an input so that a successful run would change the ledger and the reports.
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    std::fs::write(
+        w.input().join("partners.csv"),
+        roster.replace("Adventure Works Academy,US", "Adventure Works Academy,CA"),
+    )
+    .unwrap();
+    let out = run_with(&w, "2026-05", &[("KPI_REFRESH_FAILPOINT", "before-commit")]);
+    assert_exit(&out, 70, "failpoint before-commit");
+    assert_eq!(stable(tree_hashes(&w.output())), before);
+    assert!(!w
+        .output()
+        .join(".kpi-refresh")
+        .read_dir()
+        .unwrap()
+        .any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("staging")));
+    // The next run succeeds.
+    w.refresh("2026-05");
+    assert_ne!(stable(tree_hashes(&w.output())), before);
+}
+
+#[test]
+fn a_crash_during_the_commit_is_completed_by_the_next_run() {
+    let reference = Work::from_fixture("two_refreshes");
+    reference.refresh("2026-05");
+    let w = Work::from_fixture("two_refreshes");
+    let out = run_with(
+        &w,
+        "2026-05",
+        &[("KPI_REFRESH_FAILPOINT", "abort-during-commit")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        w.output().join(".kpi-refresh/journal.json").exists(),
+        "the journal survives the crash"
+    );
+    // Any later run first completes the interrupted commit.
+    w.refresh("2026-05");
+    let volatile = |p: &str| p.ends_with("manifest.json") || p.ends_with(".xlsx");
+    let strip = |t: Vec<(String, String)>| {
+        stable(t)
+            .into_iter()
+            .filter(|(p, _)| !volatile(p))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(tree_hashes(&w.output())),
+        strip(tree_hashes(&reference.output()))
+    );
+    assert!(!w.output().join(".kpi-refresh/journal.json").exists());
+}
+
+#[test]
+fn sheets_past_the_row_limit_continue_on_numbered_sheets() {
+    use calamine::Reader;
+    let w = Work::from_fixture("two_refreshes");
+    let out = run_with(&w, "2026-05", &[("KPI_REFRESH_SHEET_ROWS", "6")]);
+    assert_success(&out);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook(w.output().join("reports/2026-05/kpi-refresh-2026-05.xlsx"))
+            .unwrap();
+    let names = book.sheet_names();
+    // 16 partners at 5 data rows a sheet: Partners, Partners (2), (3), (4), right after it.
+    let at = names.iter().position(|n| n == "Partners").unwrap();
+    assert_eq!(
+        names[at..at + 5],
+        [
+            "Partners",
+            "Partners (2)",
+            "Partners (3)",
+            "Partners (4)",
+            "Monthly KPIs"
+        ]
+    );
+    let mut ids = Vec::new();
+    for name in &names[at..at + 4] {
+        let range = book.worksheet_range(name).unwrap();
+        let rows: Vec<_> = range.rows().collect();
+        assert_eq!(
+            rows[0][0].to_string(),
+            "Partner ID",
+            "{name} has the header"
+        );
+        assert!(rows.len() <= 6);
+        ids.extend(rows[1..].iter().map(|r| r[0].to_string()));
+    }
+    let csv = csv_rows(&w.report("2026-05", "partners-2026-05.csv"));
+    let csv_ids: Vec<String> = csv[1..].iter().map(|r| r[0].clone()).collect();
+    assert_eq!(ids, csv_ids, "no row dropped, order kept");
+    assert!(names.iter().any(|n| n == "Invoice detail (2)"));
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_says_what_it_would_write() {
+    let w = Work::from_fixture("two_refreshes");
+    let out = w.run(&["run", "--refresh", "2026-05", "--force", "--dry-run"]);
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("partners-2026-05.csv") && stdout.contains("ADD"),
+        "{stdout}"
+    );
+    assert!(!w.output().exists());
+    w.refresh("2026-05");
+    let before = tree_hashes(&w.output());
+    assert_success(&w.run(&["run", "--refresh", "2026-06", "--force", "--dry-run"]));
+    assert_eq!(tree_hashes(&w.output()), before);
+}
+
+#[test]
+fn backfill_runs_in_order_stops_at_the_first_failure_and_continues() {
+    let w = Work::from_fixture("two_refreshes");
+    // Delivery 2026-05 is needed by 2026-06; hide it so the backfill stops there.
+    std::fs::rename(
+        w.input().join("extracts/2026-05"),
+        w.dir.path().join("2026-05"),
+    )
+    .unwrap();
+    let out = w.run(&["backfill", "--from", "2026-04", "--to", "2026-06"]);
+    assert_exit(&out, 66, "delivery 2026-05");
+    assert!(
+        w.output().join("reports/2026-04").is_dir() && w.output().join("reports/2026-05").is_dir()
+    );
+    assert!(!w.output().join("reports/2026-06").exists());
+    std::fs::rename(
+        w.dir.path().join("2026-05"),
+        w.input().join("extracts/2026-05"),
+    )
+    .unwrap();
+    assert_success(&w.run(&["backfill", "--from", "2026-04", "--to", "2026-06"]));
+    let expected = std::fs::read_to_string(
+        fixture("two_refreshes").join("expected/2026-06/partners-2026-06.csv"),
+    )
+    .unwrap();
+    assert_eq!(w.report("2026-06", "partners-2026-06.csv"), expected);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_stage_counts() {
+    let w = Work::from_fixture("two_refreshes");
+    let out = w.run(&[
+        "--log-format",
+        "json",
+        "run",
+        "--refresh",
+        "2026-05",
+        "--force",
+    ]);
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stage = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with(msg)))
+            .cloned()
+    };
+    let ingest = stage("ingest: ledger up to date").expect("an ingest line");
+    assert!(ingest["read"].as_u64().unwrap() > 0 && ingest["ms"].is_u64());
+    assert!(stage("kpi:").is_some() && stage("renewal:").is_some() && stage("publish:").is_some());
+    let quiet = w.run(&["-q", "run", "--refresh", "2026-05", "--force"]);
+    assert_success(&quiet);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}
