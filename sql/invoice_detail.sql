@@ -1,5 +1,5 @@
 -- Invoice detail: every window line of the partners due in the refresh, with what support
--- needs for a KPI discrepancy. Tables: lines, params (window_from, window_to), due (partner_id).
+-- needs for a KPI discrepancy. Tables: lines, window_months, due (partner_id).
 SELECT
     l.partner_id,
     EXTRACT(MONTH FROM l.invoice_date) AS month,
@@ -18,7 +18,5 @@ SELECT
     l.invoice_date
 FROM lines AS l
 JOIN due AS d ON d.partner_id = l.partner_id
-CROSS JOIN params AS p
-WHERE l.month_index >= p.window_from
-  AND l.month_index <= p.window_to
+JOIN window_months AS w ON w.month_index = l.month_index
 ORDER BY l.partner_id, l.invoice_date, l.invoice_number, l.invoice_line

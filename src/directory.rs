@@ -139,11 +139,22 @@ pub fn check(entry: &Entry, owned_domains: &str) -> Option<&'static str> {
     let Ok(url) = Url::parse(raw) else {
         return Some("invalid_url");
     };
-    if !url.username().is_empty() || url.password().is_some() || has_explicit_port(raw) {
+    let Some(authority) = authority(raw) else {
+        return Some("invalid_url");
+    };
+    // User info (even empty), a port (even the scheme's default, which the parser drops) or an
+    // IP address instead of a domain.
+    if authority.contains('@')
+        || authority.contains(':')
+        || authority.starts_with('[')
+        || url.port().is_some()
+    {
         return Some("invalid_url");
     }
     let host = match url.host() {
-        Some(Host::Domain(d)) if !d.is_empty() => d.trim_end_matches('.').to_lowercase(),
+        Some(Host::Domain(d)) if !d.is_empty() && d.parse::<std::net::IpAddr>().is_err() => {
+            d.trim_end_matches('.').to_lowercase()
+        }
         _ => return Some("invalid_url"),
     };
     if url.scheme() != "https" {
@@ -174,20 +185,13 @@ fn normal_domain(d: &str) -> Option<String> {
     }
 }
 
-/// Whether the URL's authority names a port (`:port`, even `:443` or an empty one).
-fn has_explicit_port(raw: &str) -> bool {
-    let Some((_, rest)) = raw.split_once("://") else {
-        return false;
-    };
+/// The authority of an absolute URL `scheme://authority/...` as written, or `None` when the
+/// text has no `//` after its scheme.
+fn authority(raw: &str) -> Option<&str> {
+    let (_, rest) = raw.split_once(':')?;
+    let rest = rest.strip_prefix("//")?;
     let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let after_host = if host_port.starts_with('[') {
-        host_port.split_once(']').map_or("", |(_, r)| r)
-    } else {
-        host_port
-    };
-    after_host.contains(':')
+    Some(&rest[..end])
 }
 
 /// The latest `state/directory/M.csv` with M < `refresh`: (month, entries by partner_id).
@@ -306,7 +310,7 @@ mod tests {
     #[test]
     fn each_reason_in_order() {
         let ok = "https://learn.contoso.com/microsoft";
-        let cases: [(Entry, &str, Option<&str>); 19] = [
+        let cases: [(Entry, &str, Option<&str>); 24] = [
             (entry("Contoso", "SE", ok), "contoso.com", None),
             (
                 entry("Contoso", "SE", "https://CONTOSO.com./x"),
@@ -367,6 +371,31 @@ mod tests {
             ),
             (
                 entry("Contoso", "SE", "https://[::1]/"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https:contoso.com:8443/x"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https:\\\\contoso.com\\x"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://@contoso.com/"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "foo://10.0.0.1/x"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://contoso.com:/x"),
                 "contoso.com",
                 Some("invalid_url"),
             ),

@@ -1,8 +1,12 @@
 //! KPIs over the refresh window (SPEC 5), computed by the SQL in `sql/` with polars'
 //! `SQLContext`.
 //!
-//! The ledger's accepted lines are registered as `lines`; the window bounds come in as the
-//! one-row table `params` (never formatted into SQL text); `categories` gives the order of
+//! The ledger's accepted lines are registered as `lines` and the refresh's parameters as the
+//! one-row table `params` (never formatted into SQL text). `window_months.sql` turns `params`
+//! into the window's twelve months: polars SQL cannot compare a column with a scalar subquery,
+//! and filtering by an inequality join on `params` costs 25 times an equi-join on the months
+//! (22 s against 0.9 s on 6.4 million lines). `window_sums.sql` is the one scan of the lines;
+//! totals and the monthly table are built from its sums. `categories` gives the order of
 //! `[kpi_categories]`; `due` names the partners whose invoice detail is shown.
 
 use std::collections::HashMap;
@@ -14,6 +18,8 @@ use crate::calendar::Month;
 use crate::config::program::Program;
 use crate::error::Result;
 
+const WINDOW_MONTHS: &str = include_str!("../sql/window_months.sql");
+const WINDOW_SUMS: &str = include_str!("../sql/window_sums.sql");
 const WINDOW_TOTALS: &str = include_str!("../sql/window_totals.sql");
 const MONTHLY_KPIS: &str = include_str!("../sql/monthly_kpis.sql");
 const INVOICE_DETAIL: &str = include_str!("../sql/invoice_detail.sql");
@@ -33,10 +39,10 @@ pub struct Kpis {
 }
 
 impl Kpis {
-    /// Registers the ledger lines and the refresh's parameters.
+    /// Registers the ledger lines and the refresh's parameters, and sums the window once.
     pub fn new(lines: LazyFrame, refresh: Month, program: &Program) -> PolarsResult<Kpis> {
         let (from, to) = refresh.window();
-        let ctx = SQLContext::new();
+        let mut ctx = SQLContext::new();
         ctx.register("lines", lines);
         let params = df!(
             "refresh" => [refresh.to_string()],
@@ -44,6 +50,14 @@ impl Kpis {
             "window_to" => [to.index()],
         )?;
         ctx.register("params", params.lazy());
+        ctx.register(
+            "month_offsets",
+            df!("month_offset" => (0..12).collect::<Vec<i32>>())?.lazy(),
+        );
+        let months = ctx.execute(WINDOW_MONTHS)?.collect()?;
+        ctx.register("window_months", months.lazy());
+        let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
+        ctx.register("window_sums", sums.lazy());
         let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
         let positions: Vec<i32> = (0..categories.len() as i32).collect();
         ctx.register(
@@ -91,7 +105,7 @@ impl Kpis {
         Ok(self
             .ctx
             .execute(MONTHLY_KPIS)?
-            .drop(cols(["position"]))
+            .drop(cols(["category_position"]))
             .collect()?)
     }
 

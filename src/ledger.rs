@@ -163,7 +163,7 @@ fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Lz4Raw)
         .finish(df)
-        .map_err(|e| Error::internal(format!("writing {}", path.display()), e))?;
+        .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
     Ok(())
 }
 
@@ -175,7 +175,9 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut previous: Option<String> = None;
+    let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
     for input in inputs {
+        progress.set_message(input.month.to_string());
         let started = Instant::now();
         let mut files = Vec::new();
         for path in &input.files {
@@ -315,7 +317,9 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
         previous = Some(judgement);
         outcomes.push(outcome);
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     Ok(outcomes)
 }
 

@@ -101,6 +101,7 @@ pub enum Move {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Journal {
+    /// The staging folder, relative to the output folder.
     staging: String,
     moves: Vec<Move>,
 }
@@ -169,8 +170,14 @@ pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
         }
     }
     let work = staging.output.join(WORK_DIR);
+    // The staging folder is named relative to the output folder, so that a later run reaching
+    // the same folder by another path (relative, absolute) still finds it.
+    let relative = staging
+        .root
+        .strip_prefix(&staging.output)
+        .unwrap_or(&staging.root);
     let journal = Journal {
-        staging: staging.root.to_string_lossy().into_owned(),
+        staging: relative.to_string_lossy().into_owned(),
         moves: moves.to_vec(),
     };
     let path = work.join(JOURNAL);
@@ -218,7 +225,7 @@ pub fn recover(output: &Path) -> Result<bool> {
 }
 
 fn apply(output: &Path, journal: &Journal) -> Result<()> {
-    let staging = PathBuf::from(&journal.staging);
+    let staging = output.join(&journal.staging);
     let trash = output.join(WORK_DIR).join("trash");
     fs::create_dir_all(&trash).map_err(write_err(&trash))?;
     for (i, m) in journal.moves.iter().enumerate() {
@@ -308,7 +315,12 @@ mod tests {
         fs::write(staging.path("b.csv").unwrap(), "b").unwrap();
         // As if killed after the journal was written and the first move was done.
         let journal = Journal {
-            staging: staging.root.to_string_lossy().into_owned(),
+            staging: staging
+                .root
+                .strip_prefix(out)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
             moves: vec![Move::Put("a.csv".into()), Move::Put("b.csv".into())],
         };
         fs::write(

@@ -169,7 +169,7 @@ pub fn load_previous_levels(
             file: path.clone(),
             reason: e.to_string(),
         })?;
-        let get = |i: usize| r.get(i).unwrap_or("").to_string();
+        let get = |i: usize| crate::report::csv_out::unescape(r.get(i).unwrap_or(""));
         rows.insert(
             get(0),
             LevelRow {

@@ -60,6 +60,9 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     }
     let fx_path = cfg.input.join("fx_rates.csv");
     let fx = FxRates::load(&fx_path)?;
+    if !fx.unknown_columns.is_empty() {
+        info!(file = %fx_path.display(), columns = ?fx.unknown_columns, "unknown columns ignored");
+    }
     for key in &cfg.program.unknown_keys {
         warn!(key = %key, "program.toml: unknown key ignored");
     }
@@ -82,7 +85,7 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
         files.push(InputFile {
             path: rel(&cfg.input, &fx_path),
             sha256: s.clone(),
-            rows: Some(fx.rows().len() as u64),
+            rows: Some(fx.rows_read),
         });
         s
     } else {
@@ -213,7 +216,16 @@ pub fn compute(
     published: &Path,
 ) -> Result<Computation> {
     let started = Instant::now();
-    let lines = ledger::scan_accepted(&ingested.outcomes)?;
+    // Every line of a delivery is dated in or before its month (later ones are future_date),
+    // so deliveries before the window hold no window line and are not read.
+    let (window_from, _) = cfg.refresh.window();
+    let in_reach: Vec<Outcome> = ingested
+        .outcomes
+        .iter()
+        .filter(|o| o.month >= window_from)
+        .cloned()
+        .collect();
+    let lines = ledger::scan_accepted(&in_reach)?;
     let mut kpis = Kpis::new(lines, cfg.refresh, &cfg.program)?;
     let totals = kpis.totals()?;
     let lines_in_window = totals.values().map(|k| k.lines).sum();

@@ -224,7 +224,7 @@ fn stage_outputs(
                 d.effective_level.as_str().to_string(),
             ]
         });
-    csv_out::write(&staging.path(&levels_rel)?, &LEVELS_HEADER, levels)?;
+    csv_out::write_state(&staging.path(&levels_rel)?, &LEVELS_HEADER, levels)?;
     let directory_rel = format!("state/directory/{r}.csv");
     let entries = c.directory.state.iter().map(|e| {
         vec![
@@ -234,7 +234,7 @@ fn stage_outputs(
             e.landing_page_url.clone(),
         ]
     });
-    csv_out::write(
+    csv_out::write_state(
         &staging.path(&directory_rel)?,
         &[
             "partner_id",

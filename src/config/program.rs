@@ -130,7 +130,7 @@ impl Extension {
             && !self
                 .exclude_competencies
                 .iter()
-                .any(|c| c.eq_ignore_ascii_case(competency.trim()))
+                .any(|c| same_text(c, competency))
     }
 }
 
@@ -251,15 +251,11 @@ impl Program {
         let competency = competency.trim();
         of_level()
             .filter(|r| r.effective_from == newest)
-            .filter(|r| {
-                r.market
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(market))
-            })
+            .filter(|r| r.market.as_deref().is_none_or(|m| same_text(m, market)))
             .filter(|r| {
                 r.competency
                     .as_deref()
-                    .is_none_or(|c| !competency.is_empty() && c.eq_ignore_ascii_case(competency))
+                    .is_none_or(|c| !competency.is_empty() && same_text(c, competency))
             })
             // The first block in the file wins a tie: `max_by_key` keeps the last maximum, so
             // walk the blocks in reverse.
@@ -273,6 +269,12 @@ impl Program {
             .iter()
             .find(|e| e.applies(anniversary, competency))
     }
+}
+
+/// Names (markets, competencies) compare case-insensitively, in any script, after trimming.
+pub fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
 }
 
 type Failure = (String, String);
@@ -388,6 +390,9 @@ fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
         let omlp_types = strings(types, &key)?;
         for omlp in &omlp_types {
             if let Some((_, other)) = lookup.get(&omlp.to_lowercase()) {
+                if *other == index {
+                    continue; // listed twice in the same category: harmless
+                }
                 let other = &categories
                     .get(*other)
                     .map_or(name.as_str(), |c: &Category| c.name.as_str());
@@ -436,7 +441,7 @@ fn parse_markets(value: Option<&Value>) -> Result<Markets, Failure> {
             names.push(name.clone());
         }
     }
-    if names.iter().any(|n| n.eq_ignore_ascii_case(&default)) {
+    if names.iter().any(|n| same_text(n, &default)) {
         return fail(
             "markets.default",
             format!("{default:?} is also a listed market"),
@@ -492,11 +497,7 @@ fn parse_requirements(
                 if name == "*" {
                     None
                 } else {
-                    match program
-                        .markets
-                        .iter()
-                        .find(|m| m.eq_ignore_ascii_case(&name))
-                    {
+                    match program.markets.iter().find(|m| same_text(m, &name)) {
                         Some(m) => Some(m.clone()),
                         None => return fail(at("market"), format!("unknown market {name:?}")),
                     }
@@ -727,6 +728,20 @@ exclude_competencies = ["Cloud Business Applications"]
             p.requirement(Level::Gold, d("2026-03-01"), "mature", ""),
             None
         );
+    }
+
+    #[test]
+    fn names_match_case_insensitively_in_any_script() {
+        let text = SAMPLE
+            .replace("\"Data Analytics\"", "\"SÄKERHET\"")
+            .replace("\"Cloud Business Applications\"", "\"ÖVRIGT\"");
+        let p = Program::parse(&text).unwrap();
+        let block = p
+            .requirement(Level::Silver, d("2026-03-01"), "MATURE", " säkerhet ")
+            .unwrap();
+        assert_eq!(block.competency.as_deref(), Some("SÄKERHET"));
+        assert!(p.extension_for(d("2021-03-01"), "övrigt").is_none());
+        assert!(same_text("Ärlig", "äRLIG") && !same_text("a", "b"));
     }
 
     #[test]

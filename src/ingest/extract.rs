@@ -91,7 +91,22 @@ impl Parsed {
 
     /// Reads one extract file of `delivery` and appends its rows.
     pub fn read_file(&mut self, path: &Path, delivery: Month) -> Result<FileRead> {
-        let t = table::open(path)?;
+        let mut t = table::open(path)?;
+        // "Invoice #" is the invoice number's name on invoices; take it when the file has no
+        // invoice_number column.
+        if !t
+            .header
+            .iter()
+            .any(|h| h.trim().eq_ignore_ascii_case("invoice_number"))
+        {
+            if let Some(h) = t
+                .header
+                .iter_mut()
+                .find(|h| h.trim() == "Invoice #" || h.trim().eq_ignore_ascii_case("invoice #"))
+            {
+                *h = "invoice_number".to_string();
+            }
+        }
         let columns = Columns::resolve(path, &t.header, &COLUMNS, &COLUMNS)?;
         let name = path
             .file_name()

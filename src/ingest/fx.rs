@@ -12,6 +12,10 @@ const COLUMNS: [&str; 3] = ["month", "currency", "usd_per_unit"];
 #[derive(Clone, Debug, Default)]
 pub struct FxRates {
     rates: HashMap<(Month, String), f64>,
+    /// Data rows read from the file.
+    pub rows_read: u64,
+    /// Header names the reader does not know, for the log.
+    pub unknown_columns: Vec<String>,
 }
 
 impl FxRates {
@@ -24,8 +28,10 @@ impl FxRates {
         let columns = Columns::resolve(path, &t.header, &COLUMNS, &COLUMNS)?;
         let mut rates = HashMap::new();
         let mut problems = Vec::new();
+        let mut rows_read = 0;
         for row in t.rows {
             let row = row?;
+            rows_read += 1;
             let mut report = |column: &str, reason: String| {
                 problems.push(RowProblem {
                     row: row.row as usize,
@@ -75,7 +81,11 @@ impl FxRates {
                 problems,
             });
         }
-        Ok(FxRates { rates })
+        Ok(FxRates {
+            rates,
+            rows_read,
+            unknown_columns: columns.unknown,
+        })
     }
 
     /// The USD value of one unit of `currency` in `month`.

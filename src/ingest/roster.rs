@@ -121,7 +121,7 @@ impl Roster {
             if partner_name.is_empty() {
                 report("partner_name", "is empty".into());
             }
-            let country = get(2).to_uppercase();
+            let country = get(2).to_ascii_uppercase();
             if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
                 report(
                     "country",
@@ -252,7 +252,8 @@ mod tests {
         let e = load(
             "P1,One,SE,gold,,2024-01-01,1,yes,yes,no,,,\n\
              P1,Two,SWE,silver,Security,2024-13-01,-1,maybe,yes,no,,,\n\
-             P3,Three,SE,platinum,,2024-01-01,1,yes,yes,no,,,\n",
+             P3,Three,SE,platinum,,2024-01-01,1,yes,yes,no,,,\n\
+             P4,Four,ß,none,,,1,no,no,no,,,\n",
         )
         .unwrap_err();
         let Error::InvalidRows { problems, .. } = &e else {
@@ -271,7 +272,8 @@ mod tests {
                 (3, "enrolled_on"),
                 (3, "mct_count"),
                 (3, "exams_met"),
-                (4, "enrollment")
+                (4, "enrollment"),
+                (5, "country")
             ]
         );
         assert_eq!(e.exit_code(), 65);

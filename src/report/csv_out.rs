@@ -28,14 +28,19 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// The value as read back from a state file written with [`escape`].
-pub fn unescape(s: &str) -> String {
-    match s.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(rest) => {
-            rest.to_string()
-        }
-        _ => s.to_string(),
+/// The value as written to a state file: like [`escape`], and a value that itself begins with
+/// `'` gets one more, so that [`unescape`] gives back exactly what was written.
+pub fn escape_state(s: &str) -> Cow<'_, str> {
+    if s.starts_with('\'') {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        escape(s)
     }
+}
+
+/// The value as read back from a state file written with [`escape_state`].
+pub fn unescape(s: &str) -> String {
+    s.strip_prefix('\'').unwrap_or(s).to_string()
 }
 
 /// A number as a plain decimal, rounded to 4 decimals: no exponent, no trailing zeros.
@@ -49,11 +54,29 @@ pub fn number(x: f64) -> String {
     }
 }
 
-/// Writes a CSV file with `header` and `rows`, escaping every value.
+/// Writes a report CSV file with `header` and `rows`, escaping every value.
 pub fn write(
     path: &Path,
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<()> {
+    write_with(path, header, rows, escape)
+}
+
+/// Writes a state CSV file, escaped so that it reads back exactly.
+pub fn write_state(
+    path: &Path,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<()> {
+    write_with(path, header, rows, escape_state)
+}
+
+fn write_with(
+    path: &Path,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+    escape: fn(&str) -> Cow<'_, str>,
 ) -> Result<()> {
     let fail = |e: csv::Error| Error::write(path, std::io::Error::other(e.to_string()));
     let mut w = csv::WriterBuilder::new()
@@ -90,7 +113,9 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(escape(raw), out, "{raw:?}");
-            assert_eq!(unescape(&escape(raw)), raw, "{raw:?}");
+            assert_eq!(unescape(&escape_state(raw)), raw, "{raw:?}");
+            let quoted = format!("'{raw}");
+            assert_eq!(unescape(&escape_state(&quoted)), quoted, "{raw:?}");
         }
     }
 

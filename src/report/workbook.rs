@@ -103,6 +103,7 @@ impl Rows for FrameRows {
         for c in &self.columns {
             let v = match c.get(i) {
                 Ok(AnyValue::String(s)) => Value::text(s),
+                Ok(AnyValue::StringOwned(s)) => Value::text(s.as_str()),
                 Ok(AnyValue::Float64(f)) => Value::Number(f),
                 Ok(AnyValue::Int64(n)) => Value::Int(n),
                 Ok(AnyValue::Date(days)) => {
@@ -294,7 +295,7 @@ fn write_row(
         match v {
             Value::Text(s) if s.is_empty() => {}
             Value::Text(s) => {
-                ws.write_string(row, col, s)?;
+                ws.write_string(row, col, excel_text(s))?;
             }
             Value::Number(x) => {
                 ws.write_number_with_format(row, col, *x, &styles.number)?;
@@ -309,6 +310,17 @@ fn write_row(
         }
     }
     Ok(())
+}
+
+/// Excel's limit on the characters of a cell.
+const EXCEL_MAX_CHARS: usize = 32_767;
+
+/// Text as Excel can hold it: cut at Excel's 32,767 characters (the CSV files keep it whole).
+fn excel_text(s: &str) -> &str {
+    match s.char_indices().nth(EXCEL_MAX_CHARS) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
 }
 
 /// Frozen header, autofilter, and colours for the status columns.

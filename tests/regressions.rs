@@ -1,0 +1,168 @@
+//! Regressions: each test pins a defect found in review, so it cannot come back.
+
+mod common;
+
+use std::process::Command;
+
+use calamine::Reader;
+use common::*;
+
+#[test]
+fn recovery_finds_the_staging_folder_whatever_path_named_the_output() {
+    let w = Work::from_fixture("two_refreshes");
+    w.refresh("2026-05");
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    std::fs::write(
+        w.input().join("partners.csv"),
+        roster.replace("Adventure Works Academy,US", "Adventure Works Academy,CA"),
+    )
+    .unwrap();
+    // Crash during the commit of a run that named the output folder relatively…
+    let out = Command::new(BIN)
+        .current_dir(w.dir.path())
+        .args([
+            "run",
+            "--refresh",
+            "2026-05",
+            "--force",
+            "--input",
+            "input",
+            "--output",
+            "output",
+        ])
+        .env("KPI_REFRESH_FAILPOINT", "abort-during-commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // …then a run naming it absolutely completes that commit before failing on its own.
+    let out = Command::new(BIN)
+        .args(["run", "--refresh", "2026-05", "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_FAILPOINT", "before-commit")
+        .output()
+        .unwrap();
+    assert_exit(&out, 70, "failpoint");
+    // The interrupted refresh is complete: its reports show the changed roster.
+    let partners = w.report("2026-05", "partners-2026-05.csv");
+    assert!(
+        partners.contains("P01,Adventure Works Academy,CA"),
+        "{partners}"
+    );
+    let ledger =
+        std::fs::read_to_string(w.output().join("ledger/delivery=2026-04/_partition.json"))
+            .unwrap();
+    let manifest = w.report("2026-05", "manifest.json");
+    let judgement = ledger
+        .split("\"judgement\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(!judgement.is_empty() && manifest.contains("ledger/delivery=2026-04/_partition.json"));
+}
+
+#[test]
+fn a_carried_forward_decision_survives_a_formula_like_partner_id() {
+    let w = minimal();
+    // Gold partner due in November 2026 with no KPIs: downgraded to the action pack.
+    w.write(
+        "partners.csv",
+        &format!("{ROSTER_HEADER}\n@P1,At,SE,gold,Security,2024-11-05,2,yes,yes,yes,,,\n"),
+    );
+    w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.write("extracts/2026-11/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.refresh("2026-11");
+    let nov = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    assert_eq!(
+        (nov[1][0].as_str(), nov[1][14].as_str(), nov[1][15].as_str()),
+        ("'@P1", "downgrade", "action_pack")
+    );
+    w.refresh("2026-12");
+    let dec = csv_rows(&w.report("2026-12", "partners-2026-12.csv"));
+    assert_eq!(
+        (dec[1][4].as_str(), dec[1][14].as_str()),
+        ("action_pack", "not_due"),
+        "{dec:?}"
+    );
+}
+
+#[test]
+fn invoice_detail_names_the_delivery_with_a_single_partition() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!("{EXTRACT_HEADER}\nI1,1,2026-10-02,Invoice,P1,MOC,kit,5,5,USD\n"),
+    );
+    // P1 is due in November (enrolled 2024-11-05).
+    w.refresh("2026-11");
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook(w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx"))
+            .unwrap();
+    let detail = book.worksheet_range("Invoice detail").unwrap();
+    let rows: Vec<Vec<String>> = detail
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][13], "Delivery");
+    assert_eq!(rows[1][13], "2026-10");
+    assert_eq!(
+        (
+            rows[1][1].as_str(),
+            rows[1][2].as_str(),
+            rows[1][5].as_str()
+        ),
+        ("10", "2026", "I1")
+    );
+}
+
+#[test]
+fn text_past_excels_cell_limit_is_cut_in_the_workbook_and_kept_in_the_csv() {
+    let w = minimal();
+    let long = "x".repeat(40_000);
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!("{EXTRACT_HEADER}\nI1,1,2026-10-02,Invoice,P1,MOC,{long},5,5,USD\nI2,1,2026-10-02,Proforma,P1,MOC,{long},5,5,USD\n"),
+    );
+    let out = w.run(&[
+        "run",
+        "--refresh",
+        "2026-11",
+        "--force",
+        "--max-reject-rate",
+        "1",
+    ]);
+    assert_success(&out);
+    assert!(w.report("2026-11", "rejected-2026-11.csv").contains(&long));
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook(w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx"))
+            .unwrap();
+    let detail = book.worksheet_range("Invoice detail").unwrap();
+    assert_eq!(detail.get((1, 4)).unwrap().to_string().len(), 32_767);
+}
+
+#[test]
+fn urls_that_hide_a_port_or_an_ip_host_are_exceptions() {
+    let w = minimal();
+    let rows: String = [
+        ("A", "https:one.se:8443/ms"),
+        ("B", "https:/one.se:443/ms"),
+        ("C", "foo://10.0.0.1/x"),
+        ("D", "https://@one.se/"),
+        ("E", "https://www.one.se/ms"),
+    ]
+    .iter()
+    .map(|(id, url)| {
+        format!("{id},N,SE,action_pack,,2024-03-01,1,no,no,yes,Name {id},{url},one.se\n")
+    })
+    .collect();
+    w.write("partners.csv", &format!("{ROSTER_HEADER}\n{rows}"));
+    w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.refresh("2026-11");
+    let sub = csv_rows(&w.report("2026-11", "directory-submission-2026-11.csv"));
+    let ids: Vec<&str> = sub[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(ids, ["E"]);
+}
