@@ -171,39 +171,103 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
 }
 
+/// SHA-256 of each file of a delivery, hashed in parallel.
+fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                s.spawn(move || {
+                    let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
+                        file: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    Ok(SourceFile {
+                        name,
+                        sha256,
+                        rows: 0,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("hashing does not panic"))
+            .collect()
+    })
+}
+
+/// Parses a delivery's files, one thread per file, keeping file-name order.
+fn parse_files(input: &DeliveryInput) -> Result<(Parsed, Vec<extract::FileRead>)> {
+    let results: Vec<Result<(Parsed, extract::FileRead)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = input
+            .files
+            .iter()
+            .map(|path| {
+                s.spawn(move || {
+                    let mut parsed = Parsed::default();
+                    let read = parsed.read_file(path, input.month)?;
+                    Ok((parsed, read))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("parsing does not panic"))
+            .collect()
+    });
+    let mut all = Parsed::default();
+    let mut reads = Vec::new();
+    for result in results {
+        let (parsed, read) = result?;
+        all.append(parsed);
+        reads.push(read);
+    }
+    Ok((all, reads))
+}
+
+/// The accepted keys (`invoice_number`, `invoice_line`) of the given partitions.
+fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<DataFrame> {
+    let keys = |o: &Outcome| {
+        scan(&o.accepted_path()).map(|lf| lf.select([col("invoice_number"), col("invoice_line")]))
+    };
+    let frames = outcomes
+        .iter()
+        .map(keys)
+        .collect::<PolarsResult<Vec<_>>>()?;
+    if frames.is_empty() {
+        return Ok(DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("invoice_number".into(), DataType::String),
+            Field::new("invoice_line".into(), DataType::Int64),
+        ])));
+    }
+    concat(frames, UnionArgs::default())?.collect()
+}
+
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut previous: Option<String> = None;
+    // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
+    let mut prior: Option<DataFrame> = None;
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
     for input in inputs {
         progress.set_message(input.month.to_string());
         let started = Instant::now();
-        let mut files = Vec::new();
-        for path in &input.files {
-            let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
-                file: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            files.push(SourceFile {
-                name,
-                sha256,
-                rows: 0,
-            });
-        }
+        let mut files = hash_files(&input.files)?;
         let depends = Depends {
             roster: ctx.roster_sha.clone(),
             fx_rates: ctx.fx_sha.clone(),
             program: ctx.program_sha.clone(),
             previous: previous.clone(),
         };
-        let identity: Vec<(&str, &str)> = files
+        let identity: Vec<(String, String)> = files
             .iter()
-            .map(|f| (f.name.as_str(), f.sha256.as_str()))
+            .map(|f| (f.name.clone(), f.sha256.clone()))
             .collect();
         let judgement = sha256_bytes(
             serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
@@ -214,25 +278,34 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         let existing = read_meta(&published).filter(|m| m.format == FORMAT);
 
         let outcome = match existing {
-            Some(meta) if meta.judgement == judgement => Outcome {
-                meta,
-                month: input.month,
-                judged: false,
-                parsed: false,
-                dir: published,
-                unknown_columns: Vec::new(),
-            },
+            Some(meta) if meta.judgement == judgement => {
+                let outcome = Outcome {
+                    meta,
+                    month: input.month,
+                    judged: false,
+                    parsed: false,
+                    dir: published,
+                    unknown_columns: Vec::new(),
+                };
+                if let Some(prior) = prior.as_mut() {
+                    prior.vstack_mut(&accepted_keys(std::slice::from_ref(&outcome))?)?;
+                }
+                outcome
+            }
             existing => {
                 let same_files = existing.as_ref().is_some_and(|m| {
                     m.files
                         .iter()
-                        .map(|f| (f.name.as_str(), f.sha256.as_str()))
-                        .eq(identity.iter().copied())
+                        .map(|f| (f.name.clone(), f.sha256.clone()))
+                        .eq(identity.iter().cloned())
                 });
                 let dir = staging.path(&partition_rel(input.month))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                if prior.is_none() {
+                    prior = Some(accepted_keys(&outcomes)?);
+                }
                 let mut unknown_columns = Vec::new();
-                let parsed = if same_files {
+                let (parsed_df, newly_parsed) = if same_files {
                     let kept = published.join(PARSED);
                     // The kept rows are immutable: link them into the new partition.
                     std::fs::hard_link(&kept, dir.join(PARSED))
@@ -244,36 +317,39 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     {
                         f.rows = old.rows;
                     }
-                    false
+                    (scan(&kept)?.collect()?, false)
                 } else {
-                    let mut parsed = Parsed::default();
-                    for (path, f) in input.files.iter().zip(files.iter_mut()) {
-                        let read = parsed.read_file(path, input.month)?;
+                    let (parsed, reads) = parse_files(input)?;
+                    for (f, read) in files.iter_mut().zip(reads) {
                         f.rows = read.rows;
                         if !read.unknown_columns.is_empty() {
                             unknown_columns.push((read.name, read.unknown_columns));
                         }
                     }
-                    let mut df = parsed.into_frame()?;
-                    write_parquet(&mut df, &dir.join(PARSED))?;
-                    true
+                    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
+                    (parsed.into_frame()?, true)
                 };
-                let prior: Vec<LazyFrame> = outcomes
-                    .iter()
-                    .map(|o| {
-                        scan(&o.accepted_path())
-                            .map(|lf| lf.select([col("invoice_number"), col("invoice_line")]))
-                    })
-                    .collect::<PolarsResult<_>>()?;
-                let prior = if prior.is_empty() {
-                    None
-                } else {
-                    Some(concat(prior, UnionArgs::default())?)
-                };
-                let mut judged =
-                    judge::judge(scan(&dir.join(PARSED))?, input.month, ctx.lookups, prior)?;
+                // Keep the parsed rows (on the other core) while judging them.
+                let mut judged = std::thread::scope(|s| -> Result<judge::Judged> {
+                    let keeper = newly_parsed.then(|| {
+                        let mut df = parsed_df.clone();
+                        let path = dir.join(PARSED);
+                        s.spawn(move || write_parquet(&mut df, &path))
+                    });
+                    let judged =
+                        judge::judge(parsed_df.lazy(), input.month, ctx.lookups, prior.as_ref())?;
+                    if let Some(keeper) = keeper {
+                        keeper.join().expect("writing does not panic")?;
+                    }
+                    Ok(judged)
+                })?;
+                debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
                 write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
                 write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                if let Some(prior) = prior.as_mut() {
+                    prior
+                        .vstack_mut(&judged.accepted.select(["invoice_number", "invoice_line"])?)?;
+                }
                 let mut rejected = BTreeMap::new();
                 for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
                     *rejected.entry(reason.to_string()).or_insert(0u64) += 1;
@@ -297,7 +373,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     meta,
                     month: input.month,
                     judged: true,
-                    parsed,
+                    parsed: newly_parsed,
                     dir,
                     unknown_columns,
                 }
@@ -312,7 +388,13 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             rejected = outcome.meta.rejected_total(),
             ms = started.elapsed().as_millis() as u64,
             "ledger: delivery {}",
-            if outcome.parsed { "parsed and judged" } else if outcome.judged { "judged again from kept rows" } else { "unchanged, reused" }
+            if outcome.parsed {
+                "parsed and judged"
+            } else if outcome.judged {
+                "judged again from kept rows"
+            } else {
+                "unchanged, reused"
+            }
         );
         debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
         previous = Some(judgement);

@@ -73,8 +73,8 @@ proptest! {
         };
         let earlier = judge(frame(&prior).lazy(), delivery.plus(-1), &lookups, None).unwrap();
         prop_assert_eq!(earlier.accepted.height() + earlier.rejected.height(), prior.len());
-        let keys = earlier.accepted.clone().lazy().select([col("invoice_number"), col("invoice_line")]);
-        let judged = judge(frame(&rows).lazy(), delivery, &lookups, Some(keys)).unwrap();
+        let keys = earlier.accepted.select(["invoice_number", "invoice_line"]).unwrap();
+        let judged = judge(frame(&rows).lazy(), delivery, &lookups, Some(&keys)).unwrap();
         prop_assert_eq!(judged.accepted.height() + judged.rejected.height(), rows.len());
         prop_assert_eq!(judged.rejected.column("reason").unwrap().null_count(), 0);
         // Accepted keys are unique, and none was accepted earlier.

@@ -122,6 +122,7 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         refresh = %cfg.refresh,
         reports = %out.join("reports").join(cfg.refresh.to_string()).display(),
         ms = clock.elapsed().as_millis() as u64,
+        peak_rss_mib = peak_rss_mib(),
         "refresh done"
     );
     Ok(())
@@ -374,6 +375,16 @@ fn stage_outputs(
     };
     manifest.write(&staging.path(&format!("{reports}/manifest.json"))?)?;
     Ok(moves)
+}
+
+/// The process's peak resident memory so far, in MiB (0 where the system does not say).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
 }
 
 /// The files at or under `path`, sorted.

@@ -89,6 +89,24 @@ impl Parsed {
         self.source_row.is_empty()
     }
 
+    /// Appends the rows of `other` after these.
+    pub fn append(&mut self, other: Parsed) {
+        self.source_file.extend(other.source_file);
+        self.source_row.extend(other.source_row);
+        for (mine, theirs) in self.raw.iter_mut().zip(other.raw) {
+            mine.extend(theirs);
+        }
+        self.pre_reason.extend(other.pre_reason);
+        self.line_no.extend(other.line_no);
+        self.date.extend(other.date);
+        self.credit.extend(other.credit);
+        self.kpi.extend(other.kpi);
+        self.rev.extend(other.rev);
+        self.ccy.extend(other.ccy);
+        self.month.extend(other.month);
+        self.month_index.extend(other.month_index);
+    }
+
     /// Reads one extract file of `delivery` and appends its rows.
     pub fn read_file(&mut self, path: &Path, delivery: Month) -> Result<FileRead> {
         let mut t = table::open(path)?;

@@ -71,7 +71,7 @@ pub fn judge(
     parsed: LazyFrame,
     delivery: Month,
     lookups: &Lookups,
-    prior_keys: Option<LazyFrame>,
+    prior_keys: Option<&DataFrame>,
 ) -> PolarsResult<Judged> {
     let keys = |names: &[&str]| names.iter().map(|n| col(*n)).collect::<Vec<_>>();
     let mut lf = parsed
@@ -95,20 +95,30 @@ pub fn judge(
             left(),
         );
     let prior = match prior_keys {
-        Some(prior) => {
-            let prior = prior
+        Some(prior) if prior.height() > 0 => {
+            // Of the (many) keys accepted earlier, only those this delivery carries matter:
+            // a semi join probes them against this delivery's keys.
+            let wanted = keys(&["invoice_number", "line_no"]);
+            let current = lf
+                .clone()
+                .select(wanted.clone())
+                .filter(col("line_no").is_not_null());
+            let seen = prior
+                .clone()
+                .lazy()
                 .select([col("invoice_number"), col("invoice_line").alias("line_no")])
+                .join(
+                    current,
+                    wanted.clone(),
+                    wanted.clone(),
+                    JoinArgs::new(JoinType::Semi),
+                )
                 .unique(None, UniqueKeepStrategy::First)
                 .with_column(lit(true).alias("prior"));
-            lf = lf.join(
-                prior,
-                keys(&["invoice_number", "line_no"]),
-                keys(&["invoice_number", "line_no"]),
-                left(),
-            );
+            lf = lf.join(seen, wanted.clone(), wanted, left());
             col("prior").fill_null(lit(false))
         }
-        None => lit(false),
+        _ => lit(false),
     };
     let rate = when(col("ccy").eq(lit("USD")))
         .then(lit(1.0))

@@ -156,7 +156,12 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
     )
     .map_err(&err)?;
 
+    let t = std::time::Instant::now();
     write_monthly(&mut book, c, &styles, max_rows).map_err(&err)?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "workbook: Monthly KPIs written"
+    );
 
     let renewals = c.renewals();
     write_sheet(
@@ -231,7 +236,10 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
         )
         .map_err(&err)?;
     }
-    book.save(path).map_err(|e| match e {
+    let t = std::time::Instant::now();
+    let saved = book.save(path);
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
+    saved.map_err(|e| match e {
         XlsxError::IoError(io) => Error::write(path, io),
         other => err(other),
     })?;
@@ -262,13 +270,28 @@ fn write_sheet(
     max_rows: usize,
 ) -> Result<(), XlsxError> {
     let per_sheet = max_rows.saturating_sub(1).max(1);
-    let widths = column_widths(header, rows);
+    let (widths, kinds) = column_layout(header, rows);
     let mut values = Vec::with_capacity(header.len());
     for (part, sheet_name) in sheet_names(name, rows.len(), max_rows).iter().enumerate() {
-        let ws = book.add_worksheet_with_constant_memory();
+        let ws = if std::env::var("KPI_XLSX_LOWMEM").is_ok() {
+            book.add_worksheet_with_low_memory()
+        } else {
+            book.add_worksheet_with_constant_memory()
+        };
         ws.set_name(sheet_name)?;
         for (col, w) in widths.iter().enumerate() {
             ws.set_column_width(col as u16, *w)?;
+        }
+        // Number formats go on the columns, so cells are written without a format of their
+        // own (a per-cell format costs a lookup for every cell).
+        for (col, kind) in kinds.iter().enumerate() {
+            let format = match kind {
+                Kind::Number => &styles.number,
+                Kind::Int => &styles.integer,
+                Kind::Date => &styles.date,
+                Kind::Text => continue,
+            };
+            ws.set_column_format(col as u16, format)?;
         }
         for (col, h) in header.iter().enumerate() {
             ws.write_string_with_format(0, col as u16, h, &styles.header)?;
@@ -277,19 +300,14 @@ fn write_sheet(
         let last = (first + per_sheet).min(rows.len());
         for (r, i) in (first..last).enumerate() {
             rows.row(i, &mut values);
-            write_row(ws, r as u32 + 1, &values, styles)?;
+            write_row(ws, r as u32 + 1, &values)?;
         }
         finish_sheet(ws, header, (last - first) as u32)?;
     }
     Ok(())
 }
 
-fn write_row(
-    ws: &mut Worksheet,
-    row: u32,
-    values: &[Value],
-    styles: &Styles,
-) -> Result<(), XlsxError> {
+fn write_row(ws: &mut Worksheet, row: u32, values: &[Value]) -> Result<(), XlsxError> {
     for (col, v) in values.iter().enumerate() {
         let col = col as u16;
         match v {
@@ -298,13 +316,13 @@ fn write_row(
                 ws.write_string(row, col, excel_text(s))?;
             }
             Value::Number(x) => {
-                ws.write_number_with_format(row, col, *x, &styles.number)?;
+                ws.write_number(row, col, *x)?;
             }
             Value::Int(n) => {
-                ws.write_number_with_format(row, col, *n as f64, &styles.integer)?;
+                ws.write_number(row, col, *n as f64)?;
             }
             Value::Date(d) => {
-                ws.write_date_with_format(row, col, d, &styles.date)?;
+                ws.write_datetime(row, col, d)?;
             }
             Value::Empty => {}
         }
@@ -364,24 +382,40 @@ fn finish_sheet(ws: &mut Worksheet, header: &[String], data_rows: u32) -> Result
     Ok(())
 }
 
-/// Column widths from the header and the first rows' text.
-fn column_widths(header: &[String], rows: &dyn Rows) -> Vec<f64> {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Text,
+    Number,
+    Int,
+    Date,
+}
+
+/// Column widths from the header and the first rows' text, and each column's kind of value
+/// (the first value that is not text decides).
+fn column_layout(header: &[String], rows: &dyn Rows) -> (Vec<f64>, Vec<Kind>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count() + 2).collect();
+    let mut kinds = vec![Kind::Text; header.len()];
     let mut values = Vec::new();
     for i in 0..rows.len().min(2000) {
         rows.row(i, &mut values);
-        for (w, v) in widths.iter_mut().zip(&values) {
-            let len = match v {
-                Value::Text(s) => s.chars().count(),
-                Value::Number(x) => format!("{x:.2}").len() + 2,
-                Value::Int(n) => n.to_string().len(),
-                Value::Date(_) => 10,
-                Value::Empty => 0,
+        for ((w, kind), v) in widths.iter_mut().zip(kinds.iter_mut()).zip(&values) {
+            let (len, k) = match v {
+                Value::Text(s) => (s.chars().count(), Kind::Text),
+                Value::Number(x) => (format!("{x:.2}").len() + 2, Kind::Number),
+                Value::Int(n) => (n.to_string().len(), Kind::Int),
+                Value::Date(_) => (10, Kind::Date),
+                Value::Empty => (0, Kind::Text),
             };
             *w = (*w).max(len + 1);
+            if *kind == Kind::Text {
+                *kind = k;
+            }
         }
     }
-    widths.into_iter().map(|w| w.clamp(8, 60) as f64).collect()
+    (
+        widths.into_iter().map(|w| w.clamp(8, 60) as f64).collect(),
+        kinds,
+    )
 }
 
 /// The Monthly KPIs sheet: a DataFrame straight from the SQL, written with polars_excel_writer

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The refresh benchmark. Generates the "large" profile with kpi-synth (20,000 partners, 13
+# deliveries of 500,000 lines; SCALE multiplies the lines) and measures in release mode:
+#   (a) full rebuild: `run` on an empty output folder (ingest 13 deliveries, compute, publish)
+#   (b) monthly run: the ledger holds 12 deliveries; ingest the 13th, compute, publish
+#   (c) monthly run after a roster change (one partner added, one changed): every partition
+#       is judged again from its kept parsed rows
+# and prints wall time, peak resident memory, per-stage times and rows per second.
+#
+# Usage: benches/bench.sh [SCALE]     (default 1; the generated input is kept for reruns)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kpi-refresh-target}"
+cargo build --release --bins --quiet
+bin="$CARGO_TARGET_DIR/release"
+scale="${1:-1}"
+partners="${PARTNERS:-20000}"
+lines=$((500000 * scale))
+work="${BENCH_DIR:-/var/tmp/kpi-refresh-bench}/p${partners}-l${lines}"
+
+if [ ! -f "$work/input/.complete" ]; then
+    rm -rf "$work" && mkdir -p "$work"
+    "$bin/kpi-synth" --out "$work/input" --partners "$partners" --lines-per-delivery "$lines" --deliveries 13 --seed 1
+    touch "$work/input/.complete"
+fi
+cp "$work/input/partners.csv" "$work/partners.orig.csv"
+
+run() { # run NAME REFRESH: one refresh with JSON logs kept in $work/NAME.log
+    "$bin/kpi-refresh" --log-format json run --refresh "$2" --force --max-reject-rate 0.2 \
+        --input "$work/input" --output "$work/output" 2>"$work/$1.log" >/dev/null
+}
+
+report() { # report NAME: the figures of one measured run
+    python3 - "$work/$1.log" "$1" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def stage(prefix):
+    return next((l for l in lines if l.get("message", "").startswith(prefix)), {})
+done, ingest = stage("refresh done"), stage("ingest: ledger up to date")
+wall = done.get("ms", 0) / 1000
+print(f"{sys.argv[2]}: wall {wall:.2f} s, peak memory {done.get('peak_rss_mib', 0)} MiB")
+read = sum(l.get("read", 0) for l in lines if l.get("message", "").startswith("ledger: delivery") and l.get("judged"))
+judged = sum(1 for l in lines if l.get("message", "").startswith("ledger: delivery") and l.get("judged"))
+for name, prefix in [("ingest", "ingest:"), ("kpi", "kpi:"), ("renewal", "renewal:"), ("directory", "directory:"),
+                     ("report", "report: files staged"), ("publish", "publish:")]:
+    ms = stage(prefix).get("ms", 0)
+    extra = ""
+    if name == "ingest" and ms:
+        extra = f"  ({judged} deliveries judged, {read:,} rows, {read / (ms / 1000):,.0f} rows/s)"
+    if name == "kpi" and ms:
+        n = stage(prefix).get("lines_in_window", 0)
+        extra = f"  ({n:,} lines in window, {n / (ms / 1000):,.0f} lines/s)"
+    print(f"  {name:<10} {ms / 1000:7.2f} s{extra}")
+PY
+}
+
+echo "profile: $partners partners, 13 deliveries of $lines lines ($work)"
+rm -rf "$work/output"
+run full 2026-11 && report full
+rm -rf "$work/output"
+run prepare 2026-10
+run monthly 2026-11 && report monthly
+python3 - "$work/input/partners.csv" <<'PY'
+import sys
+path = sys.argv[1]
+rows = open(path, encoding="utf-8").read().splitlines()
+header, first = rows[0], rows[1].split(",")
+first[1] = first[1] + " (renamed)"
+rows[1] = ",".join(first)
+rows.append("9999998,Net New Learning AB,SE,none,,,1,no,no,yes,,,")
+open(path, "w", encoding="utf-8").write("\n".join(rows) + "\n")
+PY
+run roster 2026-11 && report roster
+cp "$work/partners.orig.csv" "$work/input/partners.csv"
