@@ -14,9 +14,10 @@ use url::{Host, Url};
 
 use crate::calendar::Month;
 use crate::config::program::{Level, Program};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::renewal::Decision;
+use crate::report::csv_out::read_latest_state;
 
 /// The officially assigned ISO 3166-1 alpha-2 codes.
 const ISO_3166_ALPHA2: &str = "\
@@ -199,30 +200,24 @@ pub fn load_baseline(
     output: &Path,
     refresh: Month,
 ) -> Result<Option<(Month, BTreeMap<String, Entry>)>> {
-    let Some((month, path)) =
-        crate::renewal::latest_state(&output.join("state/directory"), refresh)
-    else {
+    let Some((month, rows)) = read_latest_state(&output.join("state/directory"), refresh)? else {
         return Ok(None);
     };
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| Error::Unreadable {
-        file: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut entries = BTreeMap::new();
-    for record in reader.records() {
-        let r = record.map_err(|e| Error::Unreadable {
-            file: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let get = |i: usize| crate::report::csv_out::unescape(r.get(i).unwrap_or(""));
-        let entry = Entry {
-            partner_id: get(0),
-            directory_name: get(1),
-            country: get(2),
-            landing_page_url: get(3),
-        };
-        entries.insert(entry.partner_id.clone(), entry);
-    }
+    let entries = rows
+        .into_iter()
+        .map(|mut r| {
+            r.resize(4, String::new());
+            let [partner_id, directory_name, country, landing_page_url]: [String; 4] =
+                r.try_into().expect("four fields");
+            let entry = Entry {
+                partner_id,
+                directory_name,
+                country,
+                landing_page_url,
+            };
+            (entry.partner_id.clone(), entry)
+        })
+        .collect();
     Ok(Some((month, entries)))
 }
 

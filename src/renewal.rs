@@ -15,9 +15,10 @@ use tracing::info;
 
 use crate::calendar::{next_anniversary, Month};
 use crate::config::program::{Level, Program};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::{round4, PartnerKpis};
+use crate::report::csv_out::read_latest_state;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
@@ -156,43 +157,26 @@ pub fn load_previous_levels(
     output: &Path,
     refresh: Month,
 ) -> Result<Option<(Month, HashMap<String, LevelRow>)>> {
-    let Some((month, path)) = latest_state(&output.join("state/levels"), refresh) else {
+    let Some((month, rows)) = read_latest_state(&output.join("state/levels"), refresh)? else {
         return Ok(None);
     };
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| Error::Unreadable {
-        file: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut rows = HashMap::new();
-    for record in reader.records() {
-        let r = record.map_err(|e| Error::Unreadable {
-            file: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let get = |i: usize| crate::report::csv_out::unescape(r.get(i).unwrap_or(""));
-        rows.insert(
-            get(0),
-            LevelRow {
-                roster_enrollment: get(1),
-                enrolled_on: get(2),
-                effective_level: get(3),
-            },
-        );
-    }
-    Ok(Some((month, rows)))
-}
-
-/// The latest `<dir>/YYYY-MM.csv` whose month is before `refresh`.
-pub fn latest_state(dir: &Path, refresh: Month) -> Option<(Month, std::path::PathBuf)> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let month: Month = name.strip_suffix(".csv")?.parse().ok()?;
-            (month < refresh).then(|| (month, e.path()))
+    let rows = rows
+        .into_iter()
+        .map(|mut r| {
+            r.resize(4, String::new());
+            let [id, roster_enrollment, enrolled_on, effective_level]: [String; 4] =
+                r.try_into().expect("four fields");
+            (
+                id,
+                LevelRow {
+                    roster_enrollment,
+                    enrolled_on,
+                    effective_level,
+                },
+            )
         })
-        .max_by_key(|(m, _)| *m)
+        .collect();
+    Ok(Some((month, rows)))
 }
 
 /// Decides every roster partner's renewal in `refresh`, sorted by partner_id.

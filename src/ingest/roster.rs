@@ -30,18 +30,7 @@ pub const COLUMNS: [&str; 13] = [
 ];
 
 /// The first ten columns must be in the file; the directory columns may be left out.
-const REQUIRED: [&str; 10] = [
-    "partner_id",
-    "partner_name",
-    "country",
-    "enrollment",
-    "competency",
-    "enrolled_on",
-    "mct_count",
-    "exams_met",
-    "performance_commitment",
-    "action_pack_active",
-];
+const REQUIRED: &[&str] = COLUMNS.split_at(10).0;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partner {
@@ -88,7 +77,7 @@ impl Roster {
 
     pub fn load(path: &Path) -> Result<Roster> {
         let t = table::open(path)?;
-        let columns = Columns::resolve(path, &t.header, &COLUMNS, &REQUIRED)?;
+        let columns = Columns::resolve(path, &t.header, &COLUMNS, REQUIRED)?;
         let mut partners = Vec::new();
         let mut problems = Vec::new();
         let mut seen: HashMap<String, u32> = HashMap::new();

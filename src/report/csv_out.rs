@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use crate::calendar::Month;
 use crate::error::{Error, Result};
 
 /// Whether `s` is a plain number (an optional sign, digits, an optional fraction).
@@ -91,6 +92,35 @@ fn write_with(
     }
     w.flush().map_err(|e| Error::write(path, e))?;
     Ok(())
+}
+
+/// The latest state file `<dir>/YYYY-MM.csv` whose month is before `refresh`: its month and
+/// its rows (header left out), unescaped.
+pub fn read_latest_state(dir: &Path, refresh: Month) -> Result<Option<(Month, Vec<Vec<String>>)>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let latest = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let month: Month = name.strip_suffix(".csv")?.parse().ok()?;
+            (month < refresh).then(|| (month, e.path()))
+        })
+        .max_by_key(|(m, _)| *m);
+    let Some((month, path)) = latest else {
+        return Ok(None);
+    };
+    let unreadable = |e: csv::Error| Error::Unreadable {
+        file: path.clone(),
+        reason: e.to_string(),
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        rows.push(record.map_err(unreadable)?.iter().map(unescape).collect());
+    }
+    Ok(Some((month, rows)))
 }
 
 #[cfg(test)]
