@@ -201,33 +201,27 @@ fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
     })
 }
 
-/// Parses a delivery's files, one thread per file, keeping file-name order.
-fn parse_files(input: &DeliveryInput) -> Result<(Parsed, Vec<extract::FileRead>)> {
-    let results: Vec<Result<(Parsed, extract::FileRead)>> = std::thread::scope(|s| {
+/// Parses a delivery's files, one thread per file, into one frame in file-name order.
+fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extract::FileRead>)> {
+    let results: Vec<Result<(DataFrame, extract::FileRead)>> = std::thread::scope(|s| {
         let handles: Vec<_> = input
             .files
             .iter()
-            .map(|path| {
-                s.spawn(move || {
-                    let mut parsed = Parsed::default();
-                    let read = parsed.read_file(path, input.month)?;
-                    Ok((parsed, read))
-                })
-            })
+            .map(|path| s.spawn(move || Parsed::read_file(path, input.month)))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("parsing does not panic"))
             .collect()
     });
-    let mut all = Parsed::default();
+    let mut frames = Vec::new();
     let mut reads = Vec::new();
     for result in results {
-        let (parsed, read) = result?;
-        all.append(parsed);
+        let (frame, read) = result?;
+        frames.push(frame);
         reads.push(read);
     }
-    Ok((all, reads))
+    Ok((extract::concat_files(frames)?, reads))
 }
 
 /// The accepted keys (`invoice_number`, `invoice_line`) of the given partitions.
@@ -327,7 +321,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                         }
                     }
                     debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
-                    (parsed.into_frame()?, true)
+                    (parsed, true)
                 };
                 // Keep the parsed rows (on the other core) while judging them.
                 let mut judged = std::thread::scope(|s| -> Result<judge::Judged> {

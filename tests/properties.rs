@@ -64,10 +64,10 @@ proptest! {
         let lookups = Lookups::new(&program, &roster(), &fx).unwrap();
         let delivery: Month = "2026-10".parse().unwrap();
         let frame = |rows: &[[String; 10]]| {
-            let mut parsed = Parsed::default();
+            let mut parsed = Parsed::new("f.csv", rows.len());
             for (i, r) in rows.iter().enumerate() {
                 let cells: [&str; 10] = std::array::from_fn(|k| r[k].as_str());
-                parsed.push("f.csv", i as u32 + 2, cells, [false; 10], delivery);
+                parsed.push(i as u32 + 2, cells, [false; 10], delivery);
             }
             parsed.into_frame().unwrap()
         };

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::Datelike;
 use polars::prelude::*;
 
 use super::table::{self, Columns};
@@ -55,21 +55,21 @@ pub fn list_files(folder: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((read, ignored))
 }
 
-/// Column buffers of a delivery's parsed rows, built row by row and turned into a frame.
-#[derive(Default)]
+/// Column builders of one file's parsed rows, turned into a frame when the file is read.
+/// Text goes straight into polars' string builders: no string per cell is allocated.
 pub struct Parsed {
-    pub source_file: Vec<String>,
-    pub source_row: Vec<u32>,
-    pub raw: [Vec<String>; 10],
-    pub pre_reason: Vec<Option<String>>,
-    pub line_no: Vec<Option<i64>>,
-    pub date: Vec<Option<NaiveDate>>,
-    pub credit: Vec<Option<bool>>,
-    pub kpi: Vec<Option<f64>>,
-    pub rev: Vec<Option<f64>>,
-    pub ccy: Vec<Option<String>>,
-    pub month: Vec<Option<String>>,
-    pub month_index: Vec<Option<i32>>,
+    source_file: String,
+    source_row: Vec<u32>,
+    raw: Vec<StringChunkedBuilder>,
+    pre_reason: StringChunkedBuilder,
+    line_no: Vec<Option<i64>>,
+    date: Vec<Option<i32>>,
+    credit: Vec<Option<bool>>,
+    kpi: Vec<Option<f64>>,
+    rev: Vec<Option<f64>>,
+    ccy: StringChunkedBuilder,
+    month: StringChunkedBuilder,
+    month_index: Vec<Option<i32>>,
 }
 
 /// Per-file facts for the manifest and the partition's metadata.
@@ -80,7 +80,29 @@ pub struct FileRead {
     pub unknown_columns: Vec<String>,
 }
 
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01, polars' day 0.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
 impl Parsed {
+    /// Builders for the rows of the file `source_file` (its name inside the delivery folder).
+    pub fn new(source_file: &str, capacity: usize) -> Parsed {
+        let builder = |name: &str| StringChunkedBuilder::new(name.into(), capacity);
+        Parsed {
+            source_file: source_file.to_string(),
+            source_row: Vec::with_capacity(capacity),
+            raw: COLUMNS.iter().map(|c| builder(c)).collect(),
+            pre_reason: builder("pre_reason"),
+            line_no: Vec::with_capacity(capacity),
+            date: Vec::with_capacity(capacity),
+            credit: Vec::with_capacity(capacity),
+            kpi: Vec::with_capacity(capacity),
+            rev: Vec::with_capacity(capacity),
+            ccy: builder("ccy"),
+            month: builder("month"),
+            month_index: Vec::with_capacity(capacity),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.source_row.len()
     }
@@ -89,26 +111,8 @@ impl Parsed {
         self.source_row.is_empty()
     }
 
-    /// Appends the rows of `other` after these.
-    pub fn append(&mut self, other: Parsed) {
-        self.source_file.extend(other.source_file);
-        self.source_row.extend(other.source_row);
-        for (mine, theirs) in self.raw.iter_mut().zip(other.raw) {
-            mine.extend(theirs);
-        }
-        self.pre_reason.extend(other.pre_reason);
-        self.line_no.extend(other.line_no);
-        self.date.extend(other.date);
-        self.credit.extend(other.credit);
-        self.kpi.extend(other.kpi);
-        self.rev.extend(other.rev);
-        self.ccy.extend(other.ccy);
-        self.month.extend(other.month);
-        self.month_index.extend(other.month_index);
-    }
-
-    /// Reads one extract file of `delivery` and appends its rows.
-    pub fn read_file(&mut self, path: &Path, delivery: Month) -> Result<FileRead> {
+    /// Reads one extract file of `delivery`: its rows as a frame (see [`Parsed::into_frame`]).
+    pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
         let mut t = table::open(path)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
         // invoice_number column.
@@ -120,7 +124,7 @@ impl Parsed {
             if let Some(h) = t
                 .header
                 .iter_mut()
-                .find(|h| h.trim() == "Invoice #" || h.trim().eq_ignore_ascii_case("invoice #"))
+                .find(|h| h.trim().eq_ignore_ascii_case("invoice #"))
             {
                 *h = "invoice_number".to_string();
             }
@@ -130,30 +134,29 @@ impl Parsed {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut rows = 0;
+        let mut parsed = Parsed::new(&name, 1024);
         for row in t.rows {
             let row = row?;
-            rows += 1;
             let cells: [&str; 10] = std::array::from_fn(|k| columns.get(&row, k));
             let bad: [bool; 10] = std::array::from_fn(|k| columns.bad_encoding(&row, k));
-            self.push(&name, row.row, cells, bad, delivery);
+            parsed.push(row.row, cells, bad, delivery);
         }
-        Ok(FileRead {
-            name,
-            rows,
-            unknown_columns: columns.unknown,
-        })
+        let rows = parsed.len() as u64;
+        let frame = parsed
+            .into_frame()
+            .map_err(|e| Error::internal(format!("reading {}", path.display()), e))?;
+        Ok((
+            frame,
+            FileRead {
+                name,
+                rows,
+                unknown_columns: columns.unknown,
+            },
+        ))
     }
 
     /// Appends one row, judging what it can be judged on by itself.
-    pub fn push(
-        &mut self,
-        file: &str,
-        row: u32,
-        cells: [&str; 10],
-        bad: [bool; 10],
-        delivery: Month,
-    ) {
+    pub fn push(&mut self, row: u32, cells: [&str; 10], bad: [bool; 10], delivery: Month) {
         let line_no = parse_line(cells[1]);
         let date = parse_date(cells[2]);
         let kpi = parse_decimal(cells[7]);
@@ -184,8 +187,9 @@ impl Parsed {
         } else if let Some(k) = (0..10).find(|&k| bad[k] || !valid[k]) {
             Some(format!("invalid_value:{}", COLUMNS[k]))
         } else if credit.is_none() {
+            let not_invoice = doc == "order confirmation" || doc == "partner report";
             Some(
-                if doc == "order confirmation" || doc == "partner report" {
+                if not_invoice {
                     "not_an_invoice"
                 } else {
                     "unknown_document_type"
@@ -198,46 +202,61 @@ impl Parsed {
             None
         };
 
-        self.source_file.push(file.to_string());
         self.source_row.push(row);
         for (k, raw) in self.raw.iter_mut().enumerate() {
-            raw.push(cells[k].to_string());
+            raw.append_value(cells[k]);
         }
-        self.pre_reason.push(reason);
+        self.pre_reason.append_option(reason);
         self.line_no.push(line_no);
-        self.date.push(date);
+        self.date
+            .push(date.map(|d| d.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE));
         self.credit.push(credit);
         self.kpi.push(kpi);
         self.rev.push(rev);
-        self.ccy.push(ccy);
-        self.month.push(month.map(|m| m.to_string()));
+        self.ccy.append_option(ccy.as_deref());
+        self.month.append_option(month.map(|m| m.to_string()));
         self.month_index.push(month.map(Month::index));
     }
 
-    /// The parsed rows as a frame, in delivery order (`seq`).
+    /// The parsed rows as a frame; `seq` numbers them from 0 in file order.
     pub fn into_frame(self) -> PolarsResult<DataFrame> {
         let n = self.len();
         let mut columns: Vec<Column> = vec![
             Column::new("seq".into(), (0..n as u32).collect::<Vec<u32>>()),
-            Column::new("source_file".into(), self.source_file),
+            StringChunked::full("source_file".into(), &self.source_file, n).into_column(),
             Column::new("source_row".into(), self.source_row),
         ];
-        for (name, values) in COLUMNS.iter().zip(self.raw) {
-            columns.push(Column::new((*name).into(), values));
-        }
+        columns.extend(self.raw.into_iter().map(|b| b.finish().into_column()));
         columns.extend([
-            Column::new("pre_reason".into(), self.pre_reason),
+            self.pre_reason.finish().into_column(),
             Column::new("line_no".into(), self.line_no),
-            Column::new("date".into(), self.date),
+            Int32Chunked::from_iter_options("date".into(), self.date.into_iter())
+                .into_date()
+                .into_column(),
             Column::new("credit".into(), self.credit),
             Column::new("kpi".into(), self.kpi),
             Column::new("rev".into(), self.rev),
-            Column::new("ccy".into(), self.ccy),
-            Column::new("month".into(), self.month),
+            self.ccy.finish().into_column(),
+            self.month.finish().into_column(),
             Column::new("month_index".into(), self.month_index),
         ]);
         DataFrame::new(n, columns)
     }
+}
+
+/// The frames of a delivery's files, in file-name order, as one frame with `seq` numbering
+/// all rows in that order.
+pub fn concat_files(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut frames = frames.into_iter();
+    let Some(mut all) = frames.next() else {
+        return Parsed::new("", 0).into_frame();
+    };
+    for f in frames {
+        all.vstack_mut_owned(f)?;
+    }
+    let n = all.height() as u32;
+    all.with_column(Column::new("seq".into(), (0..n).collect::<Vec<u32>>()))?;
+    Ok(all)
 }
 
 /// `invoice_line`: a whole number ≥ 1.
@@ -286,10 +305,20 @@ mod tests {
         "sek",
     ];
 
+    fn frame(cells: [&str; 10], bad: [bool; 10], delivery: &str) -> DataFrame {
+        let mut p = Parsed::new("f.csv", 1);
+        p.push(2, cells, bad, delivery.parse().unwrap());
+        p.into_frame().unwrap()
+    }
+
     fn reason(cells: [&str; 10], bad: [bool; 10], delivery: &str) -> Option<String> {
-        let mut p = Parsed::default();
-        p.push("f.csv", 2, cells, bad, delivery.parse().unwrap());
-        p.pre_reason.pop().unwrap()
+        let df = frame(cells, bad, delivery);
+        df.column("pre_reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .map(String::from)
     }
 
     fn with(changes: &[(usize, &'static str)]) -> [&'static str; 10] {
@@ -302,14 +331,16 @@ mod tests {
 
     #[test]
     fn a_good_row_passes_and_is_typed() {
-        let mut p = Parsed::default();
-        p.push("f.csv", 2, GOOD, [false; 10], "2026-10".parse().unwrap());
-        assert_eq!(p.pre_reason[0], None);
-        assert_eq!(p.line_no[0], Some(1));
-        assert_eq!(p.kpi[0], Some(120.5));
-        assert_eq!(p.ccy[0].as_deref(), Some("SEK"));
-        assert_eq!(p.credit[0], Some(false));
-        assert_eq!(p.month[0].as_deref(), Some("2026-10"));
+        let df = frame(GOOD, [false; 10], "2026-10");
+        let get = |c: &str| df.column(c).unwrap().get(0).unwrap().to_string();
+        assert_eq!(df.column("pre_reason").unwrap().null_count(), 1);
+        assert_eq!(get("line_no"), "1");
+        assert_eq!(get("kpi"), "120.5");
+        assert_eq!(get("ccy"), "\"SEK\"");
+        assert_eq!(get("credit"), "false");
+        assert_eq!(get("month"), "\"2026-10\"");
+        assert_eq!(get("date"), "2026-10-03");
+        assert_eq!(get("source_file"), "\"f.csv\"");
     }
 
     #[test]
