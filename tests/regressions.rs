@@ -166,3 +166,43 @@ fn urls_that_hide_a_port_or_an_ip_host_are_exceptions() {
     let ids: Vec<&str> = sub[1..].iter().map(|r| r[1].as_str()).collect();
     assert_eq!(ids, ["E"]);
 }
+
+#[test]
+fn a_stray_cell_far_away_in_an_xlsx_extract_costs_no_memory() {
+    use rust_xlsxwriter::Workbook;
+    let w = minimal();
+    let mut book = Workbook::new();
+    let ws = book.add_worksheet();
+    for (c, h) in EXTRACT_HEADER.split(',').enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for (c, v) in [
+        "S1",
+        "1",
+        "2026-10-02",
+        "Invoice",
+        "P1",
+        "MOC",
+        "kit",
+        "7",
+        "7",
+        "USD",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ws.write_string(1, c as u16, *v).unwrap();
+    }
+    // A dense reading of this sheet would span 17 billion cells.
+    ws.write_string(1_048_575, 16_383, "stray").unwrap();
+    let path = w.input().join("extracts/2026-10/far.xlsx");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    book.save(&path).unwrap();
+    w.refresh("2026-11");
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    assert_eq!(partners.iter().find(|r| r[0] == "P1").unwrap()[10], "7");
+    assert_eq!(
+        csv_rows(&w.report("2026-11", "rejected-2026-11.csv")).len(),
+        1
+    );
+}

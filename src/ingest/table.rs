@@ -175,6 +175,9 @@ fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
     (cells, bad)
 }
 
+/// The widest row Excel can hold.
+const XLSX_MAX_COLUMNS: u32 = 16_384;
+
 fn open_xlsx(path: &Path) -> Result<Table> {
     let mut book: Xlsx<BufReader<File>> =
         calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
@@ -184,31 +187,49 @@ fn open_xlsx(path: &Path) -> Result<Table> {
         .find(|s| s.typ == SheetType::WorkSheet)
         .map(|s| s.name.clone())
         .ok_or_else(|| unreadable(path, "the workbook has no worksheet"))?;
-    let range = book
-        .worksheet_range(&first)
-        .map_err(|e| unreadable(path, e))?;
-    let (top, left) = range.start().unwrap_or((0, 0));
-    let mut grid = range.rows().enumerate().map(move |(i, cells)| {
-        let mut row: Vec<String> = vec![String::new(); left as usize];
-        row.extend(cells.iter().map(cell_text));
-        (top + i as u32 + 1, row)
-    });
-    // Row 1 is the header; a sheet whose used area starts lower has an empty header.
-    let header = if top == 0 {
-        grid.next().map(|(_, cells)| cells).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let rows: Vec<_> = grid
-        .filter(|(_, cells)| cells.iter().any(|c| !c.is_empty()))
-        .map(|(row, cells)| {
-            Ok(RawRow {
-                row,
-                cells,
+    // The cells are read one by one and kept sparse: a dense range spans from the first used
+    // cell to the last, which a single stray cell at XFD1048576 makes billions of cells wide.
+    let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    {
+        let mut reader = book
+            .worksheet_cells_reader(&first)
+            .map_err(|e| unreadable(path, e))?;
+        while let Some(cell) = reader.next_cell().map_err(|e| unreadable(path, e))? {
+            let (row, col) = cell.get_position();
+            let text = cell_text(&Data::from(cell.get_value().clone()));
+            if !text.is_empty() && col < XLSX_MAX_COLUMNS {
+                cells.push((row, col, text));
+            }
+        }
+    }
+    cells.sort_by_key(|(r, c, _)| (*r, *c));
+    // Row 1 is the header; cells right of the header's last column belong to no column.
+    let header_cells: Vec<&(u32, u32, String)> =
+        cells.iter().take_while(|(r, _, _)| *r == 0).collect();
+    let width = header_cells.last().map_or(0, |(_, c, _)| *c as usize + 1);
+    let mut header = vec![String::new(); width];
+    for (_, c, text) in &header_cells {
+        header[*c as usize] = text.clone();
+    }
+    let mut rows: Vec<Result<RawRow>> = Vec::new();
+    let mut current: Option<RawRow> = None;
+    for (r, c, text) in cells
+        .into_iter()
+        .filter(|(r, c, _)| *r > 0 && (*c as usize) < width)
+    {
+        if current.as_ref().is_none_or(|row| row.row != r + 1) {
+            rows.extend(current.take().map(Ok));
+            current = Some(RawRow {
+                row: r + 1,
+                cells: vec![String::new(); width],
                 bad_encoding: Vec::new(),
-            })
-        })
-        .collect();
+            });
+        }
+        if let Some(row) = current.as_mut() {
+            row.cells[c as usize] = text;
+        }
+    }
+    rows.extend(current.map(Ok));
     Ok(Table {
         header,
         rows: Box::new(rows.into_iter()),
