@@ -56,7 +56,7 @@ impl Kpis {
         );
         let months = ctx.execute(WINDOW_MONTHS)?.collect()?;
         ctx.register("window_months", months.lazy());
-        let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
+        let sums = streamed(ctx.execute(WINDOW_SUMS)?)?;
         ctx.register("window_sums", sums.lazy());
         let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
         let positions: Vec<i32> = (0..categories.len() as i32).collect();
@@ -112,8 +112,14 @@ impl Kpis {
     /// The window lines of the `due` partners, sorted by partner, date, invoice #, line.
     pub fn invoice_detail(&mut self, due: &[&str]) -> Result<DataFrame> {
         self.ctx.register("due", df!("partner_id" => due)?.lazy());
-        Ok(self.ctx.execute(INVOICE_DETAIL)?.collect()?)
+        Ok(streamed(self.ctx.execute(INVOICE_DETAIL)?)?)
     }
+}
+
+/// Runs a query over the ledger on polars' streaming engine, which reads the Parquet files in
+/// batches instead of loading every column first (a lower peak memory for the same result).
+fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
 }
 
 /// Rounds to 4 decimals, as KPIs are compared and shown.

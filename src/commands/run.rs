@@ -136,7 +136,9 @@ fn compute_and_stage(
 ) -> Result<Vec<Move>> {
     let mut inputs = refresh::load_inputs(cfg)?;
     let ingested = refresh::ingest(cfg, &mut inputs, staging, &cfg.output)?;
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
     let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output)?;
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();
     let moves = stage_outputs(cfg, staging, &inputs, &ingested, &computation, started_at)?;
     info!(
