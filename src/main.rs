@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use kpi_refresh::cli::Cli;
 
-// polars allocates and frees large buffers from several threads; mimalloc does that faster
-// than the system allocator and hands memory back sooner (a lower peak for the same run).
+// polars allocates and frees large buffers from several threads; jemalloc (the allocator
+// polars recommends) does that faster than the system allocator and hands memory back sooner.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
