@@ -206,3 +206,73 @@ fn a_stray_cell_far_away_in_an_xlsx_extract_costs_no_memory() {
         1
     );
 }
+
+/// No text from the input becomes a formula: formula-like text in every text field of the
+/// roster and the extracts stays text in the workbook and gets the `'` in the CSV files.
+#[test]
+fn formula_like_text_never_becomes_a_formula() {
+    let w = minimal();
+    w.write(
+        "partners.csv",
+        &format!(
+            "{ROSTER_HEADER}\n\
+             =P1,=Name,SE,silver,=Security,2024-11-05,2,yes,yes,yes,+Dir,https://x.se/,x.se\n\
+             @P2,-Name,SE,action_pack,,2024-03-01,1,no,no,yes,Plain,https://y.se/,y.se\n"
+        ),
+    );
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\n\
+             =1+1,1,2026-10-02,Invoice,=P1,MOC,=HYPERLINK(\"http://e\"),5,5,USD\n\
+             -2+3,1,2026-10-02,Invoice,@P2,MOC,@SUM(A1),5,5,USD\n\
+             +cmd,1,2026-10-02,Proforma,=P1,MOC,\t=tab,=5,-5,USD\n"
+        ),
+    );
+    let out = w.run(&[
+        "run",
+        "--refresh",
+        "2026-11",
+        "--force",
+        "--max-reject-rate",
+        "1",
+    ]);
+    assert_success(&out);
+    let reports = w.output().join("reports/2026-11");
+    for name in [
+        "partners-2026-11.csv",
+        "directory-submission-2026-11.csv",
+        "rejected-2026-11.csv",
+    ] {
+        let text = std::fs::read_to_string(reports.join(name)).unwrap();
+        for row in csv_rows(&text) {
+            for field in row {
+                let number = field.trim_start_matches(['+', '-']).parse::<f64>().is_ok();
+                assert!(
+                    !field.starts_with(['=', '+', '-', '@', '\t', '\r']) || number,
+                    "{name}: {field:?}"
+                );
+            }
+        }
+    }
+    let rejected = std::fs::read_to_string(reports.join("rejected-2026-11.csv")).unwrap();
+    assert!(
+        rejected.contains("'+cmd") && rejected.contains("'=5") && rejected.contains(",-5,"),
+        "{rejected}"
+    );
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook(reports.join("kpi-refresh-2026-11.xlsx")).unwrap();
+    let mut seen_text = false;
+    for name in book.sheet_names() {
+        let formulas = book.worksheet_formula(&name).unwrap();
+        assert!(
+            formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+            "{name} holds a formula"
+        );
+        let cells = book.worksheet_range(&name).unwrap();
+        seen_text |= cells
+            .used_cells()
+            .any(|(_, _, c)| c.to_string() == "=HYPERLINK(\"http://e\")");
+    }
+    assert!(seen_text, "the formula-like text is kept as text");
+}
