@@ -272,7 +272,7 @@ fn formula_like_text_never_becomes_a_formula() {
         let cells = book.worksheet_range(&name).unwrap();
         seen_text |= cells
             .used_cells()
-            .any(|(_, _, c)| c.to_string() == "=HYPERLINK(\"http://e\")");
+            .any(|(_, _, c)| *c == "=HYPERLINK(\"http://e\")");
     }
     assert!(seen_text, "the formula-like text is kept as text");
 }
