@@ -90,3 +90,129 @@ proptest! {
         prop_assert_eq!(keys.len(), n);
     }
 }
+
+fn lookups() -> Lookups {
+    let program = Program::parse(
+        "[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx_path = dir.path().join("fx.csv");
+    std::fs::write(
+        &fx_path,
+        "month,currency,usd_per_unit\n2026-10,EUR,1.1\n2026-09,EUR,1.05\n",
+    )
+    .unwrap();
+    Lookups::new(&program, &roster(), &FxRates::load(&fx_path).unwrap()).unwrap()
+}
+
+/// A row with a unique key (so that no first-wins rule applies) and values drawn from good and
+/// bad ones.
+fn keyed_rows() -> impl Strategy<Value = Vec<[String; 10]>> {
+    proptest::collection::vec(row(), 0..50).prop_map(|rows| {
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r[0] = format!("K{i}");
+                r
+            })
+            .collect()
+    })
+}
+
+fn judged_sets(
+    rows: &[[String; 10]],
+    order: &[usize],
+    lookups: &Lookups,
+) -> (Vec<String>, Vec<String>) {
+    let delivery: Month = "2026-10".parse().unwrap();
+    let mut parsed = Parsed::new("f.csv", rows.len());
+    for &i in order {
+        let cells: [&str; 10] = std::array::from_fn(|k| rows[i][k].as_str());
+        parsed.push(i as u32 + 2, cells, [false; 10], delivery);
+    }
+    let judged = judge(parsed.into_frame().unwrap().lazy(), delivery, lookups, None).unwrap();
+    let accepted = judged
+        .accepted
+        .column("invoice_number")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let mut accepted: Vec<String> = accepted.iter().flatten().map(String::from).collect();
+    let numbers = judged
+        .rejected
+        .column("invoice_number")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let reasons = judged
+        .rejected
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let mut rejected: Vec<String> = numbers
+        .iter()
+        .zip(reasons.iter())
+        .map(|(n, r)| format!("{}:{}", n.unwrap_or(""), r.unwrap_or("")))
+        .collect();
+    accepted.sort();
+    rejected.sort();
+    (accepted, rejected)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Without duplicate keys, the order of the rows does not change what is accepted and
+    /// why the others are rejected.
+    #[test]
+    fn row_order_does_not_change_the_judgement(rows in keyed_rows(), seed in any::<u64>()) {
+        let lookups = lookups();
+        let forward: Vec<usize> = (0..rows.len()).collect();
+        let mut shuffled = forward.clone();
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(judged_sets(&rows, &forward, &lookups), judged_sets(&rows, &shuffled, &lookups));
+    }
+
+    /// The SQL window totals equal a plain recomputation from the accepted lines.
+    #[test]
+    fn kpi_totals_equal_a_recomputation_from_accepted_lines(rows in keyed_rows()) {
+        use kpi_refresh::kpi::{round4, Kpis};
+        use std::collections::BTreeMap;
+        let lookups = lookups();
+        let delivery: Month = "2026-10".parse().unwrap();
+        let mut parsed = Parsed::new("f.csv", rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            let cells: [&str; 10] = std::array::from_fn(|k| r[k].as_str());
+            parsed.push(i as u32 + 2, cells, [false; 10], delivery);
+        }
+        let judged = judge(parsed.into_frame().unwrap().lazy(), delivery, &lookups, None).unwrap();
+        let program = Program::parse("[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]").unwrap();
+        let mut kpis = Kpis::new(judged.accepted.clone().lazy(), "2026-11".parse().unwrap(), &program).unwrap();
+        let totals = kpis.totals().unwrap();
+        let mut expected: BTreeMap<(String, usize), f64> = BTreeMap::new();
+        let a = &judged.accepted;
+        let ids = a.column("partner_id").unwrap().str().unwrap().clone();
+        let cats = a.column("category").unwrap().str().unwrap().clone();
+        let values = a.column("kpi_value").unwrap().f64().unwrap().clone();
+        for i in 0..a.height() {
+            let cat = usize::from(cats.get(i).unwrap() == "certification");
+            *expected.entry((ids.get(i).unwrap().to_string(), cat)).or_insert(0.0) += values.get(i).unwrap();
+        }
+        for ((id, cat), sum) in &expected {
+            prop_assert_eq!(totals[id].kpi[*cat], round4(*sum));
+        }
+        let lines: u64 = totals.values().map(|t| t.lines).sum();
+        prop_assert_eq!(lines as usize, a.height());
+    }
+}
