@@ -273,11 +273,7 @@ fn write_sheet(
     let (widths, kinds) = column_layout(header, rows);
     let mut values = Vec::with_capacity(header.len());
     for (part, sheet_name) in sheet_names(name, rows.len(), max_rows).iter().enumerate() {
-        let ws = if std::env::var("KPI_XLSX_LOWMEM").is_ok() {
-            book.add_worksheet_with_low_memory()
-        } else {
-            book.add_worksheet_with_constant_memory()
-        };
+        let ws = book.add_worksheet_with_constant_memory();
         ws.set_name(sheet_name)?;
         for (col, w) in widths.iter().enumerate() {
             ws.set_column_width(col as u16, *w)?;
