@@ -195,6 +195,11 @@ pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
     Ok(())
 }
 
+/// Whether a killed run left a commit half done (its journal is still there).
+pub fn has_pending_commit(output: &Path) -> bool {
+    output.join(WORK_DIR).join(JOURNAL).is_file()
+}
+
 /// Completes a commit that a killed run left half done, and clears what it left aside.
 pub fn recover(output: &Path) -> Result<bool> {
     let work = output.join(WORK_DIR);

@@ -276,3 +276,31 @@ fn formula_like_text_never_becomes_a_formula() {
     }
     assert!(seen_text, "the formula-like text is kept as text");
 }
+
+#[test]
+fn explain_and_a_dry_run_complete_an_interrupted_commit_before_reading() {
+    let w = Work::from_fixture("two_refreshes");
+    let out = Command::new(BIN)
+        .args(["run", "--refresh", "2026-05", "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_FAILPOINT", "abort-during-commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(w.output().join(".kpi-refresh/journal.json").exists());
+    let out = w.run(&["explain", "--partner", "P03", "--refresh", "2026-06"]);
+    assert_success(&out);
+    assert!(!w.output().join(".kpi-refresh/journal.json").exists());
+    // The 2026-05 decision (a downgrade) is published and carried into June.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("carried forward"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(w
+        .output()
+        .join("reports/2026-05/partners-2026-05.csv")
+        .is_file());
+}

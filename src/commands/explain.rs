@@ -12,13 +12,21 @@ use crate::config::program::Level;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::kpi::round4;
-use crate::publish::Staging;
+use crate::publish::{self, Staging};
 use crate::renewal::{Decision, Status};
 use crate::report::csv_out::number;
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
     let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
     cfg.max_reject_rate = 1.0;
+    // explain reads the published ledger and state: complete a half-done commit first.
+    let _lock = if publish::has_pending_commit(&cfg.output) {
+        let lock = publish::lock(&cfg.output, true)?;
+        publish::recover(&cfg.output)?;
+        Some(lock)
+    } else {
+        None
+    };
     let (staging, _tmp) = Staging::detached(&cfg.output)?;
     let mut inputs = refresh::load_inputs(&cfg)?;
     if inputs.roster.get(&args.partner).is_none() {

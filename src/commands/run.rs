@@ -69,7 +69,9 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
     } else {
         Some(publish::lock(out, !cfg.dry_run)?)
     };
-    if !cfg.dry_run && publish::recover(out)? {
+    // A dry run writes nothing of its own, but it reads the published files: a commit that a
+    // killed run left half done is completed first, as any run would.
+    if (!cfg.dry_run || publish::has_pending_commit(out)) && publish::recover(out)? {
         info!("completed the publishing of an interrupted earlier run");
     }
     let (staging, _tmp) = if cfg.dry_run {
