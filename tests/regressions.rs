@@ -304,3 +304,23 @@ fn explain_and_a_dry_run_complete_an_interrupted_commit_before_reading() {
         .join("reports/2026-05/partners-2026-05.csv")
         .is_file());
 }
+
+#[test]
+fn a_date_after_two_thousand_empty_cells_is_still_a_date() {
+    let w = minimal();
+    let mut roster = format!("{ROSTER_HEADER}\n");
+    for i in 0..2100 {
+        roster.push_str(&format!("A{i:05},N,SE,none,,,0,no,no,no,,,\n"));
+    }
+    roster.push_str("Z1,Late,SE,action_pack,,2024-03-01,1,no,no,yes,,,\n");
+    w.write("partners.csv", &roster);
+    w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.refresh("2026-11");
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook(w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx")).unwrap();
+    let partners = book.worksheet_range("Partners").unwrap();
+    let last = partners.rows().next_back().unwrap();
+    assert_eq!(last[0].to_string(), "Z1");
+    // Next anniversary is a date cell, not a bare serial number.
+    assert!(matches!(last[7], calamine::Data::DateTime(_)), "{:?}", last[7]);
+}

@@ -296,29 +296,48 @@ fn write_sheet(
         let last = (first + per_sheet).min(rows.len());
         for (r, i) in (first..last).enumerate() {
             rows.row(i, &mut values);
-            write_row(ws, r as u32 + 1, &values)?;
+            write_row(ws, r as u32 + 1, &values, &kinds, styles)?;
         }
         finish_sheet(ws, header, (last - first) as u32)?;
     }
     Ok(())
 }
 
-fn write_row(ws: &mut Worksheet, row: u32, values: &[Value]) -> Result<(), XlsxError> {
+/// Writes one row. A number or date in a column of its own kind takes the column's format; one
+/// that the first rows did not foresee (say, the first date after 2,000 empty cells) carries its
+/// format itself.
+fn write_row(
+    ws: &mut Worksheet,
+    row: u32,
+    values: &[Value],
+    kinds: &[Kind],
+    styles: &Styles,
+) -> Result<(), XlsxError> {
     for (col, v) in values.iter().enumerate() {
+        let column_kind = kinds.get(col).copied().unwrap_or(Kind::Text);
         let col = col as u16;
         match v {
             Value::Text(s) if s.is_empty() => {}
             Value::Text(s) => {
                 ws.write_string(row, col, excel_text(s))?;
             }
-            Value::Number(x) => {
+            Value::Number(x) if column_kind == Kind::Number => {
                 ws.write_number(row, col, *x)?;
             }
-            Value::Int(n) => {
+            Value::Number(x) => {
+                ws.write_number_with_format(row, col, *x, &styles.number)?;
+            }
+            Value::Int(n) if column_kind == Kind::Int => {
                 ws.write_number(row, col, *n as f64)?;
             }
-            Value::Date(d) => {
+            Value::Int(n) => {
+                ws.write_number_with_format(row, col, *n as f64, &styles.integer)?;
+            }
+            Value::Date(d) if column_kind == Kind::Date => {
                 ws.write_datetime(row, col, d)?;
+            }
+            Value::Date(d) => {
+                ws.write_date_with_format(row, col, d, &styles.date)?;
             }
             Value::Empty => {}
         }
