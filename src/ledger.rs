@@ -171,56 +171,44 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
 }
 
-/// SHA-256 of each file of a delivery, hashed in parallel.
-fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+/// `work` applied to each file, one thread per file, results in the files' order.
+fn per_file<T: Send>(
+    paths: &[PathBuf],
+    work: impl Fn(&PathBuf) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .iter()
-            .map(|path| {
-                s.spawn(move || {
-                    let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
-                        file: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    let name = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    Ok(SourceFile {
-                        name,
-                        sha256,
-                        rows: 0,
-                    })
-                })
-            })
-            .collect();
+        let handles: Vec<_> = paths.iter().map(|path| s.spawn(|| work(path))).collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("hashing does not panic"))
+            .map(|h| h.join().expect("file work does not panic"))
             .collect()
     })
 }
 
-/// Parses a delivery's files, one thread per file, into one frame in file-name order.
+/// SHA-256 of each file of a delivery.
+fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    per_file(paths, |path| {
+        let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
+            file: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(SourceFile {
+            name,
+            sha256,
+            rows: 0,
+        })
+    })
+}
+
+/// Parses a delivery's files into one frame in file-name order.
 fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extract::FileRead>)> {
-    let results: Vec<Result<(DataFrame, extract::FileRead)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = input
-            .files
-            .iter()
-            .map(|path| s.spawn(move || Parsed::read_file(path, input.month)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("parsing does not panic"))
-            .collect()
-    });
-    let mut frames = Vec::new();
-    let mut reads = Vec::new();
-    for result in results {
-        let (frame, read) = result?;
-        frames.push(frame);
-        reads.push(read);
-    }
+    let (frames, reads) = per_file(&input.files, |path| Parsed::read_file(path, input.month))?
+        .into_iter()
+        .unzip();
     Ok((extract::concat_files(frames)?, reads))
 }
 
