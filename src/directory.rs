@@ -205,10 +205,7 @@ pub fn load_baseline(
     };
     let entries = rows
         .into_iter()
-        .map(|mut r| {
-            r.resize(4, String::new());
-            let [partner_id, directory_name, country, landing_page_url]: [String; 4] =
-                r.try_into().expect("four fields");
+        .map(|[partner_id, directory_name, country, landing_page_url]| {
             let entry = Entry {
                 partner_id,
                 directory_name,

@@ -162,10 +162,7 @@ pub fn load_previous_levels(
     };
     let rows = rows
         .into_iter()
-        .map(|mut r| {
-            r.resize(4, String::new());
-            let [id, roster_enrollment, enrolled_on, effective_level]: [String; 4] =
-                r.try_into().expect("four fields");
+        .map(|[id, roster_enrollment, enrolled_on, effective_level]| {
             (
                 id,
                 LevelRow {

@@ -317,10 +317,15 @@ fn a_date_after_two_thousand_empty_cells_is_still_a_date() {
     w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
     w.refresh("2026-11");
     let mut book: calamine::Xlsx<_> =
-        calamine::open_workbook(w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx")).unwrap();
+        calamine::open_workbook(w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx"))
+            .unwrap();
     let partners = book.worksheet_range("Partners").unwrap();
     let last = partners.rows().next_back().unwrap();
     assert_eq!(last[0].to_string(), "Z1");
     // Next anniversary is a date cell, not a bare serial number.
-    assert!(matches!(last[7], calamine::Data::DateTime(_)), "{:?}", last[7]);
+    assert!(
+        matches!(last[7], calamine::Data::DateTime(_)),
+        "{:?}",
+        last[7]
+    );
 }

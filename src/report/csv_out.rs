@@ -95,8 +95,9 @@ fn write_with(
 }
 
 /// The latest state file `<dir>/YYYY-MM.csv` whose month is before `refresh`: its month and
-/// its rows (header left out), unescaped.
-pub fn read_latest_state(dir: &Path, refresh: Month) -> Result<Option<(Month, Vec<Vec<String>>)>> {
+/// its rows (header left out), unescaped. State files have four columns; a short row reads as
+/// empty values.
+pub fn read_latest_state(dir: &Path, refresh: Month) -> Result<Option<(Month, Vec<[String; 4]>)>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(None);
     };
@@ -118,7 +119,10 @@ pub fn read_latest_state(dir: &Path, refresh: Month) -> Result<Option<(Month, Ve
     let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
     let mut rows = Vec::new();
     for record in reader.records() {
-        rows.push(record.map_err(unreadable)?.iter().map(unescape).collect());
+        let record = record.map_err(unreadable)?;
+        rows.push(std::array::from_fn(|i| {
+            unescape(record.get(i).unwrap_or(""))
+        }));
     }
     Ok(Some((month, rows)))
 }
