@@ -2,12 +2,16 @@
 //!
 //! A partition holds the delivery's parsed rows (`parsed.parquet`, kept so that judging again
 //! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
-//! `rejected.parquet`: raw values with their reason) and `_partition.json`: the SHA-256 of each
-//! source file and of what the judgement depended on (roster, rates, program.toml and the
-//! earlier partitions, through the previous partition's judgement hash). [`update`] brings
-//! every delivery up to date, oldest first: an unchanged partition is reused, one whose
-//! dependencies changed is judged again from its parsed rows, one whose files changed is parsed
-//! again; new partitions are staged and replace the old ones as a whole at commit.
+//! `rejected.parquet`: raw values with their reason), `_asks.json` (what its rows ask of the
+//! roster, rates and program.toml: see [`Asks`]) and `_partition.json`: the SHA-256 of each
+//! source file and of what the judgement depended on: the answers to those questions, and the
+//! keys accepted by earlier partitions (a digest chained from partition to partition).
+//! [`update`] brings every delivery up to date, oldest first: an unchanged partition is
+//! reused, one whose dependencies changed is judged again from its parsed rows, one whose files
+//! changed is parsed again; new partitions are staged and replace the old ones as a whole at
+//! commit. A new month of rates, a renamed partner or a changed requirement therefore judges
+//! nothing again; a partner joining the roster judges again the deliveries that name it, and
+//! those after them whose earlier keys changed.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,17 +26,18 @@ use crate::calendar::Month;
 use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
-use crate::ingest::judge::{self, Lookups};
+use crate::ingest::judge::{self, Asks, Lookups};
 use crate::publish::Staging;
 
 /// Bumped when the partition layout or the judging rules change, so old partitions are judged
 /// again.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";
 pub const REJECTED: &str = "rejected.parquet";
 pub const META: &str = "_partition.json";
+pub const ASKS: &str = "_asks.json";
 
 pub fn partition_rel(delivery: Month) -> String {
     format!("ledger/delivery={delivery}")
@@ -48,11 +53,10 @@ pub struct SourceFile {
 /// What a judgement depended on, by SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Depends {
-    pub roster: String,
-    pub fx_rates: String,
-    pub program: String,
-    /// The judgement hash of the previous delivery's partition.
-    pub previous: Option<String>,
+    /// The answers of the roster, rates and program.toml to the partition's [`Asks`].
+    pub lookups: String,
+    /// The keys accepted by the earlier partitions (their `keys`), if any.
+    pub earlier_keys: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +67,8 @@ pub struct PartitionMeta {
     pub depends: Depends,
     /// SHA-256 of format, delivery, files and dependencies: equal means "same judgement".
     pub judgement: String,
+    /// SHA-256 of the keys accepted by this and every earlier partition, in order.
+    pub keys: String,
     pub read: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<String, u64>,
@@ -144,9 +150,32 @@ impl Outcome {
 pub struct Context<'a> {
     pub output: &'a Path,
     pub lookups: &'a Lookups,
-    pub roster_sha: String,
-    pub fx_sha: String,
-    pub program_sha: String,
+}
+
+fn read_asks(dir: &Path) -> Option<Asks> {
+    serde_json::from_slice(&std::fs::read(dir.join(ASKS)).ok()?).ok()
+}
+
+fn write_asks(asks: &Asks, dir: &Path) -> Result<()> {
+    let path = dir.join(ASKS);
+    let text = serde_json::to_vec(asks).map_err(|e| Error::internal("partition asks", e))?;
+    std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
+}
+
+/// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
+/// and each accepted (`invoice_number`, `invoice_line`) in order.
+fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(earlier.unwrap_or("").as_bytes());
+    let numbers = accepted.column("invoice_number")?.str()?;
+    let lines = accepted.column("invoice_line")?.i64()?;
+    for (number, line) in numbers.iter().zip(lines.iter()) {
+        hasher.update(number.unwrap_or("").as_bytes());
+        hasher.update(b"\x1f");
+        hasher.update(line.unwrap_or(0).to_le_bytes());
+    }
+    Ok(crate::digest::hex(&hasher.finalize()))
 }
 
 fn read_meta(dir: &Path) -> Option<PartitionMeta> {
@@ -233,7 +262,7 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<DataFrame> {
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut previous: Option<String> = None;
+    let mut earlier_keys: Option<String> = None;
     // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
     let mut prior: Option<DataFrame> = None;
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
@@ -241,26 +270,44 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         progress.set_message(input.month.to_string());
         let started = Instant::now();
         let mut files = hash_files(&input.files)?;
-        let depends = Depends {
-            roster: ctx.roster_sha.clone(),
-            fx_rates: ctx.fx_sha.clone(),
-            program: ctx.program_sha.clone(),
-            previous: previous.clone(),
-        };
         let identity: Vec<(String, String)> = files
             .iter()
             .map(|f| (f.name.clone(), f.sha256.clone()))
             .collect();
-        let judgement = sha256_bytes(
-            serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
-                .expect("serialisable")
-                .as_bytes(),
-        );
+        let judgement_of = |asks: &Asks| {
+            let depends = Depends {
+                lookups: ctx.lookups.answers_digest(asks),
+                earlier_keys: earlier_keys.clone(),
+            };
+            let judgement = sha256_bytes(
+                serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
+                    .expect("serialisable")
+                    .as_bytes(),
+            );
+            (depends, judgement)
+        };
         let published = ctx.output.join(partition_rel(input.month));
         let existing = read_meta(&published).filter(|m| m.format == FORMAT);
+        let same_files = existing.as_ref().is_some_and(|m| {
+            m.files
+                .iter()
+                .map(|f| (f.name.clone(), f.sha256.clone()))
+                .eq(identity.iter().cloned())
+        });
+        // What the rows ask of the lookups is kept with the partition; it is learned again
+        // only when the files are parsed again.
+        let kept_asks = if same_files {
+            read_asks(&published)
+        } else {
+            None
+        };
+        let unchanged = match (&existing, &kept_asks) {
+            (Some(meta), Some(asks)) => judgement_of(asks).1 == meta.judgement,
+            _ => false,
+        };
 
         let outcome = match existing {
-            Some(meta) if meta.judgement == judgement => {
+            Some(meta) if unchanged => {
                 let outcome = Outcome {
                     meta,
                     month: input.month,
@@ -275,12 +322,6 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                 outcome
             }
             existing => {
-                let same_files = existing.as_ref().is_some_and(|m| {
-                    m.files
-                        .iter()
-                        .map(|f| (f.name.clone(), f.sha256.clone()))
-                        .eq(identity.iter().cloned())
-                });
                 let dir = staging.path(&partition_rel(input.month))?;
                 std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
                 if prior.is_none() {
@@ -311,6 +352,12 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
                     (parsed, true)
                 };
+                let asks = match kept_asks {
+                    Some(asks) => asks,
+                    None => Asks::of(&parsed_df)?,
+                };
+                write_asks(&asks, &dir)?;
+                let (depends, judgement) = judgement_of(&asks);
                 // Keep the parsed rows (on the other core) while judging them.
                 let mut judged = std::thread::scope(|s| -> Result<judge::Judged> {
                     let keeper = newly_parsed.then(|| {
@@ -328,6 +375,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                 debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
                 write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
                 write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
                 if let Some(prior) = prior.as_mut() {
                     prior
                         .vstack_mut(&judged.accepted.select(["invoice_number", "invoice_line"])?)?;
@@ -345,7 +393,8 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     rejected,
                     files,
                     depends,
-                    judgement: judgement.clone(),
+                    judgement,
+                    keys,
                 };
                 let meta_path = dir.join(META);
                 let text = serde_json::to_vec_pretty(&meta)
@@ -379,7 +428,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             }
         );
         debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
-        previous = Some(judgement);
+        earlier_keys = Some(outcome.meta.keys.clone());
         outcomes.push(outcome);
         progress.inc(1);
     }

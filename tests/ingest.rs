@@ -339,6 +339,96 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
 }
 
 #[test]
+fn only_a_change_the_rows_ask_about_judges_a_partition_again() {
+    let w = minimal();
+    w.write(
+        "extracts/2026-08/a.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("A", "2026-08", 1, 30)),
+    );
+    // Delivery 2026-09 names P7, not yet in the roster, and carries a key that 2026-10 repeats.
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nK-1,1,2026-09-03,Invoice,P7,MOC,kit,5,50,EUR\n{}",
+            good_lines("B", "2026-09", 1, 30)
+        ),
+    );
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nK-1,1,2026-10-03,Invoice,P1,MOC,kit,5,50,USD\n{}",
+            good_lines("C", "2026-10", 1, 30)
+        ),
+    );
+    w.refresh("2026-11");
+    let judged = |w: &Work| -> Vec<bool> {
+        manifest(w, "2026-11")["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["judged_in_this_run"].as_bool().unwrap())
+            .collect()
+    };
+    let reasons = |w: &Work| -> Vec<String> {
+        rejected(w, "2026-11")[1..]
+            .iter()
+            .map(|r| r[2].clone())
+            .collect()
+    };
+    // K-1 of 2026-09 names an unknown partner and so claims no key: K-1 of 2026-10 stands.
+    assert!(reasons(&w).is_empty(), "{:?}", reasons(&w));
+
+    // A renamed partner, a partner no row names, a new month of rates, other thresholds:
+    // none of them changes an answer the rows asked for.
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!(
+            "{}P8,Never Invoiced,SE,none,,,0,no,no,no,,,\n",
+            roster.replace("Fabrikam", "Fabrikam Learning")
+        ),
+    );
+    let rates = std::fs::read_to_string(w.input().join("fx_rates.csv")).unwrap();
+    w.write("fx_rates.csv", &format!("{rates}2026-11,EUR,1.3\n"));
+    w.write(
+        "program.toml",
+        &PROGRAM.replace("courseware = 100", "courseware = 90"),
+    );
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [false, false, false]);
+
+    // P7 joins: 2026-09 is judged again (its K-1 is now accepted), and so is 2026-10, whose
+    // K-1 becomes a duplicate of it; 2026-08 stands.
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!("{roster}P7,Joiner,SE,none,,,0,no,no,no,,,\n"),
+    );
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [false, true, true]);
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    assert!(partners.iter().any(|r| r[0] == "P7"));
+    assert_eq!(reasons(&w), ["duplicate_line"]);
+
+    // A changed rate that a row uses judges its delivery again, and what follows if its keys
+    // changed (they did not here: the rate changes a value, not a key).
+    let rates = std::fs::read_to_string(w.input().join("fx_rates.csv")).unwrap();
+    w.write(
+        "fx_rates.csv",
+        &rates.replace("2026-09,EUR,1.1", "2026-09,EUR,1.15"),
+    );
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [false, true, false]);
+
+    // The ledger kept this way equals one rebuilt from nothing.
+    let kept = tree_hashes(&w.output().join("ledger"));
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [true, true, true]);
+    assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
+}
+
+#[test]
 fn a_roster_change_turns_unknown_partner_rows_into_accepted_ones() {
     let w = minimal();
     w.write(

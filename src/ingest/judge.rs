@@ -8,7 +8,10 @@
 //! then file name and row order inside this one; a row rejected for another reason claims no
 //! key).
 
+use std::collections::{HashMap, HashSet};
+
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::extract::COLUMNS;
 use crate::calendar::Month;
@@ -16,11 +19,16 @@ use crate::config::program::Program;
 use crate::ingest::fx::FxRates;
 use crate::ingest::roster::Roster;
 
-/// The lookup tables a judgement joins against, built once per run.
+/// The lookup tables a judgement joins against, built once per run, with the same facts kept
+/// as maps to answer [`Asks`].
 pub struct Lookups {
     partners: LazyFrame,
     omlp: LazyFrame,
     rates: LazyFrame,
+    partner_ids: HashSet<String>,
+    /// Lower-cased OMLP type -> (canonical spelling, category).
+    omlp_types: HashMap<String, (String, String)>,
+    rate_of: HashMap<(i32, String), f64>,
 }
 
 impl Lookups {
@@ -30,10 +38,15 @@ impl Lookups {
             .iter()
             .map(|p| p.partner_id.as_str())
             .collect();
+        let partner_ids = ids.iter().map(|id| id.to_string()).collect();
         let partners = df!("partner_id" => ids)?
             .lazy()
             .with_column(lit(true).alias("in_roster"));
         let omlp = program.omlp_table();
+        let omlp_types = omlp
+            .iter()
+            .map(|(key, name, category)| (key.clone(), (name.clone(), category.clone())))
+            .collect();
         let omlp = df!(
             "omlp_key" => omlp.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
             "omlp_canonical" => omlp.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
@@ -41,6 +54,10 @@ impl Lookups {
         )?
         .lazy();
         let rates = fx.rows();
+        let rate_of = rates
+            .iter()
+            .map(|(month, ccy, rate)| ((*month, ccy.clone()), *rate))
+            .collect();
         let rates = df!(
             "month_index" => rates.iter().map(|r| r.0).collect::<Vec<_>>(),
             "ccy" => rates.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
@@ -50,6 +67,97 @@ impl Lookups {
         Ok(Lookups {
             partners,
             omlp,
+            rates,
+            partner_ids,
+            omlp_types,
+            rate_of,
+        })
+    }
+
+    /// SHA-256 of the answers these lookups give to `asks`: which of the partners are in the
+    /// roster, what each OMLP type means, and each rate. Two runs whose answers agree judge
+    /// the same parsed rows (with the same earlier keys) the same way.
+    pub fn answers_digest(&self, asks: &Asks) -> String {
+        #[derive(Serialize)]
+        struct Answers<'a> {
+            in_roster: Vec<&'a str>,
+            omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
+            rates: Vec<(i32, &'a str, Option<f64>)>,
+        }
+        let answers = Answers {
+            in_roster: asks
+                .partner_ids
+                .iter()
+                .filter(|id| self.partner_ids.contains(id.as_str()))
+                .map(String::as_str)
+                .collect(),
+            omlp_types: asks
+                .omlp_keys
+                .iter()
+                .map(|k| (k.as_str(), self.omlp_types.get(k)))
+                .collect(),
+            rates: asks
+                .rates
+                .iter()
+                .map(|(m, c)| (*m, c.as_str(), self.rate_of.get(&(*m, c.clone())).copied()))
+                .collect(),
+        };
+        crate::digest::sha256_bytes(
+            serde_json::to_string(&answers)
+                .expect("serialisable")
+                .as_bytes(),
+        )
+    }
+}
+
+/// What a delivery's parsed rows ask of the roster, the rates and program.toml: the partner
+/// ids, the lower-cased OMLP types and the (invoice month, currency) pairs they carry, each
+/// sorted. A judgement depends on those three inputs only through the answers to these
+/// questions (see [`Lookups::answers_digest`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asks {
+    pub partner_ids: Vec<String>,
+    pub omlp_keys: Vec<String>,
+    pub rates: Vec<(i32, String)>,
+}
+
+impl Asks {
+    pub fn of(parsed: &DataFrame) -> PolarsResult<Asks> {
+        let distinct = |e: Expr| -> PolarsResult<Vec<String>> {
+            let df = parsed
+                .clone()
+                .lazy()
+                .select([e.alias("k")])
+                .drop_nulls(None)
+                .unique(None, UniqueKeepStrategy::Any)
+                .sort(["k"], SortMultipleOptions::default())
+                .collect()?;
+            Ok(df
+                .column("k")?
+                .str()?
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect())
+        };
+        let rates = parsed
+            .clone()
+            .lazy()
+            .select([col("month_index"), col("ccy")])
+            .drop_nulls(None)
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["month_index", "ccy"], SortMultipleOptions::default())
+            .collect()?;
+        let rates = rates
+            .column("month_index")?
+            .i32()?
+            .iter()
+            .zip(rates.column("ccy")?.str()?.iter())
+            .filter_map(|(m, c)| Some((m?, c?.to_string())))
+            .collect();
+        Ok(Asks {
+            partner_ids: distinct(col("partner_id"))?,
+            omlp_keys: distinct(col("omlp_type").str().to_lowercase())?,
             rates,
         })
     }
