@@ -4,14 +4,14 @@
 //! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
 //! `rejected.parquet`: raw values with their reason), `_asks.json` (what its rows ask of the
 //! roster, rates and program.toml: see [`Asks`]) and `_partition.json`: the SHA-256 of each
-//! source file and of what the judgement depended on: the answers to those questions, and the
-//! keys accepted by earlier partitions (a digest chained from partition to partition).
-//! [`update`] brings every delivery up to date, oldest first: an unchanged partition is
-//! reused, one whose dependencies changed is judged again from its parsed rows, one whose files
-//! changed is parsed again; new partitions are staged and replace the old ones as a whole at
-//! commit. A new month of rates, a renamed partner or a changed requirement therefore judges
-//! nothing again; a partner joining the roster judges again the deliveries that name it, and
-//! those after them whose earlier keys changed.
+//! source file and of what the judgement depended on (roster, rates, program.toml and the
+//! earlier partitions, through the previous partition's judgement hash), with digests of the
+//! answers those files gave to the rows' questions and of the keys accepted so far.
+//! [`update`] brings every delivery up to date, oldest first: an unchanged partition is reused;
+//! one whose dependencies changed is judged again: from its parsed rows, or, when the answers
+//! and the earlier keys are the same (a new month of rates, a renamed partner), by carrying its
+//! rows over, since judging them would give the same; one whose files changed is parsed again.
+//! New partitions are staged and replace the old ones as a whole at commit.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -53,10 +53,11 @@ pub struct SourceFile {
 /// What a judgement depended on, by SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Depends {
-    /// The answers of the roster, rates and program.toml to the partition's [`Asks`].
-    pub lookups: String,
-    /// The keys accepted by the earlier partitions (their `keys`), if any.
-    pub earlier_keys: Option<String>,
+    pub roster: String,
+    pub fx_rates: String,
+    pub program: String,
+    /// The judgement hash of the previous delivery's partition.
+    pub previous: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,10 @@ pub struct PartitionMeta {
     pub depends: Depends,
     /// SHA-256 of format, delivery, files and dependencies: equal means "same judgement".
     pub judgement: String,
+    /// SHA-256 of the answers of roster, rates and program.toml to the rows' [`Asks`].
+    pub answers: String,
+    /// `keys` of the previous partition: the keys accepted before this one.
+    pub earlier_keys: Option<String>,
     /// SHA-256 of the keys accepted by this and every earlier partition, in order.
     pub keys: String,
     pub read: u64,
@@ -130,6 +135,8 @@ pub struct Outcome {
     pub judged: bool,
     /// Parsed from its files by this run.
     pub parsed: bool,
+    /// Judged again with the same answers and earlier keys: the rows were carried over.
+    pub carried_over: bool,
     /// The partition folder to read: staged when judged, published otherwise.
     pub dir: PathBuf,
     /// Unknown columns per file, when parsed by this run.
@@ -150,6 +157,23 @@ impl Outcome {
 pub struct Context<'a> {
     pub output: &'a Path,
     pub lookups: &'a Lookups,
+    pub roster_sha: String,
+    pub fx_sha: String,
+    pub program_sha: String,
+}
+
+/// Links an immutable partition file into a new partition (a copy where links cannot be made).
+fn link(from: &Path, to: &Path) -> Result<()> {
+    std::fs::hard_link(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(|_| ()))
+        .map_err(|e| Error::write(to, e))
+}
+
+fn write_meta(meta: &PartitionMeta, dir: &Path) -> Result<()> {
+    let path = dir.join(META);
+    let text =
+        serde_json::to_vec_pretty(meta).map_err(|e| Error::internal("partition metadata", e))?;
+    std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
 }
 
 fn read_asks(dir: &Path) -> Option<Asks> {
@@ -262,6 +286,7 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<DataFrame> {
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut previous: Option<String> = None;
     let mut earlier_keys: Option<String> = None;
     // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
     let mut prior: Option<DataFrame> = None;
@@ -270,22 +295,21 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         progress.set_message(input.month.to_string());
         let started = Instant::now();
         let mut files = hash_files(&input.files)?;
+        let depends = Depends {
+            roster: ctx.roster_sha.clone(),
+            fx_rates: ctx.fx_sha.clone(),
+            program: ctx.program_sha.clone(),
+            previous: previous.clone(),
+        };
         let identity: Vec<(String, String)> = files
             .iter()
             .map(|f| (f.name.clone(), f.sha256.clone()))
             .collect();
-        let judgement_of = |asks: &Asks| {
-            let depends = Depends {
-                lookups: ctx.lookups.answers_digest(asks),
-                earlier_keys: earlier_keys.clone(),
-            };
-            let judgement = sha256_bytes(
-                serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
-                    .expect("serialisable")
-                    .as_bytes(),
-            );
-            (depends, judgement)
-        };
+        let judgement = sha256_bytes(
+            serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
+                .expect("serialisable")
+                .as_bytes(),
+        );
         let published = ctx.output.join(partition_rel(input.month));
         let existing = read_meta(&published).filter(|m| m.format == FORMAT);
         let same_files = existing.as_ref().is_some_and(|m| {
@@ -301,19 +325,47 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         } else {
             None
         };
-        let unchanged = match (&existing, &kept_asks) {
-            (Some(meta), Some(asks)) => judgement_of(asks).1 == meta.judgement,
-            _ => false,
-        };
+        let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
 
         let outcome = match existing {
-            Some(meta) if unchanged => {
+            Some(meta) if meta.judgement == judgement => {
                 let outcome = Outcome {
                     meta,
                     month: input.month,
                     judged: false,
                     parsed: false,
+                    carried_over: false,
                     dir: published,
+                    unknown_columns: Vec::new(),
+                };
+                if let Some(prior) = prior.as_mut() {
+                    prior.vstack_mut(&accepted_keys(std::slice::from_ref(&outcome))?)?;
+                }
+                outcome
+            }
+            Some(mut meta)
+                if same_files
+                    && answers.as_ref() == Some(&meta.answers)
+                    && meta.earlier_keys == earlier_keys =>
+            {
+                // A dependency changed, but not in anything these rows ask about (a new month
+                // of rates, a renamed partner, another requirement), and the earlier keys are
+                // the same: judging again gives the same rows, so they are carried over.
+                let dir = staging.path(&partition_rel(input.month))?;
+                std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                for name in [PARSED, ACCEPTED, REJECTED, ASKS] {
+                    link(&published.join(name), &dir.join(name))?;
+                }
+                meta.depends = depends;
+                meta.judgement = judgement.clone();
+                write_meta(&meta, &dir)?;
+                let outcome = Outcome {
+                    meta,
+                    month: input.month,
+                    judged: true,
+                    parsed: false,
+                    carried_over: true,
+                    dir,
                     unknown_columns: Vec::new(),
                 };
                 if let Some(prior) = prior.as_mut() {
@@ -330,10 +382,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                 let mut unknown_columns = Vec::new();
                 let (parsed_df, newly_parsed) = if same_files {
                     let kept = published.join(PARSED);
-                    // The kept rows are immutable: link them into the new partition.
-                    std::fs::hard_link(&kept, dir.join(PARSED))
-                        .or_else(|_| std::fs::copy(&kept, dir.join(PARSED)).map(|_| ()))
-                        .map_err(|e| Error::write(dir.join(PARSED), e))?;
+                    link(&kept, &dir.join(PARSED))?;
                     for (f, old) in files
                         .iter_mut()
                         .zip(&existing.as_ref().expect("same files").files)
@@ -357,7 +406,6 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     None => Asks::of(&parsed_df)?,
                 };
                 write_asks(&asks, &dir)?;
-                let (depends, judgement) = judgement_of(&asks);
                 // Keep the parsed rows (on the other core) while judging them.
                 let mut judged = std::thread::scope(|s| -> Result<judge::Judged> {
                     let keeper = newly_parsed.then(|| {
@@ -393,18 +441,18 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     rejected,
                     files,
                     depends,
-                    judgement,
+                    judgement: judgement.clone(),
+                    answers: ctx.lookups.answers_digest(&asks),
+                    earlier_keys: earlier_keys.clone(),
                     keys,
                 };
-                let meta_path = dir.join(META);
-                let text = serde_json::to_vec_pretty(&meta)
-                    .map_err(|e| Error::internal("partition metadata", e))?;
-                std::fs::write(&meta_path, text).map_err(|e| Error::write(&meta_path, e))?;
+                write_meta(&meta, &dir)?;
                 Outcome {
                     meta,
                     month: input.month,
                     judged: true,
                     parsed: newly_parsed,
+                    carried_over: false,
                     dir,
                     unknown_columns,
                 }
@@ -421,6 +469,8 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             "ledger: delivery {}",
             if outcome.parsed {
                 "parsed and judged"
+            } else if outcome.carried_over {
+                "judged again, same answers: rows carried over"
             } else if outcome.judged {
                 "judged again from kept rows"
             } else {
@@ -428,6 +478,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             }
         );
         debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
+        previous = Some(judgement);
         earlier_keys = Some(outcome.meta.keys.clone());
         outcomes.push(outcome);
         progress.inc(1);

@@ -339,7 +339,7 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
 }
 
 #[test]
-fn only_a_change_the_rows_ask_about_judges_a_partition_again() {
+fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
     let w = minimal();
     w.write(
         "extracts/2026-08/a.csv",
@@ -360,7 +360,15 @@ fn only_a_change_the_rows_ask_about_judges_a_partition_again() {
             good_lines("C", "2026-10", 1, 30)
         ),
     );
-    w.refresh("2026-11");
+    let refresh = |w: &Work| -> (usize, usize) {
+        let out = w.refresh("2026-11");
+        assert_success(&out);
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        (
+            log.matches("rows carried over").count(),
+            log.matches("judged again from kept rows").count(),
+        )
+    };
     let judged = |w: &Work| -> Vec<bool> {
         manifest(w, "2026-11")["deliveries"]
             .as_array()
@@ -375,11 +383,20 @@ fn only_a_change_the_rows_ask_about_judges_a_partition_again() {
             .map(|r| r[2].clone())
             .collect()
     };
+    let rows = |w: &Work| -> Vec<(String, String)> {
+        tree_hashes(&w.output().join("ledger"))
+            .into_iter()
+            .filter(|(p, _)| p.ends_with(".parquet"))
+            .collect()
+    };
+    refresh(&w);
     // K-1 of 2026-09 names an unknown partner and so claims no key: K-1 of 2026-10 stands.
     assert!(reasons(&w).is_empty(), "{:?}", reasons(&w));
+    let before = rows(&w);
 
-    // A renamed partner, a partner no row names, a new month of rates, other thresholds:
-    // none of them changes an answer the rows asked for.
+    // A renamed partner, a partner no row names, a new month of rates, other thresholds: every
+    // partition depends on the changed files and is judged again, but no row's answer changed,
+    // so the rows are carried over as they were.
     let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
     w.write(
         "partners.csv",
@@ -394,37 +411,35 @@ fn only_a_change_the_rows_ask_about_judges_a_partition_again() {
         "program.toml",
         &PROGRAM.replace("courseware = 100", "courseware = 90"),
     );
-    w.refresh("2026-11");
-    assert_eq!(judged(&w), [false, false, false]);
+    assert_eq!(refresh(&w), (3, 0));
+    assert_eq!(judged(&w), [true, true, true]);
+    assert_eq!(rows(&w), before);
 
-    // P7 joins: 2026-09 is judged again (its K-1 is now accepted), and so is 2026-10, whose
-    // K-1 becomes a duplicate of it; 2026-08 stands.
+    // P7 joins: 2026-09 is judged from its rows (its K-1 is now accepted), and so is 2026-10,
+    // whose K-1 becomes a duplicate of it; 2026-08's rows are carried over.
     let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
     w.write(
         "partners.csv",
         &format!("{roster}P7,Joiner,SE,none,,,0,no,no,no,,,\n"),
     );
-    w.refresh("2026-11");
-    assert_eq!(judged(&w), [false, true, true]);
+    assert_eq!(refresh(&w), (1, 2));
     let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
     assert!(partners.iter().any(|r| r[0] == "P7"));
     assert_eq!(reasons(&w), ["duplicate_line"]);
 
-    // A changed rate that a row uses judges its delivery again, and what follows if its keys
-    // changed (they did not here: the rate changes a value, not a key).
+    // A changed rate that a row of 2026-09 uses: that delivery is judged from its rows; 2026-10
+    // follows keys that did not change (a rate changes a value, not a key) and is carried over.
     let rates = std::fs::read_to_string(w.input().join("fx_rates.csv")).unwrap();
     w.write(
         "fx_rates.csv",
         &rates.replace("2026-09,EUR,1.1", "2026-09,EUR,1.15"),
     );
-    w.refresh("2026-11");
-    assert_eq!(judged(&w), [false, true, false]);
+    assert_eq!(refresh(&w), (2, 1));
 
     // The ledger kept this way equals one rebuilt from nothing.
     let kept = tree_hashes(&w.output().join("ledger"));
     std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
-    w.refresh("2026-11");
-    assert_eq!(judged(&w), [true, true, true]);
+    assert_eq!(refresh(&w), (0, 0));
     assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
 }
 

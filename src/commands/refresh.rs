@@ -27,8 +27,10 @@ use crate::report::manifest::InputFile;
 pub struct Inputs {
     pub roster: Roster,
     pub fx: FxRates,
-    /// The master data files, with their SHA-256, for the manifest.
     pub files: Vec<InputFile>,
+    pub roster_sha: String,
+    pub fx_sha: String,
+    pub program_sha: String,
 }
 
 fn sha(path: &Path) -> Result<String> {
@@ -64,32 +66,45 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     for key in &cfg.program.unknown_keys {
         warn!(key = %key, "program.toml: unknown key ignored");
     }
+    let program_sha = sha(&cfg.program_path)?;
+    let roster_sha = sha(&roster_path)?;
     let mut files = vec![
         InputFile {
             path: rel(&cfg.input, &cfg.program_path),
-            sha256: sha(&cfg.program_path)?,
+            sha256: program_sha.clone(),
             rows: None,
         },
         InputFile {
             path: rel(&cfg.input, &roster_path),
-            sha256: sha(&roster_path)?,
+            sha256: roster_sha.clone(),
             rows: Some(roster.partners.len() as u64),
         },
     ];
-    if fx_path.exists() {
+    let fx_sha = if fx_path.exists() {
+        let s = sha(&fx_path)?;
         files.push(InputFile {
             path: rel(&cfg.input, &fx_path),
-            sha256: sha(&fx_path)?,
+            sha256: s.clone(),
             rows: Some(fx.rows_read),
         });
-    }
+        s
+    } else {
+        "absent".to_string()
+    };
     info!(
         partners = roster.partners.len(),
         rates = fx.rows().len(),
         ms = started.elapsed().as_millis() as u64,
         "inputs: roster and rates checked"
     );
-    Ok(Inputs { roster, fx, files })
+    Ok(Inputs {
+        roster,
+        fx,
+        files,
+        roster_sha,
+        fx_sha,
+        program_sha,
+    })
 }
 
 /// The ledger brought up to date for refresh R.
@@ -132,6 +147,9 @@ pub fn ingest(
     let ctx = ledger::Context {
         output: published,
         lookups: &lookups,
+        roster_sha: inputs.roster_sha.clone(),
+        fx_sha: inputs.fx_sha.clone(),
+        program_sha: inputs.program_sha.clone(),
     };
     let outcomes = ledger::update(&ctx, &deliveries, staging)?;
     for o in &outcomes {
