@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// Excel's row limit, header included.
 pub const EXCEL_MAX_ROWS: usize = 1_048_576;
 
-struct Styles {
+pub struct Styles {
     header: Format,
     number: Format,
     integer: Format,
@@ -49,12 +49,36 @@ fn xlsx_err(path: &Path) -> impl Fn(XlsxError) -> Error + '_ {
 }
 
 /// Where the sheets' rows come from: a typed row at a time.
-pub trait Rows {
+pub trait Rows: Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     fn row(&self, i: usize, out: &mut Vec<Value>);
+
+    /// Writes row `i` as worksheet row `row`; `scratch` is a buffer to reuse.
+    fn write_row(
+        &self,
+        i: usize,
+        ws: &mut Worksheet,
+        row: u32,
+        kinds: &[Kind],
+        styles: &Styles,
+        scratch: &mut Vec<Value>,
+    ) -> Result<(), XlsxError> {
+        self.row(i, scratch);
+        for (col, v) in scratch.iter().enumerate() {
+            let cell = match v {
+                Value::Text(s) => Cell::Text(s),
+                Value::Number(x) => Cell::Number(*x),
+                Value::Int(n) => Cell::Int(*n),
+                Value::Date(d) => Cell::Date(*d),
+                Value::Empty => continue,
+            };
+            write_cell(ws, row, col, cell, kinds, styles)?;
+        }
+        Ok(())
+    }
 }
 
 impl Rows for Sheet {
@@ -69,8 +93,23 @@ impl Rows for Sheet {
 
 /// A DataFrame's columns read as typed values.
 pub struct FrameRows {
-    columns: Vec<Column>,
+    columns: Vec<Typed>,
     height: usize,
+}
+
+enum Typed {
+    Text(StringChunked),
+    Number(Float64Chunked),
+    Int(Int64Chunked),
+    /// Days since 1970-01-01.
+    Date(Int32Chunked),
+}
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+fn date_of(days: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
 }
 
 impl FrameRows {
@@ -78,19 +117,31 @@ impl FrameRows {
         let columns = names
             .iter()
             .map(|n| {
-                let c = df.column(n)?;
-                let c = match c.dtype() {
-                    DataType::String | DataType::Date => c.clone(),
-                    DataType::Float32 | DataType::Float64 => c.cast(&DataType::Float64)?,
-                    _ => c.cast(&DataType::Int64)?,
-                };
-                Ok(c.rechunk())
+                let c = df.column(n)?.rechunk();
+                Ok(match c.dtype() {
+                    DataType::String => Typed::Text(c.str()?.clone()),
+                    DataType::Date => Typed::Date(c.date()?.physical().clone()),
+                    DataType::Float32 | DataType::Float64 => {
+                        Typed::Number(c.cast(&DataType::Float64)?.f64()?.clone())
+                    }
+                    _ => Typed::Int(c.cast(&DataType::Int64)?.i64()?.clone()),
+                })
             })
             .collect::<PolarsResult<Vec<_>>>()?;
         Ok(FrameRows {
             columns,
             height: df.height(),
         })
+    }
+
+    fn cell(&self, col: usize, i: usize) -> Cell<'_> {
+        let cell = match &self.columns[col] {
+            Typed::Text(ca) => ca.get(i).map(Cell::Text),
+            Typed::Number(ca) => ca.get(i).map(Cell::Number),
+            Typed::Int(ca) => ca.get(i).map(Cell::Int),
+            Typed::Date(ca) => ca.get(i).and_then(date_of).map(Cell::Date),
+        };
+        cell.unwrap_or(Cell::Empty)
     }
 }
 
@@ -100,19 +151,28 @@ impl Rows for FrameRows {
     }
     fn row(&self, i: usize, out: &mut Vec<Value>) {
         out.clear();
-        for c in &self.columns {
-            let v = match c.get(i) {
-                Ok(AnyValue::String(s)) => Value::text(s),
-                Ok(AnyValue::StringOwned(s)) => Value::text(s.as_str()),
-                Ok(AnyValue::Float64(f)) => Value::Number(f),
-                Ok(AnyValue::Int64(n)) => Value::Int(n),
-                Ok(AnyValue::Date(days)) => {
-                    Value::date(chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163))
-                }
-                _ => Value::Empty,
-            };
-            out.push(v);
+        out.extend((0..self.columns.len()).map(|col| match self.cell(col, i) {
+            Cell::Text(s) => Value::text(s),
+            Cell::Number(x) => Value::Number(x),
+            Cell::Int(n) => Value::Int(n),
+            Cell::Date(d) => Value::Date(d),
+            Cell::Empty => Value::Empty,
+        }));
+    }
+    /// Straight from the columns, without building the row's values.
+    fn write_row(
+        &self,
+        i: usize,
+        ws: &mut Worksheet,
+        row: u32,
+        kinds: &[Kind],
+        styles: &Styles,
+        _scratch: &mut Vec<Value>,
+    ) -> Result<(), XlsxError> {
+        for col in 0..self.columns.len() {
+            write_cell(ws, row, col, self.cell(col, i), kinds, styles)?;
         }
+        Ok(())
     }
 }
 
@@ -134,46 +194,9 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
     );
 
     let summary = c.summary();
-    write_sheet(
-        &mut book,
-        &summary.name,
-        &summary.header,
-        &summary,
-        &styles,
-        max_rows,
-    )
-    .map_err(&err)?;
-    add_summary_charts(&mut book, &summary).map_err(&err)?;
-
     let partners = c.partners(false);
-    write_sheet(
-        &mut book,
-        "Partners",
-        &partners.header,
-        &partners,
-        &styles,
-        max_rows,
-    )
-    .map_err(&err)?;
-
-    let t = std::time::Instant::now();
-    write_monthly(&mut book, c, &styles, max_rows).map_err(&err)?;
-    tracing::debug!(
-        ms = t.elapsed().as_millis() as u64,
-        "workbook: Monthly KPIs written"
-    );
-
+    let monthly = monthly_frame(c).map_err(&err)?;
     let renewals = c.renewals();
-    write_sheet(
-        &mut book,
-        "Renewals",
-        &renewals.header,
-        &renewals,
-        &styles,
-        max_rows,
-    )
-    .map_err(&err)?;
-
     let detail_header = [
         "Partner ID",
         "Month",
@@ -210,32 +233,80 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
             "delivery",
         ],
     )?;
-    write_sheet(
-        &mut book,
-        "Invoice detail",
-        &detail_header,
-        &detail,
-        &styles,
-        max_rows,
-    )
-    .map_err(&err)?;
-
-    for sheet in [
+    let tail = [
         c.directory_submission(false),
         c.directory_exceptions(),
         c.rejected_sheet(false)?,
         run_info.clone(),
-    ] {
-        write_sheet(
-            &mut book,
-            &sheet.name,
-            &sheet.header,
-            &sheet,
-            &styles,
-            max_rows,
-        )
-        .map_err(&err)?;
+    ];
+
+    // Every worksheet is added first, in the contract's order; then the rows are written,
+    // Invoice detail (most of the workbook's cells) on a thread of its own while this one
+    // writes the other sheets.
+    let mut tables: Vec<Table> = Vec::new();
+    let add = |book: &mut Workbook, name: &str, header: &[String], rows| {
+        table(book, name, header, rows, max_rows)
+    };
+    let t = add(&mut book, &summary.name, &summary.header, &summary).map_err(&err)?;
+    tables.push(t);
+    let t = add(&mut book, "Partners", &partners.header, &partners).map_err(&err)?;
+    tables.push(t);
+    let monthly_sheets = match &monthly {
+        Monthly::Frame(df) => {
+            let names = sheet_names("Monthly KPIs", df.height(), max_rows);
+            let mut sheets = Vec::new();
+            for name in names {
+                book.add_worksheet().set_name(&name).map_err(&err)?;
+                sheets.push(book.worksheets_mut().len() - 1);
+            }
+            sheets
+        }
+        Monthly::Empty(sheet) => {
+            let t = add(&mut book, &sheet.name, &sheet.header, sheet).map_err(&err)?;
+            tables.push(t);
+            Vec::new()
+        }
+    };
+    let t = add(&mut book, "Renewals", &renewals.header, &renewals).map_err(&err)?;
+    tables.push(t);
+    let detail_table = add(&mut book, "Invoice detail", &detail_header, &detail).map_err(&err)?;
+    for sheet in &tail {
+        let t = add(&mut book, &sheet.name, &sheet.header, sheet).map_err(&err)?;
+        tables.push(t);
     }
+
+    let t = std::time::Instant::now();
+    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let mut slots: Vec<Option<&mut Worksheet>> =
+        book.worksheets_mut().iter_mut().map(Some).collect();
+    let mut take = |indices: &[usize]| -> Vec<&mut Worksheet> {
+        indices
+            .iter()
+            .map(|&i| slots[i].take().expect("each sheet is written once"))
+            .collect()
+    };
+    let detail_sheets = take(&detail_table.sheets);
+    let monthly_sheets = take(&monthly_sheets);
+    let others: Vec<_> = tables.iter().map(|t| (t, take(&t.sheets))).collect();
+    std::thread::scope(|scope| -> Result<(), XlsxError> {
+        let styles = &styles;
+        let detail_table = &detail_table;
+        let detail = scope.spawn(move || fill(detail_table, detail_sheets, styles, per_sheet));
+        if let Monthly::Frame(df) = &monthly {
+            write_monthly(df, monthly_sheets, styles, per_sheet)?;
+        }
+        for (table, sheets) in others {
+            fill(table, sheets, styles, per_sheet)?;
+        }
+        detail.join().expect("writing a sheet does not panic")
+    })
+    .map_err(&err)?;
+    add_summary_charts(&mut book, &summary).map_err(&err)?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "workbook: sheets written"
+    );
+
     let t = std::time::Instant::now();
     let saved = book.save(path);
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
@@ -244,6 +315,35 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
         other => err(other),
     })?;
     Ok(())
+}
+
+/// One sheet of the contract: its header, its rows and the worksheets they fill (the sheet
+/// and its continuations).
+struct Table<'a> {
+    header: Vec<String>,
+    rows: &'a dyn Rows,
+    sheets: Vec<usize>,
+}
+
+/// Adds the constant-memory worksheets `name`, `name (2)`… that `rows` need.
+fn table<'a>(
+    book: &mut Workbook,
+    name: &str,
+    header: &[String],
+    rows: &'a dyn Rows,
+    max_rows: usize,
+) -> Result<Table<'a>, XlsxError> {
+    let mut sheets = Vec::new();
+    for sheet_name in sheet_names(name, rows.len(), max_rows) {
+        book.add_worksheet_with_constant_memory()
+            .set_name(&sheet_name)?;
+        sheets.push(book.worksheets_mut().len() - 1);
+    }
+    Ok(Table {
+        header: header.to_vec(),
+        rows,
+        sheets,
+    })
 }
 
 /// Names of the sheets holding `n` data rows: `<name>`, `<name> (2)`, …
@@ -261,20 +361,17 @@ pub fn sheet_names(name: &str, n: usize, max_rows: usize) -> Vec<String> {
         .collect()
 }
 
-fn write_sheet(
-    book: &mut Workbook,
-    name: &str,
-    header: &[String],
-    rows: &dyn Rows,
+/// Writes a table's rows into its worksheets, `per_sheet` rows each.
+fn fill(
+    table: &Table,
+    sheets: Vec<&mut Worksheet>,
     styles: &Styles,
-    max_rows: usize,
+    per_sheet: usize,
 ) -> Result<(), XlsxError> {
-    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let (header, rows) = (&table.header, table.rows);
     let (widths, kinds) = column_layout(header, rows);
-    let mut values = Vec::with_capacity(header.len());
-    for (part, sheet_name) in sheet_names(name, rows.len(), max_rows).iter().enumerate() {
-        let ws = book.add_worksheet_with_constant_memory();
-        ws.set_name(sheet_name)?;
+    let mut scratch = Vec::with_capacity(header.len());
+    for (part, ws) in sheets.into_iter().enumerate() {
         for (col, w) in widths.iter().enumerate() {
             ws.set_column_width(col as u16, *w)?;
         }
@@ -295,51 +392,58 @@ fn write_sheet(
         let first = part * per_sheet;
         let last = (first + per_sheet).min(rows.len());
         for (r, i) in (first..last).enumerate() {
-            rows.row(i, &mut values);
-            write_row(ws, r as u32 + 1, &values, &kinds, styles)?;
+            rows.write_row(i, ws, r as u32 + 1, &kinds, styles, &mut scratch)?;
         }
         finish_sheet(ws, header, (last - first) as u32)?;
     }
     Ok(())
 }
 
-/// Writes one row. A number or date in a column of its own kind takes the column's format; one
-/// that the first rows did not foresee (say, the first date after 2,000 empty cells) carries its
-/// format itself.
-fn write_row(
+/// One cell's value, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub enum Cell<'a> {
+    Text(&'a str),
+    Number(f64),
+    Int(i64),
+    Date(chrono::NaiveDate),
+    Empty,
+}
+
+/// Writes one cell. A number or date in a column of its own kind takes the column's format;
+/// one that the first rows did not foresee (say, the first date after 2,000 empty cells)
+/// carries its format itself.
+fn write_cell(
     ws: &mut Worksheet,
     row: u32,
-    values: &[Value],
+    col: usize,
+    cell: Cell,
     kinds: &[Kind],
     styles: &Styles,
 ) -> Result<(), XlsxError> {
-    for (col, v) in values.iter().enumerate() {
-        let column_kind = kinds.get(col).copied().unwrap_or(Kind::Text);
-        let col = col as u16;
-        match v {
-            Value::Text(s) if s.is_empty() => {}
-            Value::Text(s) => {
-                ws.write_string(row, col, excel_text(s))?;
-            }
-            Value::Number(x) if column_kind == Kind::Number => {
-                ws.write_number(row, col, *x)?;
-            }
-            Value::Number(x) => {
-                ws.write_number_with_format(row, col, *x, &styles.number)?;
-            }
-            Value::Int(n) if column_kind == Kind::Int => {
-                ws.write_number(row, col, *n as f64)?;
-            }
-            Value::Int(n) => {
-                ws.write_number_with_format(row, col, *n as f64, &styles.integer)?;
-            }
-            Value::Date(d) if column_kind == Kind::Date => {
-                ws.write_datetime(row, col, d)?;
-            }
-            Value::Date(d) => {
-                ws.write_date_with_format(row, col, d, &styles.date)?;
-            }
-            Value::Empty => {}
+    let column_kind = kinds.get(col).copied().unwrap_or(Kind::Text);
+    let col = col as u16;
+    match cell {
+        Cell::Text("") | Cell::Empty => {}
+        Cell::Text(s) => {
+            ws.write_string(row, col, excel_text(s))?;
+        }
+        Cell::Number(x) if column_kind == Kind::Number => {
+            ws.write_number(row, col, x)?;
+        }
+        Cell::Number(x) => {
+            ws.write_number_with_format(row, col, x, &styles.number)?;
+        }
+        Cell::Int(n) if column_kind == Kind::Int => {
+            ws.write_number(row, col, n as f64)?;
+        }
+        Cell::Int(n) => {
+            ws.write_number_with_format(row, col, n as f64, &styles.integer)?;
+        }
+        Cell::Date(d) if column_kind == Kind::Date => {
+            ws.write_datetime(row, col, d)?;
+        }
+        Cell::Date(d) => {
+            ws.write_date_with_format(row, col, d, &styles.date)?;
         }
     }
     Ok(())
@@ -398,7 +502,7 @@ fn finish_sheet(ws: &mut Worksheet, header: &[String], data_rows: u32) -> Result
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub enum Kind {
     Text,
     Number,
     Int,
@@ -433,14 +537,14 @@ fn column_layout(header: &[String], rows: &dyn Rows) -> (Vec<f64>, Vec<Kind>) {
     )
 }
 
-/// The Monthly KPIs sheet: a DataFrame straight from the SQL, written with polars_excel_writer
-/// (one table per sheet; the table brings the autofilter).
-fn write_monthly(
-    book: &mut Workbook,
-    c: &Computed,
-    styles: &Styles,
-    max_rows: usize,
-) -> Result<(), XlsxError> {
+/// The Monthly KPIs sheet's content: a DataFrame straight from the SQL with the month
+/// columns named, or the header alone when there is no row (an Excel table needs a data row).
+enum Monthly {
+    Frame(DataFrame),
+    Empty(Sheet),
+}
+
+fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
     let (from, _) = c.refresh.window();
     let mut df = c.monthly.clone();
     let mut names: Vec<String> = vec!["Partner ID".into(), "Category".into()];
@@ -449,28 +553,31 @@ fn write_monthly(
     df.set_column_names(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
     if df.height() == 0 {
-        // An Excel table needs a data row: an empty sheet gets the header alone.
-        let empty = Sheet {
+        return Ok(Monthly::Empty(Sheet {
             name: "Monthly KPIs".into(),
             header: names,
             rows: Vec::new(),
-        };
-        return write_sheet(book, &empty.name, &empty.header, &empty, styles, max_rows);
+        }));
     }
-    let per_sheet = max_rows.saturating_sub(1).max(1);
+    Ok(Monthly::Frame(df))
+}
+
+/// The Monthly KPIs sheets, written with polars_excel_writer (one table per sheet; the table
+/// brings the autofilter).
+fn write_monthly(
+    df: &DataFrame,
+    sheets: Vec<&mut Worksheet>,
+    styles: &Styles,
+    per_sheet: usize,
+) -> Result<(), XlsxError> {
     let mut writer = PolarsExcelWriter::new();
     writer
         .set_header_format(&styles.header)
         .set_dtype_float_format("#,##0.00##")
         .set_freeze_panes(1, 0)
         .set_autofit(true);
-    for (part, name) in sheet_names("Monthly KPIs", df.height(), max_rows)
-        .iter()
-        .enumerate()
-    {
+    for (part, ws) in sheets.into_iter().enumerate() {
         let chunk = df.slice((part * per_sheet) as i64, per_sheet);
-        let ws = book.add_worksheet();
-        ws.set_name(name)?;
         writer
             .write_dataframe_to_worksheet(&chunk, ws, 0, 0)
             .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
