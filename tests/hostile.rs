@@ -130,3 +130,43 @@ fn an_unterminated_quote_is_a_row_not_a_crash() {
     let rows = rejected(&w);
     assert_eq!(rows[1][..3], ["a.csv", "4", "missing_value:kpi_value"]);
 }
+
+#[test]
+fn an_xlsx_whose_shared_strings_are_a_zip_bomb_is_65_naming_the_file() {
+    use std::io::Write;
+    let w = minimal();
+    let sample = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("input/extracts/2026-03/apac.xlsx"),
+    )
+    .unwrap();
+    // The sample's parts, with a shared-strings part of 1.1 GiB that deflates to about 1 MB.
+    let mut from = zip::ZipArchive::new(std::io::Cursor::new(sample)).unwrap();
+    let mut bomb = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..from.len() {
+        let part = from.by_index_raw(i).unwrap();
+        if part.name().unwrap() != "xl/sharedStrings.xml" {
+            bomb.raw_copy_file(part).unwrap();
+        }
+    }
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .large_file(true);
+    bomb.start_file("xl/sharedStrings.xml", options).unwrap();
+    bomb.write_all(b"<?xml version=\"1.0\"?><sst xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">")
+        .unwrap();
+    let chunk = "<si><t>x</t></si>".repeat(1 << 16);
+    for _ in 0..(1_100 << 20) / chunk.len() {
+        bomb.write_all(chunk.as_bytes()).unwrap();
+    }
+    bomb.write_all(b"</sst>").unwrap();
+    let bytes = bomb.finish().unwrap().into_inner();
+    assert!(bytes.len() < 16 << 20, "{} bytes", bytes.len());
+    let path = w.input().join("extracts/2026-10/bomb.xlsx");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(&w);
+    assert_exit(&out, 65, "bomb.xlsx");
+    assert_exit(&out, 65, "xl/sharedStrings.xml expands past 1024 MiB");
+    assert!(!w.output().join("ledger").exists());
+}

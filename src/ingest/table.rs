@@ -8,7 +8,7 @@
 //! case-insensitively after trimming.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -177,8 +177,45 @@ fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
 
 /// The widest row Excel can hold.
 const XLSX_MAX_COLUMNS: u32 = 16_384;
+/// The most rows Excel can hold.
+const XLSX_MAX_ROWS: u32 = 1_048_576;
+/// The most the parts of a workbook other than its worksheets (shared strings, styles…) may
+/// expand to: they are read whole into memory, so a ZIP bomb must stop here.
+const XLSX_MAX_EXPANDED_PARTS: u64 = 1 << 30;
+/// The most non-empty cells an extract's worksheet may hold (1,048,576 rows of 32 columns).
+const XLSX_MAX_CELLS: usize = 32 * 1_048_576;
+
+/// Reads every part of the workbook but its worksheets (which are streamed cell by cell),
+/// counting the bytes they really expand to, whatever sizes the ZIP declares.
+fn check_expansion(path: &Path) -> Result<()> {
+    let file = File::open(path).map_err(|e| unreadable(path, e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(path, e))?;
+    let mut left = XLSX_MAX_EXPANDED_PARTS;
+    for i in 0..zip.len() {
+        let mut part = zip.by_index(i).map_err(|e| unreadable(path, e))?;
+        let name = part.name().map_err(|e| unreadable(path, e))?.to_string();
+        if name.starts_with("xl/worksheets/") || part.is_dir() {
+            continue;
+        }
+        let n = std::io::copy(&mut (&mut part).take(left + 1), &mut std::io::sink())
+            .map_err(|e| unreadable(path, format!("{name}: {e}")))?;
+        if n > left {
+            return Err(unreadable(
+                path,
+                format!(
+                    "{name} expands past {} MiB (with the workbook's other parts): not an extract \
+                     (a ZIP bomb?)",
+                    XLSX_MAX_EXPANDED_PARTS >> 20
+                ),
+            ));
+        }
+        left -= n;
+    }
+    Ok(())
+}
 
 fn open_xlsx(path: &Path) -> Result<Table> {
+    check_expansion(path)?;
     let mut book: Xlsx<BufReader<File>> =
         calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
     let first = book
@@ -196,8 +233,20 @@ fn open_xlsx(path: &Path) -> Result<Table> {
             .map_err(|e| unreadable(path, e))?;
         while let Some(cell) = reader.next_cell().map_err(|e| unreadable(path, e))? {
             let (row, col) = cell.get_position();
+            if row >= XLSX_MAX_ROWS {
+                return Err(unreadable(
+                    path,
+                    format!("a cell in row {}, past Excel's last row", row as u64 + 1),
+                ));
+            }
             let text = cell_text(&Data::from(cell.get_value().clone()));
             if !text.is_empty() && col < XLSX_MAX_COLUMNS {
+                if cells.len() == XLSX_MAX_CELLS {
+                    return Err(unreadable(
+                        path,
+                        format!("more than {XLSX_MAX_CELLS} non-empty cells: not an extract"),
+                    ));
+                }
                 cells.push((row, col, text));
             }
         }
