@@ -285,16 +285,83 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<DataFrame> {
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
+    // Every delivery's files are hashed first, so that the deliveries to parse are known before
+    // any is judged: they are parsed on a thread of their own, one delivery ahead of the judging
+    // (a rendezvous channel: at most one parsed delivery waits).
+    let found = inputs
+        .iter()
+        .map(|input| find(ctx.output, input))
+        .collect::<Result<Vec<_>>>()?;
+    let to_parse: Vec<&DeliveryInput> = inputs
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| !f.same_files)
+        .map(|(input, _)| input)
+        .collect();
+    std::thread::scope(|s| {
+        let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(0);
+        s.spawn(move || {
+            for input in to_parse {
+                let parsed = parse_files(input);
+                let failed = parsed.is_err();
+                // The judging stopped (an error of its own): nothing more to parse.
+                if parsed_tx.send(parsed).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        judge_in_order(ctx, inputs, found, staging, &parsed_rx)
+    })
+}
+
+/// A delivery's files as found: their SHA-256, and the published partition's metadata.
+struct Found {
+    files: Vec<SourceFile>,
+    existing: Option<PartitionMeta>,
+    /// The published partition was parsed from these very files.
+    same_files: bool,
+}
+
+fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
+    let files = hash_files(&input.files)?;
+    let published = output.join(partition_rel(input.month));
+    let existing = read_meta(&published).filter(|m| m.format == FORMAT);
+    let same_files = existing.as_ref().is_some_and(|m| {
+        m.files
+            .iter()
+            .map(|f| (&f.name, &f.sha256))
+            .eq(files.iter().map(|f| (&f.name, &f.sha256)))
+    });
+    Ok(Found {
+        files,
+        existing,
+        same_files,
+    })
+}
+
+type ParsedFiles = Result<(DataFrame, Vec<extract::FileRead>)>;
+
+fn judge_in_order(
+    ctx: &Context,
+    inputs: &[DeliveryInput],
+    found: Vec<Found>,
+    staging: &Staging,
+    parsed_rx: &std::sync::mpsc::Receiver<ParsedFiles>,
+) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut previous: Option<String> = None;
     let mut earlier_keys: Option<String> = None;
     // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
     let mut prior: Option<DataFrame> = None;
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
-    for input in inputs {
+    for (input, found) in inputs.iter().zip(found) {
         progress.set_message(input.month.to_string());
         let started = Instant::now();
-        let mut files = hash_files(&input.files)?;
+        let Found {
+            mut files,
+            existing,
+            same_files,
+        } = found;
         let depends = Depends {
             roster: ctx.roster_sha.clone(),
             fx_rates: ctx.fx_sha.clone(),
@@ -311,13 +378,6 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                 .as_bytes(),
         );
         let published = ctx.output.join(partition_rel(input.month));
-        let existing = read_meta(&published).filter(|m| m.format == FORMAT);
-        let same_files = existing.as_ref().is_some_and(|m| {
-            m.files
-                .iter()
-                .map(|f| (f.name.clone(), f.sha256.clone()))
-                .eq(identity.iter().cloned())
-        });
         // What the rows ask of the lookups is kept with the partition; it is learned again
         // only when the files are parsed again.
         let kept_asks = if same_files {
@@ -391,7 +451,9 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
                     }
                     (scan(&kept)?.collect()?, false)
                 } else {
-                    let (parsed, reads) = parse_files(input)?;
+                    let (parsed, reads) = parsed_rx
+                        .recv()
+                        .map_err(|e| Error::internal("parsing deliveries", e))??;
                     for (f, read) in files.iter_mut().zip(reads) {
                         f.rows = read.rows;
                         if !read.unknown_columns.is_empty() {
