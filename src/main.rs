@@ -21,6 +21,14 @@ fn main() -> ExitCode {
         }
     };
     kpi_refresh::logging::init(cli.log_format, cli.verbose, cli.quiet);
+    // A panic inside the XLSX reader is a malformed file, reported as such (exit 65): no
+    // panic message for it. Any other panic is printed and ends as exit 70 below.
+    let print_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !kpi_refresh::ingest::table::reading_xlsx() {
+            print_panic(info)
+        }
+    }));
     match std::panic::catch_unwind(|| kpi_refresh::commands::execute(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -95,6 +95,9 @@ fn check(name: &str, case: &Case) -> Result<(), String> {
             case.exit
         ));
     }
+    if stderr.contains("panicked") {
+        return Err(format!("a panic message:\n{stderr}"));
+    }
     for needle in &case.stderr {
         if !stderr.contains(needle.as_str()) {
             return Err(format!("stderr lacks {needle:?}:\n{stderr}"));

@@ -214,8 +214,35 @@ fn check_expansion(path: &Path) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    static READING_XLSX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the XLSX reader, whose panics (calamine's, on a malformed
+/// file) are caught and reported as an unreadable file: a panic hook can stay quiet for them.
+pub fn reading_xlsx() -> bool {
+    READING_XLSX.with(|r| r.get())
+}
+
+/// Reads an XLSX file. A panic inside calamine (say, an arithmetic overflow on a cell
+/// reference of twenty letters) means a malformed file, not a bug of ours: it is caught and
+/// the file reported unreadable.
 fn open_xlsx(path: &Path) -> Result<Table> {
     check_expansion(path)?;
+    READING_XLSX.with(|r| r.set(true));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_xlsx(path)));
+    READING_XLSX.with(|r| r.set(false));
+    read.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(unreadable(path, format!("malformed workbook ({what})")))
+    })
+}
+
+fn read_xlsx(path: &Path) -> Result<Table> {
     let mut book: Xlsx<BufReader<File>> =
         calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
     let first = book
@@ -368,6 +395,49 @@ impl Columns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-sheet workbook whose second row's cell references are rewritten by `edit`.
+    fn xlsx_with(edit: impl Fn(&str) -> String) -> Vec<u8> {
+        use std::io::Write;
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write(0, 0, "invoice_number").unwrap();
+        sheet.write(1, 0, "N1").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let mut from = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut to = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..from.len() {
+            let mut part = from.by_index(i).unwrap();
+            let name = part.name().unwrap().to_string();
+            let mut text = Vec::new();
+            std::io::copy(&mut part, &mut text).unwrap();
+            if name == "xl/worksheets/sheet1.xml" {
+                text = edit(&String::from_utf8(text).unwrap()).into_bytes();
+            }
+            to.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            to.write_all(&text).unwrap();
+        }
+        to.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_cell_reference_that_overflows_is_an_unreadable_file() {
+        // Found by fuzzing: calamine's column arithmetic overflows on twenty letters.
+        let bytes = xlsx_with(|xml| xml.replace("r=\"A2\"", "r=\"AAAAAAAAAAAAAAAAAAAA2\""));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        std::fs::write(&path, bytes).unwrap();
+        let err = open(&path).map(|_| ()).unwrap_err();
+        assert_eq!(err.exit_code(), 65, "{err}");
+        assert!(err.to_string().contains("t.xlsx"), "{err}");
+        // The reader is left as it was found.
+        assert!(!reading_xlsx());
+        // The same workbook unedited reads.
+        std::fs::write(&path, xlsx_with(|xml| xml.to_string())).unwrap();
+        let t = open(&path).unwrap();
+        assert_eq!(t.header, ["invoice_number"]);
+    }
 
     fn read(bytes: &[u8]) -> (Vec<String>, Vec<RawRow>) {
         let dir = tempfile::tempdir().unwrap();
