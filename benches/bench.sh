@@ -3,8 +3,9 @@
 # deliveries of 500,000 lines; SCALE multiplies the lines) and measures in release mode:
 #   (a) full rebuild: `run` on an empty output folder (ingest 13 deliveries, compute, publish)
 #   (b) monthly run: the ledger holds 12 deliveries; ingest the 13th, compute, publish
-#   (c) monthly run after a roster change (one partner added, one changed): every partition
-#       is judged again from its kept parsed rows
+#   (c) monthly run after a roster change (one partner added, one renamed): the added
+#       partner is named by rows of every delivery, so every partition is judged again from
+#       its kept parsed rows
 # and prints wall time, peak resident memory, per-stage times and rows per second.
 #
 # Usage: benches/bench.sh [SCALE]     (default 1; the generated input is kept for reruns)
@@ -67,7 +68,9 @@ rows = open(path, encoding="utf-8").read().splitlines()
 header, first = rows[0], rows[1].split(",")
 first[1] = first[1] + " (renamed)"
 rows[1] = ",".join(first)
-rows.append("9999998,Net New Learning AB,SE,none,,,1,no,no,yes,,,")
+# The generator's unknown-partner rows all name 9999999: adding it changes what the roster
+# answers to every delivery, so every partition is judged again.
+rows.append("9999999,Net New Learning AB,SE,none,,,1,no,no,yes,,,")
 open(path, "w", encoding="utf-8").write("\n".join(rows) + "\n")
 PY
 run roster 2026-11 && report roster
