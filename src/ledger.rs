@@ -187,7 +187,8 @@ fn write_asks(asks: &Asks, dir: &Path) -> Result<()> {
 }
 
 /// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
-/// and each accepted (`invoice_number`, `invoice_line`) in order.
+/// and each accepted (`invoice_number`, `invoice_line`) in order, the number preceded by its
+/// length.
 fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<String> {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -195,8 +196,9 @@ fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<Stri
     let numbers = accepted.column("invoice_number")?.str()?;
     let lines = accepted.column("invoice_line")?.i64()?;
     for (number, line) in numbers.iter().zip(lines.iter()) {
-        hasher.update(number.unwrap_or("").as_bytes());
-        hasher.update(b"\x1f");
+        let number = number.unwrap_or("").as_bytes();
+        hasher.update((number.len() as u64).to_le_bytes());
+        hasher.update(number);
         hasher.update(line.unwrap_or(0).to_le_bytes());
     }
     Ok(crate::digest::hex(&hasher.finalize()))

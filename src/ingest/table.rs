@@ -179,37 +179,73 @@ fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
 const XLSX_MAX_COLUMNS: u32 = 16_384;
 /// The most rows Excel can hold.
 const XLSX_MAX_ROWS: u32 = 1_048_576;
-/// The most the parts of a workbook other than its worksheets (shared strings, styles…) may
-/// expand to: they are read whole into memory, so a ZIP bomb must stop here.
-const XLSX_MAX_EXPANDED_PARTS: u64 = 1 << 30;
-/// The most non-empty cells an extract's worksheet may hold (1,048,576 rows of 32 columns).
-const XLSX_MAX_CELLS: usize = 32 * 1_048_576;
+/// What an XLSX extract may hold before it is refused as no extract (a ZIP bomb, or a file
+/// that would take all memory).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// The most the parts other than worksheets (shared strings, styles, the workbook part…)
+    /// may expand to: calamine reads them whole.
+    parts: u64,
+    /// The most the worksheet parts may expand to (they are streamed, but a single text node is
+    /// buffered whole).
+    sheets: u64,
+    /// The most non-empty cells kept from the first worksheet, within the header's columns.
+    cells: usize,
+    /// The most cell text kept: a short file can repeat one long shared string in every cell.
+    text: usize,
+}
 
-/// Reads every part of the workbook but its worksheets (which are streamed cell by cell),
-/// counting the bytes they really expand to, whatever sizes the ZIP declares.
-fn check_expansion(path: &Path) -> Result<()> {
+const LIMITS: Limits = Limits {
+    parts: 1 << 30,
+    sheets: 4 << 30,
+    // Excel's rows, 64 columns each.
+    cells: 64 * 1_048_576,
+    text: 2 << 30,
+};
+
+/// Whether a ZIP part is a worksheet (`…/worksheets/sheet<n>.xml`).
+fn is_worksheet(name: &str) -> bool {
+    let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+    let lower = file.to_ascii_lowercase();
+    folder.to_ascii_lowercase().ends_with("worksheets")
+        && lower.starts_with("sheet")
+        && lower.ends_with(".xml")
+}
+
+/// Reads every part of the workbook, counting the bytes they really expand to, whatever sizes
+/// the ZIP declares: worksheets against one budget, every other part against another.
+fn check_expansion(path: &Path, limits: Limits) -> Result<()> {
     let file = File::open(path).map_err(|e| unreadable(path, e))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(path, e))?;
-    let mut left = XLSX_MAX_EXPANDED_PARTS;
+    let mut parts_left = limits.parts;
+    let mut sheets_left = limits.sheets;
     for i in 0..zip.len() {
         let mut part = zip.by_index(i).map_err(|e| unreadable(path, e))?;
-        let name = part.name().map_err(|e| unreadable(path, e))?.to_string();
-        if name.starts_with("xl/worksheets/") || part.is_dir() {
+        if part.is_dir() {
             continue;
         }
-        let n = std::io::copy(&mut (&mut part).take(left + 1), &mut std::io::sink())
+        let name = part.name().map_err(|e| unreadable(path, e))?.to_string();
+        let (left, what, limit) = if is_worksheet(&name) {
+            (&mut sheets_left, "the worksheets", limits.sheets)
+        } else {
+            (
+                &mut parts_left,
+                "the parts other than worksheets",
+                limits.parts,
+            )
+        };
+        let n = std::io::copy(&mut (&mut part).take(*left + 1), &mut std::io::sink())
             .map_err(|e| unreadable(path, format!("{name}: {e}")))?;
-        if n > left {
+        if n > *left {
             return Err(unreadable(
                 path,
                 format!(
-                    "{name} expands past {} MiB (with the workbook's other parts): not an extract \
-                     (a ZIP bomb?)",
-                    XLSX_MAX_EXPANDED_PARTS >> 20
+                    "{name} expands past {} MiB (with {what}): not an extract (a ZIP bomb?)",
+                    limit >> 20
                 ),
             ));
         }
-        left -= n;
+        *left -= n;
     }
     Ok(())
 }
@@ -218,33 +254,42 @@ thread_local! {
     static READING_XLSX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether this thread is inside the XLSX reader, whose panics (calamine's, on a malformed
-/// file) are caught and reported as an unreadable file: a panic hook can stay quiet for them.
+/// Whether this thread is inside calamine, whose panics (on a malformed file) are caught and
+/// reported as an unreadable file: a panic hook can stay quiet for them.
 pub fn reading_xlsx() -> bool {
     READING_XLSX.with(|r| r.get())
 }
 
-/// Reads an XLSX file. A panic inside calamine (say, an arithmetic overflow on a cell
-/// reference of twenty letters) means a malformed file, not a bug of ours: it is caught and
-/// the file reported unreadable.
-fn open_xlsx(path: &Path) -> Result<Table> {
-    check_expansion(path)?;
+/// Runs a calamine call. A panic inside calamine (say, an arithmetic overflow on a cell
+/// reference of twenty letters) means a malformed file, not a bug of ours: it is caught and the
+/// file reported unreadable. Only calamine's own calls run here, so a panic of ours stays one.
+fn in_calamine<T, E: std::fmt::Display>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T> {
     READING_XLSX.with(|r| r.set(true));
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_xlsx(path)));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     READING_XLSX.with(|r| r.set(false));
-    read.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(unreadable(path, format!("malformed workbook ({what})")))
-    })
+    match read {
+        Ok(result) => result.map_err(|e| unreadable(path, e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(unreadable(path, format!("malformed workbook ({what})")))
+        }
+    }
 }
 
-fn read_xlsx(path: &Path) -> Result<Table> {
-    let mut book: Xlsx<BufReader<File>> =
-        calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
+fn open_xlsx(path: &Path) -> Result<Table> {
+    open_xlsx_within(path, LIMITS)
+}
+
+fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
+    check_expansion(path, limits)?;
+    let mut book: Xlsx<BufReader<File>> = in_calamine(path, || calamine::open_workbook(path))?;
     let first = book
         .sheets_metadata()
         .iter()
@@ -253,29 +298,51 @@ fn read_xlsx(path: &Path) -> Result<Table> {
         .ok_or_else(|| unreadable(path, "the workbook has no worksheet"))?;
     // The cells are read one by one and kept sparse: a dense range spans from the first used
     // cell to the last, which a single stray cell at XFD1048576 makes billions of cells wide.
+    // Cells right of the header's last column belong to no column and are not kept.
     let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    let mut text_kept = 0usize;
+    let mut width: Option<u32> = None;
     {
-        let mut reader = book
-            .worksheet_cells_reader(&first)
-            .map_err(|e| unreadable(path, e))?;
-        while let Some(cell) = reader.next_cell().map_err(|e| unreadable(path, e))? {
-            let (row, col) = cell.get_position();
+        let mut reader = in_calamine(path, || book.worksheet_cells_reader(&first))?;
+        while let Some((row, col, text)) = in_calamine(path, || {
+            reader.next_cell().map(|c| {
+                c.map(|c| {
+                    let (row, col) = c.get_position();
+                    (row, col, cell_text(&Data::from(c.get_value().clone())))
+                })
+            })
+        })? {
             if row >= XLSX_MAX_ROWS {
                 return Err(unreadable(
                     path,
                     format!("a cell in row {}, past Excel's last row", row as u64 + 1),
                 ));
             }
-            let text = cell_text(&Data::from(cell.get_value().clone()));
-            if !text.is_empty() && col < XLSX_MAX_COLUMNS {
-                if cells.len() == XLSX_MAX_CELLS {
-                    return Err(unreadable(
-                        path,
-                        format!("more than {XLSX_MAX_CELLS} non-empty cells: not an extract"),
-                    ));
-                }
-                cells.push((row, col, text));
+            if row > 0 && width.is_none() {
+                width = Some(
+                    cells
+                        .iter()
+                        .filter(|(r, _, _)| *r == 0)
+                        .map(|(_, c, _)| c + 1)
+                        .max()
+                        .unwrap_or(0),
+                );
             }
+            if text.is_empty() || col >= XLSX_MAX_COLUMNS || width.is_some_and(|w| col >= w) {
+                continue;
+            }
+            text_kept += text.len();
+            if cells.len() == limits.cells || text_kept > limits.text {
+                return Err(unreadable(
+                    path,
+                    format!(
+                        "more than {} non-empty cells or {} MiB of text: not an extract",
+                        limits.cells,
+                        limits.text >> 20
+                    ),
+                ));
+            }
+            cells.push((row, col, text));
         }
     }
     cells.sort_by_key(|(r, c, _)| (*r, *c));
@@ -419,6 +486,96 @@ mod tests {
             to.write_all(&text).unwrap();
         }
         to.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn worksheets_are_told_from_the_parts_read_whole() {
+        assert!(is_worksheet("xl/worksheets/sheet1.xml"));
+        assert!(is_worksheet("xl/Worksheets/Sheet12.XML"));
+        // A shared-strings part moved into the worksheets folder still counts as read whole.
+        assert!(!is_worksheet("xl/worksheets/sharedStrings.xml"));
+        assert!(!is_worksheet("xl/worksheets/_rels/sheet1.xml.rels"));
+        assert!(!is_worksheet("xl/sharedStrings.xml"));
+    }
+
+    /// A workbook of `rows` rows: a header of two columns, each row with `text` in both and a
+    /// third cell right of the header.
+    fn wide_xlsx(rows: u32, text: &str) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write(0, 0, "a").unwrap();
+        sheet.write(0, 1, "b").unwrap();
+        for r in 1..=rows {
+            for c in 0..3 {
+                sheet.write(r, c, text).unwrap();
+            }
+        }
+        book.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn cells_right_of_the_header_do_not_count_and_text_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        std::fs::write(&path, wide_xlsx(10, "x")).unwrap();
+        // 2 header cells and 10 rows of 2 cells: 22 cells kept, the third column ignored.
+        let limits = Limits {
+            cells: 22,
+            ..LIMITS
+        };
+        let t = open_xlsx_within(&path, limits).unwrap();
+        assert_eq!(t.rows.count(), 10);
+        let err = open_xlsx_within(
+            &path,
+            Limits {
+                cells: 21,
+                ..LIMITS
+            },
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(err.to_string().contains("non-empty cells"), "{err}");
+        // One long shared string in every cell: the text kept is what counts.
+        std::fs::write(&path, wide_xlsx(10, &"y".repeat(1000))).unwrap();
+        let err = open_xlsx_within(
+            &path,
+            Limits {
+                text: 15_000,
+                ..LIMITS
+            },
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        assert!(open_xlsx_within(
+            &path,
+            Limits {
+                text: 25_000,
+                ..LIMITS
+            }
+        )
+        .is_ok());
+        // Parts past their budget.
+        let err = open_xlsx_within(
+            &path,
+            Limits {
+                sheets: 1_000,
+                ..LIMITS
+            },
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(err.to_string().contains("with the worksheets"), "{err}");
+        let err = open_xlsx_within(
+            &path,
+            Limits {
+                parts: 1_000,
+                ..LIMITS
+            },
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(err.to_string().contains("other than worksheets"), "{err}");
     }
 
     #[test]
