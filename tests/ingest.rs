@@ -20,6 +20,16 @@ fn manifest(w: &Work, month: &str) -> serde_json::Value {
     serde_json::from_str(&w.report(month, "manifest.json")).unwrap()
 }
 
+/// Whether the refresh of 2026-11 judged each delivery.
+fn judged(w: &Work) -> Vec<bool> {
+    manifest(w, "2026-11")["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["judged_in_this_run"].as_bool().unwrap())
+        .collect()
+}
+
 #[test]
 fn every_reject_reason_in_order_and_counts_add_up() {
     let w = minimal();
@@ -303,14 +313,6 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
         "{before:?}"
     );
     w.refresh("2026-11");
-    let judged = |w: &Work| -> Vec<bool> {
-        manifest(w, "2026-11")["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["judged_in_this_run"].as_bool().unwrap())
-            .collect()
-    };
     assert_eq!(judged(&w), [false, false, false]);
     assert_eq!(tree_hashes(&w.output().join("ledger")), before);
     // A changed file in the middle delivery: it and every later one are judged again.
@@ -368,14 +370,6 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
             log.matches("rows carried over").count(),
             log.matches("judged again from kept rows").count(),
         )
-    };
-    let judged = |w: &Work| -> Vec<bool> {
-        manifest(w, "2026-11")["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["judged_in_this_run"].as_bool().unwrap())
-            .collect()
     };
     let reasons = |w: &Work| -> Vec<String> {
         rejected(w, "2026-11")[1..]

@@ -127,14 +127,7 @@ fn text_past_excels_cell_limit_is_cut_in_the_workbook_and_kept_in_the_csv() {
         "extracts/2026-10/a.csv",
         &format!("{EXTRACT_HEADER}\nI1,1,2026-10-02,Invoice,P1,MOC,{long},5,5,USD\nI2,1,2026-10-02,Proforma,P1,MOC,{long},5,5,USD\n"),
     );
-    let out = w.run(&[
-        "run",
-        "--refresh",
-        "2026-11",
-        "--force",
-        "--max-reject-rate",
-        "1",
-    ]);
+    let out = w.run_lenient("2026-11");
     assert_success(&out);
     assert!(w.report("2026-11", "rejected-2026-11.csv").contains(&long));
     let mut book: calamine::Xlsx<_> =
@@ -229,14 +222,7 @@ fn formula_like_text_never_becomes_a_formula() {
              +cmd,1,2026-10-02,Proforma,=P1,MOC,\t=tab,=5,-5,USD\n"
         ),
     );
-    let out = w.run(&[
-        "run",
-        "--refresh",
-        "2026-11",
-        "--force",
-        "--max-reject-rate",
-        "1",
-    ]);
+    let out = w.run_lenient("2026-11");
     assert_success(&out);
     let reports = w.output().join("reports/2026-11");
     for name in [

@@ -77,6 +77,19 @@ impl Work {
         out
     }
 
+    /// `run --refresh <month> --force` letting a delivery reject any share of its rows (for
+    /// inputs made of bad rows); the outcome is the caller's to check.
+    pub fn run_lenient(&self, month: &str) -> Output {
+        self.run(&[
+            "run",
+            "--refresh",
+            month,
+            "--force",
+            "--max-reject-rate",
+            "1",
+        ])
+    }
+
     pub fn report(&self, month: &str, file: &str) -> String {
         std::fs::read_to_string(self.output().join("reports").join(month).join(file)).unwrap()
     }
