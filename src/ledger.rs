@@ -169,21 +169,15 @@ fn link(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::write(to, e))
 }
 
-fn write_meta(meta: &PartitionMeta, dir: &Path) -> Result<()> {
-    let path = dir.join(META);
-    let text =
-        serde_json::to_vec_pretty(meta).map_err(|e| Error::internal("partition metadata", e))?;
+/// Writes `value` as JSON to `dir/name`.
+fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(name, e))?;
     std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
 }
 
 fn read_asks(dir: &Path) -> Option<Asks> {
     serde_json::from_slice(&std::fs::read(dir.join(ASKS)).ok()?).ok()
-}
-
-fn write_asks(asks: &Asks, dir: &Path) -> Result<()> {
-    let path = dir.join(ASKS);
-    let text = serde_json::to_vec(asks).map_err(|e| Error::internal("partition asks", e))?;
-    std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
 }
 
 /// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
@@ -405,10 +399,9 @@ fn judge_in_order(
                 }
                 outcome
             }
+            // (`answers` is known only for a partition whose files are the same.)
             Some(mut meta)
-                if same_files
-                    && answers.as_ref() == Some(&meta.answers)
-                    && meta.earlier_keys == earlier_keys =>
+                if answers.as_ref() == Some(&meta.answers) && meta.earlier_keys == earlier_keys =>
             {
                 // A dependency changed, but not in anything these rows ask about (a new month
                 // of rates, a renamed partner, another requirement), and the earlier keys are
@@ -420,7 +413,7 @@ fn judge_in_order(
                 }
                 meta.depends = depends;
                 meta.judgement = judgement.clone();
-                write_meta(&meta, &dir)?;
+                write_json(&meta, &dir, META)?;
                 let outcome = Outcome {
                     meta,
                     month: input.month,
@@ -469,7 +462,7 @@ fn judge_in_order(
                     Some(asks) => asks,
                     None => Asks::of(&parsed_df)?,
                 };
-                write_asks(&asks, &dir)?;
+                write_json(&asks, &dir, ASKS)?;
                 // Keep the parsed rows (on the other core) while judging them.
                 let mut judged = std::thread::scope(|s| -> Result<judge::Judged> {
                     let keeper = newly_parsed.then(|| {
@@ -506,11 +499,11 @@ fn judge_in_order(
                     files,
                     depends,
                     judgement: judgement.clone(),
-                    answers: ctx.lookups.answers_digest(&asks),
+                    answers: answers.unwrap_or_else(|| ctx.lookups.answers_digest(&asks)),
                     earlier_keys: earlier_keys.clone(),
                     keys,
                 };
-                write_meta(&meta, &dir)?;
+                write_json(&meta, &dir, META)?;
                 Outcome {
                     meta,
                     month: input.month,

@@ -517,36 +517,33 @@ mod tests {
     fn cells_right_of_the_header_do_not_count_and_text_is_capped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.xlsx");
+        let refused = |limits: Limits| open_xlsx_within(&path, limits).map(|_| ()).unwrap_err();
         std::fs::write(&path, wide_xlsx(10, "x")).unwrap();
         // 2 header cells and 10 rows of 2 cells: 22 cells kept, the third column ignored.
-        let limits = Limits {
-            cells: 22,
-            ..LIMITS
-        };
-        let t = open_xlsx_within(&path, limits).unwrap();
-        assert_eq!(t.rows.count(), 10);
-        let err = open_xlsx_within(
+        let t = open_xlsx_within(
             &path,
             Limits {
-                cells: 21,
+                cells: 22,
                 ..LIMITS
             },
         )
-        .map(|_| ())
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(t.rows.count(), 10);
+        let err = refused(Limits {
+            cells: 21,
+            ..LIMITS
+        });
         assert!(err.to_string().contains("non-empty cells"), "{err}");
         // One long shared string in every cell: the text kept is what counts.
         std::fs::write(&path, wide_xlsx(10, &"y".repeat(1000))).unwrap();
-        let err = open_xlsx_within(
-            &path,
-            Limits {
+        assert_eq!(
+            refused(Limits {
                 text: 15_000,
                 ..LIMITS
-            },
-        )
-        .map(|_| ())
-        .unwrap_err();
-        assert_eq!(err.exit_code(), 65);
+            })
+            .exit_code(),
+            65
+        );
         assert!(open_xlsx_within(
             &path,
             Limits {
@@ -556,25 +553,15 @@ mod tests {
         )
         .is_ok());
         // Parts past their budget.
-        let err = open_xlsx_within(
-            &path,
-            Limits {
-                sheets: 1_000,
-                ..LIMITS
-            },
-        )
-        .map(|_| ())
-        .unwrap_err();
+        let err = refused(Limits {
+            sheets: 1_000,
+            ..LIMITS
+        });
         assert!(err.to_string().contains("with the worksheets"), "{err}");
-        let err = open_xlsx_within(
-            &path,
-            Limits {
-                parts: 1_000,
-                ..LIMITS
-            },
-        )
-        .map(|_| ())
-        .unwrap_err();
+        let err = refused(Limits {
+            parts: 1_000,
+            ..LIMITS
+        });
         assert!(err.to_string().contains("other than worksheets"), "{err}");
     }
 
