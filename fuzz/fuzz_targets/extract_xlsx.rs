@@ -4,8 +4,6 @@
 //! frame with one row per data row, or an input error (exit 65) naming the file.
 #![no_main]
 
-use kpi_refresh::calendar::Month;
-use kpi_refresh::ingest::extract::Parsed;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -59,14 +57,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         workbook(&String::from_utf8_lossy(rest))
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("extract.xlsx");
-    std::fs::write(&path, bytes).unwrap();
-    match Parsed::read_file(&path, Month::new(2026, 10).unwrap()) {
-        Ok((frame, read)) => assert_eq!(frame.height() as u64, read.rows),
-        Err(e) => {
-            assert_eq!(e.exit_code(), 65, "{e}");
-            assert!(e.to_string().contains("extract.xlsx"), "{e}");
-        }
-    }
+    common::check_extract("extract.xlsx", &bytes);
 });
