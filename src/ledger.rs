@@ -26,7 +26,7 @@ use crate::calendar::Month;
 use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
-use crate::ingest::judge::{self, Asks, Lookups};
+use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
 use crate::publish::Staging;
 
 /// Bumped when the partition layout or the judging rules change, so old partitions are judged
@@ -261,22 +261,13 @@ fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extract::FileRea
     Ok((extract::concat_files(frames)?, reads))
 }
 
-/// The accepted keys (`invoice_number`, `invoice_line`) of the given partitions.
-fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<DataFrame> {
-    let keys = |o: &Outcome| {
-        scan(&o.accepted_path()).map(|lf| lf.select([col("invoice_number"), col("invoice_line")]))
-    };
-    let frames = outcomes
-        .iter()
-        .map(keys)
-        .collect::<PolarsResult<Vec<_>>>()?;
-    if frames.is_empty() {
-        return Ok(DataFrame::empty_with_schema(&Schema::from_iter([
-            Field::new("invoice_number".into(), DataType::String),
-            Field::new("invoice_line".into(), DataType::Int64),
-        ])));
+/// The accepted keys of the given partitions.
+fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
+    let mut keys = PriorKeys::default();
+    for o in outcomes {
+        keys.add(scan(&o.accepted_path())?)?;
     }
-    concat(frames, UnionArgs::default())?.collect()
+    Ok(keys)
 }
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
@@ -348,7 +339,7 @@ fn judge_in_order(
     let mut previous: Option<String> = None;
     let mut earlier_keys: Option<String> = None;
     // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
-    let mut prior: Option<DataFrame> = None;
+    let mut prior: Option<PriorKeys> = None;
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
     for (input, found) in inputs.iter().zip(found) {
         progress.set_message(input.month.to_string());
@@ -395,7 +386,7 @@ fn judge_in_order(
                     unknown_columns: Vec::new(),
                 };
                 if let Some(prior) = prior.as_mut() {
-                    prior.vstack_mut(&accepted_keys(std::slice::from_ref(&outcome))?)?;
+                    prior.add(scan(&outcome.accepted_path())?)?;
                 }
                 outcome
             }
@@ -424,7 +415,7 @@ fn judge_in_order(
                     unknown_columns: Vec::new(),
                 };
                 if let Some(prior) = prior.as_mut() {
-                    prior.vstack_mut(&accepted_keys(std::slice::from_ref(&outcome))?)?;
+                    prior.add(scan(&outcome.accepted_path())?)?;
                 }
                 outcome
             }
@@ -434,6 +425,7 @@ fn judge_in_order(
                 if prior.is_none() {
                     prior = Some(accepted_keys(&outcomes)?);
                 }
+                let prior = prior.as_mut().expect("loaded above");
                 let mut unknown_columns = Vec::new();
                 let (parsed_df, newly_parsed) = if same_files {
                     let kept = published.join(PARSED);
@@ -470,8 +462,7 @@ fn judge_in_order(
                         let path = dir.join(PARSED);
                         s.spawn(move || write_parquet(&mut df, &path))
                     });
-                    let judged =
-                        judge::judge(parsed_df.lazy(), input.month, ctx.lookups, prior.as_ref())?;
+                    let judged = judge::judge(&parsed_df, input.month, ctx.lookups, prior)?;
                     if let Some(keeper) = keeper {
                         keeper.join().expect("writing does not panic")?;
                     }
@@ -481,10 +472,7 @@ fn judge_in_order(
                 write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
                 write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
                 let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
-                if let Some(prior) = prior.as_mut() {
-                    prior
-                        .vstack_mut(&judged.accepted.select(["invoice_number", "invoice_line"])?)?;
-                }
+                prior.add(judged.accepted.clone().lazy())?;
                 let mut rejected = BTreeMap::new();
                 for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
                     *rejected.entry(reason.to_string()).or_insert(0u64) += 1;

@@ -5,7 +5,7 @@ use kpi_refresh::calendar::Month;
 use kpi_refresh::config::program::Program;
 use kpi_refresh::ingest::extract::Parsed;
 use kpi_refresh::ingest::fx::FxRates;
-use kpi_refresh::ingest::judge::{judge, Lookups};
+use kpi_refresh::ingest::judge::{judge, Lookups, PriorKeys};
 use kpi_refresh::ingest::roster::Roster;
 use polars::prelude::*;
 use proptest::prelude::*;
@@ -71,10 +71,11 @@ proptest! {
             }
             parsed.into_frame().unwrap()
         };
-        let earlier = judge(frame(&prior).lazy(), delivery.plus(-1), &lookups, None).unwrap();
+        let earlier = judge(&frame(&prior), delivery.plus(-1), &lookups, &PriorKeys::default()).unwrap();
         prop_assert_eq!(earlier.accepted.height() + earlier.rejected.height(), prior.len());
-        let keys = earlier.accepted.select(["invoice_number", "invoice_line"]).unwrap();
-        let judged = judge(frame(&rows).lazy(), delivery, &lookups, Some(&keys)).unwrap();
+        let mut keys = PriorKeys::default();
+        keys.add(earlier.accepted.clone().lazy()).unwrap();
+        let judged = judge(&frame(&rows), delivery, &lookups, &keys).unwrap();
         prop_assert_eq!(judged.accepted.height() + judged.rejected.height(), rows.len());
         prop_assert_eq!(judged.rejected.column("reason").unwrap().null_count(), 0);
         // Accepted keys are unique, and none was accepted earlier.
@@ -131,7 +132,13 @@ fn judged_sets(
         let cells: [&str; 10] = std::array::from_fn(|k| rows[i][k].as_str());
         parsed.push(i as u32 + 2, cells, [false; 10], delivery);
     }
-    let judged = judge(parsed.into_frame().unwrap().lazy(), delivery, lookups, None).unwrap();
+    let judged = judge(
+        &parsed.into_frame().unwrap(),
+        delivery,
+        lookups,
+        &PriorKeys::default(),
+    )
+    .unwrap();
     let accepted = judged
         .accepted
         .column("invoice_number")
@@ -196,7 +203,7 @@ proptest! {
             let cells: [&str; 10] = std::array::from_fn(|k| r[k].as_str());
             parsed.push(i as u32 + 2, cells, [false; 10], delivery);
         }
-        let judged = judge(parsed.into_frame().unwrap().lazy(), delivery, &lookups, None).unwrap();
+        let judged = judge(&parsed.into_frame().unwrap(), delivery, &lookups, &PriorKeys::default()).unwrap();
         let program = Program::parse("[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]").unwrap();
         let mut kpis = Kpis::new(judged.accepted.clone().lazy(), "2026-11".parse().unwrap(), &program).unwrap();
         let totals = kpis.totals().unwrap();

@@ -173,17 +173,85 @@ fn left() -> JoinArgs {
     JoinArgs::new(JoinType::Left)
 }
 
-/// Judges `parsed` (delivery `delivery`) given the keys accepted by earlier deliveries
-/// (`invoice_number`, `invoice_line`), if any.
+/// A line's key as one text value, `"<invoice_line>|<invoice_number>"`: the line number has no
+/// `|`, so the pair is recovered unambiguously. Null when either part is.
+fn line_key(line: Expr, number: Expr) -> Expr {
+    concat_str([line.cast(DataType::String), number], "|", false)
+}
+
+/// The keys accepted by earlier deliveries, as [`line_key`]s: one text column, so probing it
+/// hashes each earlier key once rather than encoding two columns of every earlier row again
+/// for every delivery judged.
+pub struct PriorKeys {
+    keys: DataFrame,
+}
+
+impl Default for PriorKeys {
+    fn default() -> Self {
+        PriorKeys {
+            keys: DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
+                "key".into(),
+                DataType::String,
+            )])),
+        }
+    }
+}
+
+impl PriorKeys {
+    /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
+    pub fn add(&mut self, accepted: LazyFrame) -> PolarsResult<()> {
+        let keys = accepted
+            .select([line_key(col("invoice_line"), col("invoice_number")).alias("key")])
+            .collect()?;
+        self.keys.vstack_mut_owned(keys)?;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.height()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The parsed columns a verdict reads.
+const VERDICT_INPUTS: [&str; 11] = [
+    "seq",
+    "partner_id",
+    "omlp_type",
+    "month_index",
+    "ccy",
+    "line_no",
+    "invoice_number",
+    "pre_reason",
+    "credit",
+    "kpi",
+    "rev",
+];
+
+/// Judges `parsed` (delivery `delivery`, rows in `seq` order) given the keys accepted by
+/// earlier deliveries.
+///
+/// The verdict (reason, rate, canonical OMLP type, category) is worked out on the few columns
+/// it reads and then set beside the parsed rows, so the joins and the sort move those columns
+/// only, not the raw values every row keeps for the rejected file.
 pub fn judge(
-    parsed: LazyFrame,
+    parsed: &DataFrame,
     delivery: Month,
     lookups: &Lookups,
-    prior_keys: Option<&DataFrame>,
+    prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
     let keys = |names: &[&str]| names.iter().map(|n| col(*n)).collect::<Vec<_>>();
     let mut lf = parsed
-        .with_column(col("omlp_type").str().to_lowercase().alias("omlp_key"))
+        .clone()
+        .lazy()
+        .select(keys(&VERDICT_INPUTS))
+        .with_columns([
+            col("omlp_type").str().to_lowercase().alias("omlp_key"),
+            line_key(col("line_no"), col("invoice_number")).alias("line_key"),
+        ])
         .join(
             lookups.partners.clone(),
             keys(&["partner_id"]),
@@ -202,31 +270,26 @@ pub fn judge(
             keys(&["month_index", "ccy"]),
             left(),
         );
-    let prior = match prior_keys {
-        Some(prior) if prior.height() > 0 => {
-            // Of the (many) keys accepted earlier, only those this delivery carries matter:
-            // a semi join probes them against this delivery's keys.
-            let wanted = keys(&["invoice_number", "line_no"]);
-            let current = lf
-                .clone()
-                .select(wanted.clone())
-                .filter(col("line_no").is_not_null());
-            let seen = prior
-                .clone()
-                .lazy()
-                .select([col("invoice_number"), col("invoice_line").alias("line_no")])
-                .join(
-                    current,
-                    wanted.clone(),
-                    wanted.clone(),
-                    JoinArgs::new(JoinType::Semi),
-                )
-                .unique(None, UniqueKeepStrategy::First)
-                .with_column(lit(true).alias("prior"));
-            lf = lf.join(seen, wanted.clone(), wanted, left());
-            col("prior").fill_null(lit(false))
-        }
-        _ => lit(false),
+    let seen_before = if prior.is_empty() {
+        lit(false)
+    } else {
+        // Of the (many) keys accepted earlier, only those this delivery carries matter: a
+        // semi join probes them against this delivery's keys.
+        let current = lf.clone().select([col("line_key")]).drop_nulls(None);
+        let seen = prior
+            .keys
+            .clone()
+            .lazy()
+            .join(
+                current,
+                [col("key")],
+                [col("line_key")],
+                JoinArgs::new(JoinType::Semi),
+            )
+            .unique(None, UniqueKeepStrategy::Any)
+            .with_column(lit(true).alias("prior"));
+        lf = lf.join(seen, [col("line_key")], [col("key")], left());
+        col("prior").fill_null(lit(false))
     };
     let rate = when(col("ccy").eq(lit("USD")))
         .then(lit(1.0))
@@ -245,25 +308,19 @@ pub fn judge(
         .then(lit("sign_mismatch"))
         .when(col("usd_rate").is_null())
         .then(lit("no_fx_rate"))
-        .when(prior)
+        .when(seen_before)
         .then(lit("duplicate_line"))
         .otherwise(lit(NULL).cast(DataType::String));
-    // Within the delivery the first copy of a key among the rows still standing wins. The
-    // line number has no separator character, so "line|number" is an unambiguous key.
-    let key = concat_str(
-        [col("line_no").cast(DataType::String), col("invoice_number")],
-        "|",
-        false,
-    );
+    // Within the delivery the first copy of a key among the rows still standing wins.
     let standing_key = when(col("reason").is_null())
-        .then(key)
+        .then(col("line_key"))
         .otherwise(lit(NULL).cast(DataType::String));
-    let judged = lf
+    let verdict = lf
         .with_column(rate.alias("usd_rate"))
         .with_column(reason.alias("reason"))
         .sort(["seq"], SortMultipleOptions::default())
         .with_column(standing_key.alias("standing_key"))
-        .with_column(
+        .select([
             when(
                 col("reason")
                     .is_null()
@@ -272,8 +329,17 @@ pub fn judge(
             .then(lit("duplicate_line"))
             .otherwise(col("reason"))
             .alias("reason"),
-        )
+            col("usd_rate"),
+            col("omlp_canonical"),
+            col("category"),
+        ])
         .collect()?;
+    if verdict.height() != parsed.height() {
+        return Err(
+            polars_err!(ComputeError: "a verdict for every parsed row: {} verdicts for {} rows", verdict.height(), parsed.height()),
+        );
+    }
+    let judged = parsed.hstack(verdict.columns())?;
 
     let delivery = lit(delivery.to_string()).alias("delivery");
     let accepted = judged
