@@ -41,23 +41,7 @@ pub struct Kpis {
 impl Kpis {
     /// Registers the ledger lines and the refresh's parameters, and sums the window once.
     pub fn new(lines: LazyFrame, refresh: Month, program: &Program) -> PolarsResult<Kpis> {
-        let (from, to) = refresh.window();
-        let mut ctx = SQLContext::new();
-        ctx.register("lines", lines);
-        let params = df!(
-            "refresh" => [refresh.to_string()],
-            "window_from" => [from.index()],
-            "window_to" => [to.index()],
-        )?;
-        ctx.register("params", params.lazy());
-        ctx.register(
-            "month_offsets",
-            df!("month_offset" => (0..12).collect::<Vec<i32>>())?.lazy(),
-        );
-        let months = ctx.execute(WINDOW_MONTHS)?.collect()?;
-        ctx.register("window_months", months.lazy());
-        // The in-memory engine: its float sums come in the same order every run, so a rerun
-        // gives the same revenue to the last digit (the streaming engine's do not).
+        let mut ctx = window_context(lines, refresh)?;
         let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
         ctx.register("window_sums", sums.lazy());
         let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
@@ -110,17 +94,37 @@ impl Kpis {
             .drop(cols(["category_position"]))
             .collect()?)
     }
-
-    /// The window lines of the `due` partners, sorted by partner, date, invoice #, line.
-    pub fn invoice_detail(&mut self, due: &[&str]) -> Result<DataFrame> {
-        self.ctx.register("due", df!("partner_id" => due)?.lazy());
-        Ok(streamed(self.ctx.execute(INVOICE_DETAIL)?)?)
-    }
 }
 
-/// Runs a query over the ledger on polars' streaming engine, which reads the Parquet files in
-/// batches instead of loading every column first (a lower peak memory). Only for queries
-/// without float aggregation, whose result must not depend on the order of the batches.
+/// The SQL context of the window: `lines`, `params`, `month_offsets` and `window_months`.
+fn window_context(lines: LazyFrame, refresh: Month) -> PolarsResult<SQLContext> {
+    let (from, to) = refresh.window();
+    let mut ctx = SQLContext::new();
+    ctx.register("lines", lines);
+    let params = df!(
+        "refresh" => [refresh.to_string()],
+        "window_from" => [from.index()],
+        "window_to" => [to.index()],
+    )?;
+    ctx.register("params", params.lazy());
+    ctx.register(
+        "month_offsets",
+        df!("month_offset" => (0..12).collect::<Vec<i32>>())?.lazy(),
+    );
+    let months = ctx.execute(WINDOW_MONTHS)?.collect()?;
+    ctx.register("window_months", months.lazy());
+    Ok(ctx)
+}
+
+/// Invoice detail: the window's lines of the partners `due` in the refresh, sorted by partner,
+/// date, invoice # and line. It needs no KPI, so it can be worked out (and its sheet written)
+/// while the KPIs are computed.
+pub fn invoice_detail(lines: LazyFrame, refresh: Month, due: &[&str]) -> Result<DataFrame> {
+    let mut ctx = window_context(lines, refresh)?;
+    ctx.register("due", df!("partner_id" => due)?.lazy());
+    Ok(streamed(ctx.execute(INVOICE_DETAIL)?)?)
+}
+
 fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
     Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
 }

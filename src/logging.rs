@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
@@ -30,15 +30,17 @@ pub fn init(format: LogFormat, verbose: u8, quiet: bool) {
         format == LogFormat::Text && !quiet && std::io::stderr().is_terminal(),
         Ordering::Relaxed,
     );
-    let level = match (quiet, verbose) {
-        (true, _) => LevelFilter::WARN,
-        (false, 0) => LevelFilter::INFO,
-        (false, 1) => LevelFilter::DEBUG,
-        (false, _) => LevelFilter::TRACE,
+    // -v is the refresh's own detail; -vv adds that of the libraries (polars' SQL parser
+    // among them).
+    let filter = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "info,kpi_refresh=debug",
+        (false, _) => "trace",
     };
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
+        .with_env_filter(EnvFilter::new(filter))
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -218,15 +218,34 @@ fn carried_level(p: &Partner, month: Month, row: &LevelRow) -> Option<Level> {
     (same && effective != p.enrollment).then_some(effective)
 }
 
-/// The decision for one partner, given its window KPIs and any carried-forward level.
-pub fn decide_one(
-    program: &Program,
-    p: &Partner,
+/// The roster partners due in `refresh` (in roster order), given the levels of the latest
+/// earlier refresh: the same rule as [`decide`], without the KPIs it does not need.
+pub fn due_partners<'a>(
+    roster: &'a Roster,
     refresh: Month,
-    kpis: PartnerKpis,
-    carried: Option<Level>,
-) -> Decision {
-    let market = program.market_of(&p.country).to_string();
+    previous: Option<&(Month, HashMap<String, LevelRow>)>,
+) -> Vec<&'a str> {
+    roster
+        .partners
+        .iter()
+        .filter(|p| {
+            let carried = previous
+                .and_then(|(month, rows)| carried_level(p, *month, rows.get(&p.partner_id)?));
+            standing(p, refresh, carried).months_to_anniversary == Some(0)
+        })
+        .map(|p| p.partner_id.as_str())
+        .collect()
+}
+
+/// A partner's enrollment in R and where it stands against its anniversary.
+struct Standing {
+    enrollment: Level,
+    carried_forward: bool,
+    next_anniversary: Option<NaiveDate>,
+    months_to_anniversary: Option<i32>,
+}
+
+fn standing(p: &Partner, refresh: Month, carried: Option<Level>) -> Standing {
     let enrolled_after = p.enrolled_on.is_some_and(|d| d > refresh.last_day());
     let base = if enrolled_after {
         Level::None
@@ -238,8 +257,6 @@ pub fn decide_one(
     } else {
         carried.unwrap_or(base)
     };
-    let carried_forward = !enrolled_after && carried.is_some();
-
     let (next_anniversary, months_to_anniversary) = match (enrollment, p.enrolled_on) {
         (Level::None, _) | (_, None) => (None, None),
         (_, Some(on)) => {
@@ -247,6 +264,29 @@ pub fn decide_one(
             (Some(next), Some(refresh.months_until(Month::of(next))))
         }
     };
+    Standing {
+        enrollment,
+        carried_forward: !enrolled_after && carried.is_some(),
+        next_anniversary,
+        months_to_anniversary,
+    }
+}
+
+/// The decision for one partner, given its window KPIs and any carried-forward level.
+pub fn decide_one(
+    program: &Program,
+    p: &Partner,
+    refresh: Month,
+    kpis: PartnerKpis,
+    carried: Option<Level>,
+) -> Decision {
+    let market = program.market_of(&p.country).to_string();
+    let Standing {
+        enrollment,
+        carried_forward,
+        next_anniversary,
+        months_to_anniversary,
+    } = standing(p, refresh, carried);
     let due = months_to_anniversary == Some(0);
     let decision_date = next_anniversary.unwrap_or_else(|| refresh.first_day());
 
@@ -692,5 +732,50 @@ exclude_competencies = ["Cloud Business Applications"]
             carried_level(&partner("q", "gold", "2026-11-03"), oct, &later),
             None
         );
+    }
+
+    #[test]
+    fn due_partners_are_the_decisions_that_are_due() {
+        let program = Program::parse(PROGRAM).unwrap();
+        let refresh: Month = "2026-11".parse().unwrap();
+        let partners = vec![
+            partner("a", "silver", "2024-11-30"),      // due
+            partner("b", "gold", "2023-11-01"),        // due
+            partner("c", "silver", "2024-12-01"),      // next month
+            partner("d", "none", "2024-11-15"),        // not enrolled
+            partner("e", "silver", "2026-11-10"),      // enrolled in R: first anniversary next year
+            partner("f", "silver", "2024-11-05"),      // due, but carried forward as lapsed
+            partner("g", "action_pack", "2025-11-20"), // due
+        ];
+        let roster = Roster {
+            file: "partners.csv".into(),
+            partners,
+            unknown_columns: Vec::new(),
+        };
+        let previous = (
+            "2026-10".parse::<Month>().unwrap(),
+            HashMap::from([(
+                "f".to_string(),
+                LevelRow {
+                    roster_enrollment: "silver".into(),
+                    enrolled_on: "2024-11-05".into(),
+                    effective_level: "none".into(),
+                },
+            )]),
+        );
+        for previous in [None, Some(&previous)] {
+            let decided: Vec<&str> = decide(&program, &roster, refresh, &HashMap::new(), previous)
+                .into_iter()
+                .zip(&roster.partners)
+                .filter(|(d, _)| d.due)
+                .map(|(_, p)| p.partner_id.as_str())
+                .collect();
+            assert_eq!(due_partners(&roster, refresh, previous), decided);
+        }
+        assert_eq!(
+            due_partners(&roster, refresh, Some(&previous)),
+            ["a", "b", "g"]
+        );
+        assert_eq!(due_partners(&roster, refresh, None), ["a", "b", "f", "g"]);
     }
 }

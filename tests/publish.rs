@@ -123,7 +123,24 @@ fn sheets_past_the_row_limit_continue_on_numbered_sheets() {
     let csv = csv_rows(&w.report("2026-05", "partners-2026-05.csv"));
     let csv_ids: Vec<String> = csv[1..].iter().map(|r| r[0].clone()).collect();
     assert_eq!(ids, csv_ids, "no row dropped, order kept");
-    assert!(names.iter().any(|n| n == "Invoice detail (2)"));
+    // Invoice detail (written on a thread of its own) takes its place after Renewals.
+    let at = names.iter().position(|n| n == "Invoice detail").unwrap();
+    assert!(names[at - 1].starts_with("Renewals"), "{names:?}");
+    let detail: Vec<&String> = names[at..]
+        .iter()
+        .take_while(|n| n.starts_with("Invoice detail"))
+        .collect();
+    assert!(detail.len() >= 2, "{names:?}");
+    for (i, name) in detail.iter().enumerate() {
+        let expected = match i {
+            0 => "Invoice detail".to_string(),
+            i => format!("Invoice detail ({})", i + 1),
+        };
+        assert_eq!(**name, expected);
+        let range = book.worksheet_range(name).unwrap();
+        assert_eq!(range.rows().next().unwrap()[0].to_string(), "Partner ID");
+    }
+    assert_eq!(names[at + detail.len()], "Directory submission");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::ingest::fx::FxRates;
 use crate::ingest::judge::Lookups;
 use crate::ingest::roster::Roster;
-use crate::kpi::{Kpis, PartnerKpis};
+use crate::kpi::{self, Kpis, PartnerKpis};
 use crate::ledger::{self, Outcome};
 use crate::publish::Staging;
 use crate::renewal::{self, Decision};
@@ -203,10 +203,44 @@ pub struct Computation {
     pub decisions: Vec<Decision>,
     pub directory: Directory,
     pub monthly: DataFrame,
-    pub invoice_detail: DataFrame,
     pub rejected_last: DataFrame,
     pub reject_reasons_last: BTreeMap<String, u64>,
     pub lines_in_window: u64,
+}
+
+/// The accepted lines that can lie in the window of R. Every line of a delivery is dated in
+/// or before its month (later ones are future_date), so deliveries before the window hold no
+/// window line and are not read.
+fn window_lines(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<LazyFrame> {
+    let (window_from, _) = cfg.refresh.window();
+    let in_reach: Vec<Outcome> = ingested
+        .outcomes
+        .iter()
+        .filter(|o| o.month >= window_from)
+        .cloned()
+        .collect();
+    ledger::scan_accepted(&in_reach)
+}
+
+/// Invoice detail of R: the window's lines of the partners due in R. Who is due follows from
+/// the roster and the previous levels alone, so this needs no KPI.
+pub fn invoice_detail(
+    cfg: &RunConfig,
+    inputs: &Inputs,
+    ingested: &Ingested,
+    published: &Path,
+) -> Result<DataFrame> {
+    let started = Instant::now();
+    let previous = renewal::load_previous_levels(published, cfg.refresh)?;
+    let due = renewal::due_partners(&inputs.roster, cfg.refresh, previous.as_ref());
+    let detail = kpi::invoice_detail(window_lines(cfg, ingested)?, cfg.refresh, &due)?;
+    info!(
+        due = due.len(),
+        lines = detail.height(),
+        ms = started.elapsed().as_millis() as u64,
+        "invoice detail: lines of the partners due selected"
+    );
+    Ok(detail)
 }
 
 pub fn compute(
@@ -216,17 +250,7 @@ pub fn compute(
     published: &Path,
 ) -> Result<Computation> {
     let started = Instant::now();
-    // Every line of a delivery is dated in or before its month (later ones are future_date),
-    // so deliveries before the window hold no window line and are not read.
-    let (window_from, _) = cfg.refresh.window();
-    let in_reach: Vec<Outcome> = ingested
-        .outcomes
-        .iter()
-        .filter(|o| o.month >= window_from)
-        .cloned()
-        .collect();
-    let lines = ledger::scan_accepted(&in_reach)?;
-    let mut kpis = Kpis::new(lines, cfg.refresh, &cfg.program)?;
+    let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh, &cfg.program)?;
     let totals = kpis.totals()?;
     let lines_in_window = totals.values().map(|k| k.lines).sum();
     let monthly = kpis.monthly()?;
@@ -246,15 +270,9 @@ pub fn compute(
         &totals,
         previous.as_ref(),
     );
-    let due: Vec<&str> = decisions
-        .iter()
-        .filter(|d| d.due)
-        .map(|d| d.partner_id.as_str())
-        .collect();
-    let invoice_detail = kpis.invoice_detail(&due)?;
     info!(
         partners = decisions.len(),
-        due = due.len(),
+        due = decisions.iter().filter(|d| d.due).count(),
         carried_forward = decisions.iter().filter(|d| d.carried_forward).count(),
         levels_from = previous
             .as_ref()
@@ -291,7 +309,6 @@ pub fn compute(
         decisions,
         directory,
         monthly,
-        invoice_detail,
         rejected_last,
         reject_reasons_last: last.meta.rejected.clone(),
         lines_in_window,

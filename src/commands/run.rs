@@ -139,10 +139,22 @@ fn compute_and_stage(
     let mut inputs = refresh::load_inputs(cfg)?;
     let ingested = refresh::ingest(cfg, &mut inputs, staging, &cfg.output)?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
+    // Invoice detail needs no KPI: its sheet is written on a thread of its own while the
+    // KPIs, decisions and directory are computed.
+    let detail = refresh::invoice_detail(cfg, &inputs, &ingested, &cfg.output)?;
+    let book = workbook::start(cfg.refresh, detail, sheet_rows())?;
     let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output)?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();
-    let moves = stage_outputs(cfg, staging, &inputs, &ingested, &computation, started_at)?;
+    let moves = stage_outputs(
+        cfg,
+        staging,
+        &inputs,
+        &ingested,
+        &computation,
+        book,
+        started_at,
+    )?;
     info!(
         ms = t.elapsed().as_millis() as u64,
         total_ms = clock.elapsed().as_millis() as u64,
@@ -177,6 +189,7 @@ fn stage_outputs(
     inputs: &Inputs,
     ingested: &Ingested,
     c: &Computation,
+    book: workbook::Started,
     started_at: chrono::DateTime<chrono::Local>,
 ) -> Result<Vec<Move>> {
     let r = cfg.refresh;
@@ -188,7 +201,6 @@ fn stage_outputs(
         decisions: &c.decisions,
         directory: &c.directory,
         monthly: &c.monthly,
-        invoice_detail: &c.invoice_detail,
         rejected: &c.rejected_last,
         reject_reasons: &c.reject_reasons_last,
     };
@@ -299,12 +311,7 @@ fn stage_outputs(
         header: vec!["Key".into(), "Value".into()],
         rows: info_rows,
     };
-    workbook::write(
-        &staging.path(&xlsx_rel)?,
-        &computed,
-        &run_info,
-        sheet_rows(),
-    )?;
+    workbook::write(book, &staging.path(&xlsx_rel)?, &computed, &run_info)?;
     written.insert(0, xlsx_rel);
 
     // Moves: ledger partitions judged by this run, stale ones, state files, the reports.

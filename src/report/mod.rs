@@ -69,8 +69,6 @@ pub struct Computed<'a> {
     pub directory: &'a Directory,
     /// Monthly KPIs from the SQL (partner_id, category, m00…m11, total).
     pub monthly: &'a DataFrame,
-    /// Invoice detail from the SQL.
-    pub invoice_detail: &'a DataFrame,
     /// Rejected rows of delivery R-1.
     pub rejected: &'a DataFrame,
     /// Reject reasons of delivery R-1.

@@ -18,6 +18,7 @@ use rust_xlsxwriter::{
 };
 
 use super::{Computed, Sheet, Value};
+use crate::calendar::Month;
 use crate::error::{Error, Result};
 
 /// Excel's row limit, header included.
@@ -176,63 +177,129 @@ impl Rows for FrameRows {
     }
 }
 
-/// Writes the workbook. `max_rows` is the rows per sheet, header included (Excel's limit
+/// Invoice detail's columns in the frame, in the sheet's order.
+const DETAIL_COLUMNS: [&str; 14] = [
+    "partner_id",
+    "month",
+    "year",
+    "omlp_type",
+    "purchase_unit",
+    "invoice_number",
+    "invoice_line",
+    "document_type",
+    "kpi_value",
+    "revenue",
+    "currency",
+    "revenue_usd",
+    "category",
+    "delivery",
+];
+
+const DETAIL_HEADER: [&str; 14] = [
+    "Partner ID",
+    "Month",
+    "Year",
+    "OMLP type",
+    "Purchase unit",
+    "Invoice #",
+    "Line",
+    "Document type",
+    "KPI value",
+    "Revenue value",
+    "Currency",
+    "Revenue USD",
+    "Category",
+    "Delivery",
+];
+
+/// A workbook whose Invoice detail (most of its cells) is being written on a thread of its
+/// own, while the rest of the refresh is computed; [`write`] adds the other sheets and saves.
+pub struct Started {
+    book: Workbook,
+    styles: Styles,
+    max_rows: usize,
+    detail: std::thread::JoinHandle<Result<Vec<Worksheet>>>,
+}
+
+/// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
+/// into its worksheets. `max_rows` is the rows per sheet, header included (Excel's limit
 /// unless a test asks for less).
-pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Result<()> {
+pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Started> {
+    let err = |e| Error::internal("starting the workbook", e);
     let styles = Styles::new();
     let mut book = Workbook::new();
-    let err = xlsx_err(path);
-    let created = c
-        .refresh
-        .first_day()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight");
+    let created = refresh.first_day().and_hms_opt(0, 0, 0).expect("midnight");
     book.set_properties(
         &DocProperties::new()
-            .set_title(format!("KPI refresh {}", c.refresh))
+            .set_title(format!("KPI refresh {refresh}"))
             .set_creation_datetime(&created),
     );
+    // Worksheets share the workbook's table of formats, and a format is added to it the first
+    // time a sheet uses it. They are all added here, in a fixed order, so that the table is
+    // the same whichever thread writes first (and no two threads add one at once).
+    let mut scratch = book.new_worksheet_with_constant_memory();
+    for (col, format) in [
+        &styles.header,
+        &styles.number,
+        &styles.integer,
+        &styles.date,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        scratch.set_column_format(col as u16, format).map_err(err)?;
+    }
+    let mut sheets = Vec::new();
+    for name in sheet_names("Invoice detail", detail.height(), max_rows) {
+        let mut ws = book.new_worksheet_with_constant_memory();
+        ws.set_name(&name).map_err(err)?;
+        sheets.push(ws);
+    }
+    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let detail = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
+        let table = Table {
+            header: DETAIL_HEADER.map(String::from).to_vec(),
+            rows: &rows,
+            sheets: Vec::new(),
+        };
+        fill(
+            &table,
+            sheets.iter_mut().collect(),
+            &Styles::new(),
+            per_sheet,
+        )
+        .map_err(|e| Error::internal("writing Invoice detail", e))?;
+        tracing::debug!(
+            rows = rows.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "workbook: invoice detail written"
+        );
+        Ok(sheets)
+    });
+    Ok(Started {
+        book,
+        styles,
+        max_rows,
+        detail,
+    })
+}
+
+/// Adds the other sheets to the started workbook and saves it at `path`.
+pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> Result<()> {
+    let Started {
+        mut book,
+        styles,
+        max_rows,
+        detail,
+    } = started;
+    let err = xlsx_err(path);
 
     let summary = c.summary();
     let partners = c.partners(false);
     let monthly = monthly_frame(c).map_err(&err)?;
     let renewals = c.renewals();
-    let detail_header = [
-        "Partner ID",
-        "Month",
-        "Year",
-        "OMLP type",
-        "Purchase unit",
-        "Invoice #",
-        "Line",
-        "Document type",
-        "KPI value",
-        "Revenue value",
-        "Currency",
-        "Revenue USD",
-        "Category",
-        "Delivery",
-    ]
-    .map(String::from);
-    let detail = FrameRows::new(
-        c.invoice_detail,
-        &[
-            "partner_id",
-            "month",
-            "year",
-            "omlp_type",
-            "purchase_unit",
-            "invoice_number",
-            "invoice_line",
-            "document_type",
-            "kpi_value",
-            "revenue",
-            "currency",
-            "revenue_usd",
-            "category",
-            "delivery",
-        ],
-    )?;
     let tail = [
         c.directory_submission(false),
         c.directory_exceptions(),
@@ -240,9 +307,8 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
         run_info.clone(),
     ];
 
-    // Every worksheet is added first, in the contract's order; then the rows are written,
-    // Invoice detail (most of the workbook's cells) on a thread of its own while this one
-    // writes the other sheets.
+    // Every other worksheet is added first, in the contract's order, and then written while
+    // Invoice detail's thread goes on; its worksheets take their place after Renewals.
     let mut tables: Vec<Table> = Vec::new();
     let add = |book: &mut Workbook, name: &str, header: &[String], rows| {
         table(book, name, header, rows, max_rows)
@@ -269,7 +335,7 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
     };
     let t = add(&mut book, "Renewals", &renewals.header, &renewals).map_err(&err)?;
     tables.push(t);
-    let detail_table = add(&mut book, "Invoice detail", &detail_header, &detail).map_err(&err)?;
+    let detail_at = book.worksheets_mut().len();
     for sheet in &tail {
         let t = add(&mut book, &sheet.name, &sheet.header, sheet).map_err(&err)?;
         tables.push(t);
@@ -285,22 +351,16 @@ pub fn write(path: &Path, c: &Computed, run_info: &Sheet, max_rows: usize) -> Re
             .map(|&i| slots[i].take().expect("each sheet is written once"))
             .collect()
     };
-    let detail_sheets = take(&detail_table.sheets);
     let monthly_sheets = take(&monthly_sheets);
     let others: Vec<_> = tables.iter().map(|t| (t, take(&t.sheets))).collect();
-    std::thread::scope(|scope| -> Result<(), XlsxError> {
-        let styles = &styles;
-        let detail_table = &detail_table;
-        let detail = scope.spawn(move || fill(detail_table, detail_sheets, styles, per_sheet));
-        if let Monthly::Frame(df) = &monthly {
-            write_monthly(df, monthly_sheets, styles, per_sheet)?;
-        }
-        for (table, sheets) in others {
-            fill(table, sheets, styles, per_sheet)?;
-        }
-        detail.join().expect("writing a sheet does not panic")
-    })
-    .map_err(&err)?;
+    if let Monthly::Frame(df) = &monthly {
+        write_monthly(df, monthly_sheets, &styles, per_sheet).map_err(&err)?;
+    }
+    for (table, sheets) in others {
+        fill(table, sheets, &styles, per_sheet).map_err(&err)?;
+    }
+    let detail = detail.join().expect("writing a sheet does not panic")?;
+    book.worksheets_mut().splice(detail_at..detail_at, detail);
     add_summary_charts(&mut book, &summary).map_err(&err)?;
     tracing::debug!(
         ms = t.elapsed().as_millis() as u64,
