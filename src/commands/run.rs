@@ -204,64 +204,6 @@ fn stage_outputs(
         rejected: &c.rejected_last,
         reject_reasons: &c.reject_reasons_last,
     };
-    let csv_rows = |s: Sheet| {
-        s.rows
-            .into_iter()
-            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    };
-    let write_sheet_csv = |name: &str, sheet: Sheet| -> Result<String> {
-        let rel = format!("{reports}/{name}");
-        let header: Vec<String> = sheet.header.clone();
-        let header: Vec<&str> = header.iter().map(|s| s.as_str()).collect();
-        csv_out::write(&staging.path(&rel)?, &header, csv_rows(sheet))?;
-        Ok(rel)
-    };
-    let mut written = vec![
-        write_sheet_csv(&format!("partners-{r}.csv"), computed.partners(true))?,
-        write_sheet_csv(
-            &format!("directory-submission-{r}.csv"),
-            computed.directory_submission(true),
-        )?,
-        write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
-    ];
-
-    // State after R.
-    let levels_rel = format!("state/levels/{r}.csv");
-    let levels = inputs
-        .roster
-        .partners
-        .iter()
-        .zip(&c.decisions)
-        .map(|(p, d)| {
-            vec![
-                p.partner_id.clone(),
-                p.enrollment.as_str().to_string(),
-                p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
-                d.effective_level.as_str().to_string(),
-            ]
-        });
-    csv_out::write_state(&staging.path(&levels_rel)?, &LEVELS_HEADER, levels)?;
-    let directory_rel = format!("state/directory/{r}.csv");
-    let entries = c.directory.state.iter().map(|e| {
-        vec![
-            e.partner_id.clone(),
-            e.directory_name.clone(),
-            e.country.clone(),
-            e.landing_page_url.clone(),
-        ]
-    });
-    csv_out::write_state(
-        &staging.path(&directory_rel)?,
-        &[
-            "partner_id",
-            "directory_name",
-            "country",
-            "landing_page_url",
-        ],
-        entries,
-    )?;
-
     // The workbook, with the run facts.
     let (from, to) = r.window();
     let xlsx_rel = format!("{reports}/kpi-refresh-{r}.xlsx");
@@ -311,7 +253,71 @@ fn stage_outputs(
         header: vec!["Key".into(), "Value".into()],
         rows: info_rows,
     };
-    workbook::write(book, &staging.path(&xlsx_rel)?, &computed, &run_info)?;
+    // The workbook is saved (deflating its sheets takes one core for seconds) while the CSV
+    // and state files are written.
+    let xlsx_path = staging.path(&xlsx_rel)?;
+    let (mut written, levels_rel, directory_rel) = std::thread::scope(|scope| -> Result<_> {
+        let saving = scope.spawn(|| workbook::write(book, &xlsx_path, &computed, &run_info));
+        let csv_rows = |s: Sheet| {
+            s.rows
+                .into_iter()
+                .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let write_sheet_csv = |name: &str, sheet: Sheet| -> Result<String> {
+            let rel = format!("{reports}/{name}");
+            let header: Vec<String> = sheet.header.clone();
+            let header: Vec<&str> = header.iter().map(|s| s.as_str()).collect();
+            csv_out::write(&staging.path(&rel)?, &header, csv_rows(sheet))?;
+            Ok(rel)
+        };
+        let written = vec![
+            write_sheet_csv(&format!("partners-{r}.csv"), computed.partners(true))?,
+            write_sheet_csv(
+                &format!("directory-submission-{r}.csv"),
+                computed.directory_submission(true),
+            )?,
+            write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
+        ];
+
+        // State after R.
+        let levels_rel = format!("state/levels/{r}.csv");
+        let levels = inputs
+            .roster
+            .partners
+            .iter()
+            .zip(&c.decisions)
+            .map(|(p, d)| {
+                vec![
+                    p.partner_id.clone(),
+                    p.enrollment.as_str().to_string(),
+                    p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
+                    d.effective_level.as_str().to_string(),
+                ]
+            });
+        csv_out::write_state(&staging.path(&levels_rel)?, &LEVELS_HEADER, levels)?;
+        let directory_rel = format!("state/directory/{r}.csv");
+        let entries = c.directory.state.iter().map(|e| {
+            vec![
+                e.partner_id.clone(),
+                e.directory_name.clone(),
+                e.country.clone(),
+                e.landing_page_url.clone(),
+            ]
+        });
+        csv_out::write_state(
+            &staging.path(&directory_rel)?,
+            &[
+                "partner_id",
+                "directory_name",
+                "country",
+                "landing_page_url",
+            ],
+            entries,
+        )?;
+        saving.join().expect("saving does not panic")?;
+        Ok((written, levels_rel, directory_rel))
+    })?;
     written.insert(0, xlsx_rel);
 
     // Moves: ledger partitions judged by this run, stale ones, state files, the reports.
