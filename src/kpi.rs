@@ -42,6 +42,8 @@ impl Kpis {
     /// Registers the ledger lines and the refresh's parameters, and sums the window once.
     pub fn new(lines: LazyFrame, refresh: Month, program: &Program) -> PolarsResult<Kpis> {
         let mut ctx = window_context(lines, refresh)?;
+        // The in-memory engine: its float sums come in the same order every run, so a rerun
+        // gives the same revenue to the last digit (the streaming engine's do not).
         let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
         ctx.register("window_sums", sums.lazy());
         let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
@@ -130,6 +132,9 @@ pub fn invoice_detail(lines: LazyFrame, refresh: Month, due: &[&str]) -> Result<
     Ok(streamed(ctx.execute(INVOICE_DETAIL)?)?)
 }
 
+/// Runs a query over the ledger on polars' streaming engine, which reads the Parquet files in
+/// batches instead of loading every column first (a lower peak memory). Only for queries
+/// without float aggregation, whose result must not depend on the order of the batches.
 fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
     Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
 }

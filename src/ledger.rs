@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::calendar::Month;
 use crate::digest::{sha256_bytes, sha256_file};
@@ -345,204 +345,225 @@ fn judge_in_order(
     // is judged, which needs only the keys (kept in memory); at most one partition is being
     // written at a time.
     std::thread::scope(|scope| -> Result<Vec<Outcome>> {
-        let mut writing: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
-        for (input, found) in inputs.iter().zip(found) {
-            progress.set_message(input.month.to_string());
-            let started = Instant::now();
-            let Found {
-                mut files,
-                existing,
-                same_files,
-            } = found;
-            let depends = Depends {
-                roster: ctx.roster_sha.clone(),
-                fx_rates: ctx.fx_sha.clone(),
-                program: ctx.program_sha.clone(),
-                previous: previous.clone(),
-            };
-            let identity: Vec<(String, String)> = files
-                .iter()
-                .map(|f| (f.name.clone(), f.sha256.clone()))
-                .collect();
-            let judgement = sha256_bytes(
-                serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
-                    .expect("serialisable")
-                    .as_bytes(),
-            );
-            let published = ctx.output.join(partition_rel(input.month));
-            // What the rows ask of the lookups is kept with the partition; it is learned again
-            // only when the files are parsed again.
-            let kept_asks = if same_files {
-                read_asks(&published)
-            } else {
-                None
-            };
-            let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
-
-            let outcome = match existing {
-                Some(meta) if meta.judgement == judgement => {
-                    let outcome = Outcome {
-                        meta,
-                        month: input.month,
-                        judged: false,
-                        parsed: false,
-                        carried_over: false,
-                        dir: published,
-                        unknown_columns: Vec::new(),
-                    };
-                    if let Some(prior) = prior.as_mut() {
-                        prior.add(scan(&outcome.accepted_path())?)?;
-                    }
-                    outcome
-                }
-                // (`answers` is known only for a partition whose files are the same.)
-                Some(mut meta)
-                    if answers.as_ref() == Some(&meta.answers)
-                        && meta.earlier_keys == earlier_keys =>
-                {
-                    // A dependency changed, but not in anything these rows ask about (a new month
-                    // of rates, a renamed partner, another requirement), and the earlier keys are
-                    // the same: judging again gives the same rows, so they are carried over.
-                    let dir = staging.path(&partition_rel(input.month))?;
-                    std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-                    for name in [PARSED, ACCEPTED, REJECTED, ASKS] {
-                        link(&published.join(name), &dir.join(name))?;
-                    }
-                    meta.depends = depends;
-                    meta.judgement = judgement.clone();
-                    write_json(&meta, &dir, META)?;
-                    let outcome = Outcome {
-                        meta,
-                        month: input.month,
-                        judged: true,
-                        parsed: false,
-                        carried_over: true,
-                        dir,
-                        unknown_columns: Vec::new(),
-                    };
-                    if let Some(prior) = prior.as_mut() {
-                        prior.add(scan(&outcome.accepted_path())?)?;
-                    }
-                    outcome
-                }
-                existing => {
-                    let dir = staging.path(&partition_rel(input.month))?;
-                    std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-                    if prior.is_none() {
-                        prior = Some(accepted_keys(&outcomes)?);
-                    }
-                    let prior = prior.as_mut().expect("loaded above");
-                    let mut unknown_columns = Vec::new();
-                    let (parsed_df, newly_parsed) = if same_files {
-                        let kept = published.join(PARSED);
-                        link(&kept, &dir.join(PARSED))?;
-                        for (f, old) in files
-                            .iter_mut()
-                            .zip(&existing.as_ref().expect("same files").files)
-                        {
-                            f.rows = old.rows;
-                        }
-                        (scan(&kept)?.collect()?, false)
-                    } else {
-                        let (parsed, reads) = parsed_rx
-                            .recv()
-                            .map_err(|e| Error::internal("parsing deliveries", e))??;
-                        for (f, read) in files.iter_mut().zip(reads) {
-                            f.rows = read.rows;
-                            if !read.unknown_columns.is_empty() {
-                                unknown_columns.push((read.name, read.unknown_columns));
-                            }
-                        }
-                        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
-                        (parsed, true)
-                    };
-                    let asks = match kept_asks {
-                        Some(asks) => asks,
-                        None => Asks::of(&parsed_df)?,
-                    };
-                    write_json(&asks, &dir, ASKS)?;
-                    let judged = judge::judge(&parsed_df, input.month, ctx.lookups, prior)?;
-                    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
-                    let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
-                    prior.add(judged.accepted.clone().lazy())?;
-                    let mut rejected = BTreeMap::new();
-                    for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
-                        *rejected.entry(reason.to_string()).or_insert(0u64) += 1;
-                    }
-                    let accepted = judged.accepted.height() as u64;
-                    let meta = PartitionMeta {
-                        format: FORMAT,
-                        delivery: input.month.to_string(),
-                        read: accepted + rejected.values().sum::<u64>(),
-                        accepted,
-                        rejected,
-                        files,
-                        depends,
-                        judgement: judgement.clone(),
-                        answers: answers.unwrap_or_else(|| ctx.lookups.answers_digest(&asks)),
-                        earlier_keys: earlier_keys.clone(),
-                        keys,
-                    };
-                    if let Some(previous) = writing.take() {
-                        previous.join().expect("writing does not panic")?;
-                    }
-                    let to_write = (
-                        newly_parsed.then_some(parsed_df),
-                        judged,
-                        meta.clone(),
-                        dir.clone(),
-                    );
-                    writing = Some(scope.spawn(move || {
-                        let (parsed, mut judged, meta, dir) = to_write;
-                        if let Some(mut parsed) = parsed {
-                            write_parquet(&mut parsed, &dir.join(PARSED))?;
-                        }
-                        write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
-                        write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
-                        write_json(&meta, &dir, META)
-                    }));
-                    Outcome {
-                        meta,
-                        month: input.month,
-                        judged: true,
-                        parsed: newly_parsed,
-                        carried_over: false,
-                        dir,
-                        unknown_columns,
-                    }
-                }
-            };
-            info!(
-                delivery = %input.month,
-                judged = outcome.judged,
-                parsed = outcome.parsed,
-                read = outcome.meta.read,
-                accepted = outcome.meta.accepted,
-                rejected = outcome.meta.rejected_total(),
-                ms = started.elapsed().as_millis() as u64,
-                "ledger: delivery {}",
-                if outcome.parsed {
-                    "parsed and judged"
-                } else if outcome.carried_over {
-                    "judged again, same answers: rows carried over"
-                } else if outcome.judged {
-                    "judged again from kept rows"
+        let mut writing: Option<Writing<'_>> = None;
+        let judged = (|| -> Result<Vec<Outcome>> {
+            for (input, found) in inputs.iter().zip(found) {
+                progress.set_message(input.month.to_string());
+                let started = Instant::now();
+                let Found {
+                    mut files,
+                    existing,
+                    same_files,
+                } = found;
+                let depends = Depends {
+                    roster: ctx.roster_sha.clone(),
+                    fx_rates: ctx.fx_sha.clone(),
+                    program: ctx.program_sha.clone(),
+                    previous: previous.clone(),
+                };
+                let identity: Vec<(String, String)> = files
+                    .iter()
+                    .map(|f| (f.name.clone(), f.sha256.clone()))
+                    .collect();
+                let judgement = sha256_bytes(
+                    serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
+                        .expect("serialisable")
+                        .as_bytes(),
+                );
+                let published = ctx.output.join(partition_rel(input.month));
+                // What the rows ask of the lookups is kept with the partition; it is learned again
+                // only when the files are parsed again.
+                let kept_asks = if same_files {
+                    read_asks(&published)
                 } else {
-                    "unchanged, reused"
-                }
-            );
-            debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
-            previous = Some(judgement);
-            earlier_keys = Some(outcome.meta.keys.clone());
-            outcomes.push(outcome);
-            progress.inc(1);
-        }
-        if let Some(last) = writing.take() {
-            last.join().expect("writing does not panic")?;
-        }
+                    None
+                };
+                let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
+
+                let outcome = match existing {
+                    Some(meta) if meta.judgement == judgement => {
+                        let outcome = Outcome {
+                            meta,
+                            month: input.month,
+                            judged: false,
+                            parsed: false,
+                            carried_over: false,
+                            dir: published,
+                            unknown_columns: Vec::new(),
+                        };
+                        if let Some(prior) = prior.as_mut() {
+                            prior.add(scan(&outcome.accepted_path())?)?;
+                        }
+                        outcome
+                    }
+                    // (`answers` is known only for a partition whose files are the same.)
+                    Some(mut meta)
+                        if answers.as_ref() == Some(&meta.answers)
+                            && meta.earlier_keys == earlier_keys =>
+                    {
+                        // A dependency changed, but not in anything these rows ask about (a new month
+                        // of rates, a renamed partner, another requirement), and the earlier keys are
+                        // the same: judging again gives the same rows, so they are carried over.
+                        let dir = staging.path(&partition_rel(input.month))?;
+                        std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                        for name in [PARSED, ACCEPTED, REJECTED, ASKS] {
+                            link(&published.join(name), &dir.join(name))?;
+                        }
+                        meta.depends = depends;
+                        meta.judgement = judgement.clone();
+                        write_json(&meta, &dir, META)?;
+                        let outcome = Outcome {
+                            meta,
+                            month: input.month,
+                            judged: true,
+                            parsed: false,
+                            carried_over: true,
+                            dir,
+                            unknown_columns: Vec::new(),
+                        };
+                        if let Some(prior) = prior.as_mut() {
+                            prior.add(scan(&outcome.accepted_path())?)?;
+                        }
+                        outcome
+                    }
+                    existing => {
+                        let dir = staging.path(&partition_rel(input.month))?;
+                        std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                        if prior.is_none() {
+                            prior = Some(accepted_keys(&outcomes)?);
+                        }
+                        let prior = prior.as_mut().expect("loaded above");
+                        let mut unknown_columns = Vec::new();
+                        let (parsed_df, newly_parsed) = if same_files {
+                            let kept = published.join(PARSED);
+                            link(&kept, &dir.join(PARSED))?;
+                            for (f, old) in files
+                                .iter_mut()
+                                .zip(&existing.as_ref().expect("same files").files)
+                            {
+                                f.rows = old.rows;
+                            }
+                            (scan(&kept)?.collect()?, false)
+                        } else {
+                            let (parsed, reads) = parsed_rx
+                                .recv()
+                                .map_err(|e| Error::internal("parsing deliveries", e))??;
+                            for (f, read) in files.iter_mut().zip(reads) {
+                                f.rows = read.rows;
+                                if !read.unknown_columns.is_empty() {
+                                    unknown_columns.push((read.name, read.unknown_columns));
+                                }
+                            }
+                            debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
+                            (parsed, true)
+                        };
+                        let asks = match kept_asks {
+                            Some(asks) => asks,
+                            None => Asks::of(&parsed_df)?,
+                        };
+                        write_json(&asks, &dir, ASKS)?;
+                        // Newly parsed rows are kept (on the other core) while they are judged.
+                        let keeping = newly_parsed.then(|| {
+                            let mut df = parsed_df.clone();
+                            let path = dir.join(PARSED);
+                            scope.spawn(move || write_parquet(&mut df, &path))
+                        });
+                        let judged = judge::judge(&parsed_df, input.month, ctx.lookups, prior)?;
+                        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
+                        let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
+                        prior.add(judged.accepted.clone().lazy())?;
+                        let mut rejected = BTreeMap::new();
+                        for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
+                            *rejected.entry(reason.to_string()).or_insert(0u64) += 1;
+                        }
+                        let accepted = judged.accepted.height() as u64;
+                        let meta = PartitionMeta {
+                            format: FORMAT,
+                            delivery: input.month.to_string(),
+                            read: accepted + rejected.values().sum::<u64>(),
+                            accepted,
+                            rejected,
+                            files,
+                            depends,
+                            judgement: judgement.clone(),
+                            answers: answers.unwrap_or_else(|| ctx.lookups.answers_digest(&asks)),
+                            earlier_keys: earlier_keys.clone(),
+                            keys,
+                        };
+                        if let Some(previous) = writing.take() {
+                            finish(previous)?;
+                        }
+                        let to_write = (keeping, judged, meta.clone(), dir.clone());
+                        writing = Some(scope.spawn(move || {
+                            let (keeping, mut judged, meta, dir) = to_write;
+                            if let Some(keeping) = keeping {
+                                finish(keeping)?;
+                            }
+                            write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+                            write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                            write_json(&meta, &dir, META)
+                        }));
+                        Outcome {
+                            meta,
+                            month: input.month,
+                            judged: true,
+                            parsed: newly_parsed,
+                            carried_over: false,
+                            dir,
+                            unknown_columns,
+                        }
+                    }
+                };
+                info!(
+                    delivery = %input.month,
+                    judged = outcome.judged,
+                    parsed = outcome.parsed,
+                    read = outcome.meta.read,
+                    accepted = outcome.meta.accepted,
+                    rejected = outcome.meta.rejected_total(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "ledger: delivery {}",
+                    if outcome.parsed {
+                        "parsed and judged"
+                    } else if outcome.carried_over {
+                        "judged again, same answers: rows carried over"
+                    } else if outcome.judged {
+                        "judged again from kept rows"
+                    } else {
+                        "unchanged, reused"
+                    }
+                );
+                debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
+                previous = Some(judgement);
+                earlier_keys = Some(outcome.meta.keys.clone());
+                outcomes.push(outcome);
+                progress.inc(1);
+            }
+            Ok(outcomes)
+        })();
+        // The last partition's files; a write that failed is reported even when judging
+        // failed first.
+        let written = writing.take().map_or(Ok(()), finish);
         progress.finish_and_clear();
-        Ok(outcomes)
+        match (judged, written) {
+            (Ok(outcomes), Ok(())) => Ok(outcomes),
+            (Err(e), Ok(())) | (Ok(_), Err(e)) => Err(e),
+            (Err(e), Err(w)) => {
+                warn!(error = %w, "writing the ledger partition judged before the failure");
+                Err(e)
+            }
+        }
     })
+}
+
+/// A partition's files being written on a thread of their own.
+type Writing<'scope> = std::thread::ScopedJoinHandle<'scope, Result<()>>;
+
+/// Waits for a write; a panic in it is an internal error, not a panic of the run.
+fn finish(writing: Writing<'_>) -> Result<()> {
+    writing
+        .join()
+        .map_err(|_| Error::internal("writing a ledger partition", "the writer panicked"))?
 }
 
 /// Partitions in the published ledger up to `last` whose delivery is no longer in the input.

@@ -179,9 +179,9 @@ fn line_key(line: Expr, number: Expr) -> Expr {
     concat_str([line.cast(DataType::String), number], "|", false)
 }
 
-/// The keys accepted by earlier deliveries, as [`line_key`]s: one text column, so probing it
-/// hashes each earlier key once rather than encoding two columns of every earlier row again
-/// for every delivery judged.
+/// The keys accepted by earlier deliveries, as [`line_key`]s: one text column, built once per
+/// partition, so that probing it is a single-key semi join rather than one that encodes two
+/// columns of every earlier row again for every delivery judged.
 pub struct PriorKeys {
     keys: DataFrame,
 }
@@ -332,14 +332,18 @@ pub fn judge(
             col("usd_rate"),
             col("omlp_canonical"),
             col("category"),
+            col("seq"),
         ])
         .collect()?;
-    if verdict.height() != parsed.height() {
-        return Err(
-            polars_err!(ComputeError: "a verdict for every parsed row: {} verdicts for {} rows", verdict.height(), parsed.height()),
-        );
+    // The verdicts are set beside the rows they judge: one for every row, in the same order.
+    if !verdict.column("seq")?.equals(parsed.column("seq")?) {
+        return Err(polars_err!(
+            ComputeError: "the verdicts ({}) do not line up with the parsed rows ({})",
+            verdict.height(),
+            parsed.height()
+        ));
     }
-    let judged = parsed.hstack(verdict.columns())?;
+    let judged = parsed.hstack(&verdict.columns()[..verdict.width() - 1])?;
 
     let delivery = lit(delivery.to_string()).alias("delivery");
     let accepted = judged

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 /// Excel's row limit, header included.
 pub const EXCEL_MAX_ROWS: usize = 1_048_576;
 
+#[derive(Clone)]
 pub struct Styles {
     header: Format,
     number: Format,
@@ -218,7 +219,26 @@ pub struct Started {
     book: Workbook,
     styles: Styles,
     max_rows: usize,
-    detail: std::thread::JoinHandle<Result<Vec<Worksheet>>>,
+    detail: DetailThread,
+}
+
+/// The thread writing Invoice detail's worksheets. A refresh that fails before the workbook
+/// is written still waits for it, so that no work of a failed run goes on behind it.
+struct DetailThread(Option<std::thread::JoinHandle<Result<Vec<Worksheet>>>>);
+
+impl DetailThread {
+    fn join(mut self) -> Result<Vec<Worksheet>> {
+        let thread = self.0.take().expect("joined once");
+        thread.join().expect("writing a sheet does not panic")
+    }
+}
+
+impl Drop for DetailThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
@@ -256,6 +276,7 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
         sheets.push(ws);
     }
     let per_sheet = max_rows.saturating_sub(1).max(1);
+    let detail_styles = styles.clone();
     let detail = std::thread::spawn(move || {
         let t = std::time::Instant::now();
         let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
@@ -267,7 +288,7 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
         fill(
             &table,
             sheets.iter_mut().collect(),
-            &Styles::new(),
+            &detail_styles,
             per_sheet,
         )
         .map_err(|e| Error::internal("writing Invoice detail", e))?;
@@ -282,7 +303,7 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
         book,
         styles,
         max_rows,
-        detail,
+        detail: DetailThread(Some(detail)),
     })
 }
 
@@ -359,7 +380,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     for (table, sheets) in others {
         fill(table, sheets, &styles, per_sheet).map_err(&err)?;
     }
-    let detail = detail.join().expect("writing a sheet does not panic")?;
+    let detail = detail.join()?;
     book.worksheets_mut().splice(detail_at..detail_at, detail);
     add_summary_charts(&mut book, &summary).map_err(&err)?;
     tracing::debug!(
