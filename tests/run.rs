@@ -257,3 +257,19 @@ fn validate_and_explain_write_nothing() {
     assert!(stdout.contains("courseware"), "{stdout}");
     assert!(!w.output().exists());
 }
+
+#[test]
+fn verbose_logs_show_the_refresh_detail_and_not_the_libraries() {
+    let w = Work::from_fixture("two_refreshes");
+    let out = w.run(&["run", "--refresh", "2026-05", "--force", "-v"]);
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(stderr.contains("ledger: judged"), "{stderr}");
+    assert!(stderr.contains("workbook: invoice detail written"), "{stderr}");
+    // polars' SQL parser logs at debug level: -vv shows it, -v does not.
+    assert!(!stderr.contains("Parsing sql"), "{stderr}");
+    let out = w.run(&["run", "--refresh", "2026-05", "--force", "-vv"]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Parsing sql"));
+}
