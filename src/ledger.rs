@@ -272,13 +272,19 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
-    // Every delivery's files are hashed first, so that the deliveries to parse are known before
-    // any is judged: they are parsed on a thread of their own, one delivery ahead of the judging
-    // (a rendezvous channel: at most one parsed delivery waits).
-    let found = inputs
-        .iter()
-        .map(|input| find(ctx.output, input))
-        .collect::<Result<Vec<_>>>()?;
+    // Every delivery's files are hashed first (all at once), so that the deliveries to parse are
+    // known before any is judged: they are parsed on a thread of their own, one delivery ahead
+    // of the judging (a rendezvous channel: at most one parsed delivery waits).
+    let found = std::thread::scope(|s| {
+        let hashing: Vec<_> = inputs
+            .iter()
+            .map(|input| s.spawn(|| find(ctx.output, input)))
+            .collect();
+        hashing
+            .into_iter()
+            .map(|h| h.join().expect("hashing does not panic"))
+            .collect::<Result<Vec<_>>>()
+    })?;
     let to_parse: Vec<&DeliveryInput> = inputs
         .iter()
         .zip(&found)

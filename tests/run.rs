@@ -266,7 +266,10 @@ fn verbose_logs_show_the_refresh_detail_and_not_the_libraries() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DEBUG"), "{stderr}");
     assert!(stderr.contains("ledger: judged"), "{stderr}");
-    assert!(stderr.contains("workbook: invoice detail written"), "{stderr}");
+    assert!(
+        stderr.contains("workbook: invoice detail written"),
+        "{stderr}"
+    );
     // polars' SQL parser logs at debug level: -vv shows it, -v does not.
     assert!(!stderr.contains("Parsing sql"), "{stderr}");
     let out = w.run(&["run", "--refresh", "2026-05", "--force", "-vv"]);
