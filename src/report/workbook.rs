@@ -6,7 +6,9 @@
 //! always written as a string, never as a formula. A sheet that would pass Excel's row limit
 //! continues on `<sheet> (2)`, `<sheet> (3)`… Sheets are written row by row on constant-memory
 //! worksheets, so the workbook's size does not bound memory; the creation date comes from the
-//! refresh, not the clock, so reruns give the same file apart from the run times.
+//! refresh, not the clock, so reruns give the same file apart from the run times. Invoice
+//! detail, most of the cells, is written on a thread of its own from [`start`] on, while the
+//! KPIs are computed; [`write`] adds the other sheets and saves.
 
 use std::path::Path;
 
