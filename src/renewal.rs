@@ -152,11 +152,11 @@ pub const LEVELS_HEADER: [&str; 4] = [
     "effective_level",
 ];
 
+/// The levels written by a refresh (its month, and a row per partner).
+pub type PreviousLevels = (Month, HashMap<String, LevelRow>);
+
 /// The latest `state/levels/M.csv` with M < `refresh`, if any.
-pub fn load_previous_levels(
-    output: &Path,
-    refresh: Month,
-) -> Result<Option<(Month, HashMap<String, LevelRow>)>> {
+pub fn load_previous_levels(output: &Path, refresh: Month) -> Result<Option<PreviousLevels>> {
     let Some((month, rows)) = read_latest_state(&output.join("state/levels"), refresh)? else {
         return Ok(None);
     };
@@ -182,7 +182,7 @@ pub fn decide(
     roster: &Roster,
     refresh: Month,
     kpis: &HashMap<String, PartnerKpis>,
-    previous: Option<&(Month, HashMap<String, LevelRow>)>,
+    previous: Option<&PreviousLevels>,
 ) -> Vec<Decision> {
     let mut missing_blocks = HashSet::new();
     let decisions = roster
@@ -223,7 +223,7 @@ fn carried_level(p: &Partner, month: Month, row: &LevelRow) -> Option<Level> {
 pub fn due_partners<'a>(
     roster: &'a Roster,
     refresh: Month,
-    previous: Option<&(Month, HashMap<String, LevelRow>)>,
+    previous: Option<&PreviousLevels>,
 ) -> Vec<&'a str> {
     roster
         .partners

@@ -13,7 +13,7 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::kpi::round4;
 use crate::publish::{self, Staging};
-use crate::renewal::{Decision, Status};
+use crate::renewal::{self, Decision, Status};
 use crate::report::csv_out::number;
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
@@ -36,7 +36,8 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         )));
     }
     let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &cfg.output)?;
-    let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output)?;
+    let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
+    let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
     let d = c
         .decisions
         .iter()

@@ -20,7 +20,7 @@ use crate::ingest::roster::Roster;
 use crate::kpi::{self, Kpis, PartnerKpis};
 use crate::ledger::{self, Outcome};
 use crate::publish::Staging;
-use crate::renewal::{self, Decision};
+use crate::renewal::{self, Decision, PreviousLevels};
 use crate::report::manifest::InputFile;
 
 /// The checked master data of a run.
@@ -228,11 +228,10 @@ pub fn invoice_detail(
     cfg: &RunConfig,
     inputs: &Inputs,
     ingested: &Ingested,
-    published: &Path,
+    previous: Option<&PreviousLevels>,
 ) -> Result<DataFrame> {
     let started = Instant::now();
-    let previous = renewal::load_previous_levels(published, cfg.refresh)?;
-    let due = renewal::due_partners(&inputs.roster, cfg.refresh, previous.as_ref());
+    let due = renewal::due_partners(&inputs.roster, cfg.refresh, previous);
     let detail = kpi::invoice_detail(window_lines(cfg, ingested)?, cfg.refresh, &due)?;
     info!(
         due = due.len(),
@@ -243,11 +242,14 @@ pub fn invoice_detail(
     Ok(detail)
 }
 
+/// `previous` are the levels of the latest refresh before R (see
+/// [`renewal::load_previous_levels`]).
 pub fn compute(
     cfg: &RunConfig,
     inputs: &Inputs,
     ingested: &Ingested,
     published: &Path,
+    previous: Option<&PreviousLevels>,
 ) -> Result<Computation> {
     let started = Instant::now();
     let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh, &cfg.program)?;
@@ -262,20 +264,12 @@ pub fn compute(
     );
 
     let started = Instant::now();
-    let previous = renewal::load_previous_levels(published, cfg.refresh)?;
-    let decisions = renewal::decide(
-        &cfg.program,
-        &inputs.roster,
-        cfg.refresh,
-        &totals,
-        previous.as_ref(),
-    );
+    let decisions = renewal::decide(&cfg.program, &inputs.roster, cfg.refresh, &totals, previous);
     info!(
         partners = decisions.len(),
         due = decisions.iter().filter(|d| d.due).count(),
         carried_forward = decisions.iter().filter(|d| d.carried_forward).count(),
         levels_from = previous
-            .as_ref()
             .map(|(m, _)| m.to_string())
             .unwrap_or_else(|| "none".into()),
         ms = started.elapsed().as_millis() as u64,

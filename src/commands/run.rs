@@ -13,7 +13,7 @@ use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::ledger::{self, partition_rel};
 use crate::publish::{self, Move, Staging};
-use crate::renewal::LEVELS_HEADER;
+use crate::renewal::{self, LEVELS_HEADER};
 use crate::report::manifest::{Counts, DeliveryCounts, Manifest, OutputFile, Window};
 use crate::report::workbook::{self, EXCEL_MAX_ROWS};
 use crate::report::{csv_out, Computed, Sheet, Value};
@@ -141,9 +141,10 @@ fn compute_and_stage(
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
     // Invoice detail needs no KPI: its sheet is written on a thread of its own while the
     // KPIs, decisions and directory are computed.
-    let detail = refresh::invoice_detail(cfg, &inputs, &ingested, &cfg.output)?;
+    let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
+    let detail = refresh::invoice_detail(cfg, &inputs, &ingested, previous.as_ref())?;
     let book = workbook::start(cfg.refresh, detail, sheet_rows())?;
-    let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output)?;
+    let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();
     let moves = stage_outputs(
