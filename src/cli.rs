@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// More detail in the log (-v debug, -vv trace).
+    /// More detail in the log (-v the refresh's debug detail, -vv the libraries' too).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
