@@ -213,12 +213,8 @@ impl PriorKeys {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.height()
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.keys.height() == 0
     }
 }
 
