@@ -6,10 +6,19 @@
 //! always written as a string, never as a formula. A sheet that would pass Excel's row limit
 //! continues on `<sheet> (2)`, `<sheet> (3)`… Sheets are written row by row on constant-memory
 //! worksheets, so the workbook's size does not bound memory; the creation date comes from the
-//! refresh, not the clock, so reruns give the same file apart from the run times. Invoice
-//! detail, most of the cells, is written on a thread of its own from [`start`] on, while the
-//! KPIs are computed; [`write`] adds the other sheets and saves.
+//! refresh, not the clock, so reruns give the same file apart from the run times.
+//!
+//! Invoice detail holds most of the cells, and deflating them takes one core for seconds. So
+//! it is written and saved as a workbook of its own, on a thread of its own, from [`start`]
+//! on, while the KPIs are computed and the other sheets written; [`write`] saves the other
+//! sheets with empty stand-ins for Invoice detail's and then assembles the file: every part
+//! of the main package is copied as it is (no second deflate), and the stand-ins' worksheet
+//! parts are taken from the detail package. Both packages register the workbook's formats
+//! first, in the same order, so the style numbers in the detail's cells mean the same in the
+//! file; [`assemble`] checks that before it writes.
 
+use std::fs::File;
+use std::io::{BufWriter, Cursor, Write};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -45,6 +54,20 @@ impl Styles {
             integer: Format::new().set_num_format("0"),
             date: Format::new().set_num_format("yyyy-mm-dd"),
         }
+    }
+
+    /// Adds the formats to the workbook's table through `ws`, in a fixed order. Worksheets
+    /// share their workbook's table of formats, and a format is added to it the first time a
+    /// sheet uses it: registered first, the formats get the same numbers in every workbook
+    /// (and whichever thread writes first, no two threads add one at once).
+    fn register(&self, ws: &mut Worksheet) -> Result<(), XlsxError> {
+        for (col, format) in [&self.header, &self.number, &self.integer, &self.date]
+            .into_iter()
+            .enumerate()
+        {
+            ws.set_column_format(col as u16, format)?;
+        }
+        Ok(())
     }
 }
 
@@ -215,23 +238,28 @@ const DETAIL_HEADER: [&str; 14] = [
     "Delivery",
 ];
 
-/// A workbook whose Invoice detail (most of its cells) is being written on a thread of its
-/// own, while the rest of the refresh is computed; [`write`] adds the other sheets and saves.
+/// A workbook whose Invoice detail (most of its cells) is being written and saved on a thread
+/// of its own, while the rest of the refresh is computed; [`write`] adds the other sheets and
+/// assembles the file.
 pub struct Started {
     book: Workbook,
     styles: Styles,
     max_rows: usize,
+    /// Invoice detail's data rows.
+    detail_rows: usize,
     detail: DetailThread,
 }
 
-/// The thread writing Invoice detail's worksheets. A refresh that fails before the workbook
-/// is written still waits for it, so that no work of a failed run goes on behind it.
-struct DetailThread(Option<std::thread::JoinHandle<Result<Vec<Worksheet>>>>);
+/// The thread writing and saving Invoice detail's workbook. A refresh that fails before the
+/// workbook is written still waits for it, so that no work of a failed run goes on behind it.
+struct DetailThread(Option<std::thread::JoinHandle<Result<Vec<u8>>>>);
 
 impl DetailThread {
-    fn join(mut self) -> Result<Vec<Worksheet>> {
+    fn join(mut self) -> Result<Vec<u8>> {
         let thread = self.0.take().expect("joined once");
-        thread.join().expect("writing a sheet does not panic")
+        thread
+            .join()
+            .map_err(|_| Error::internal("writing Invoice detail", "the writer panicked"))?
     }
 }
 
@@ -243,8 +271,14 @@ impl Drop for DetailThread {
     }
 }
 
+/// Invoice detail's worksheets in the detail package: its first worksheet is a blank one that
+/// registers the formats (and is the package's selected sheet, so that no detail sheet is).
+fn detail_part(i: usize) -> String {
+    format!("xl/worksheets/sheet{}.xml", i + 2)
+}
+
 /// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
-/// into its worksheets. `max_rows` is the rows per sheet, header included (Excel's limit
+/// into a package of its own. `max_rows` is the rows per sheet, header included (Excel's limit
 /// unless a test asks for less).
 pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Started> {
     let err = |e| Error::internal("starting the workbook", e);
@@ -256,55 +290,52 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
             .set_title(format!("KPI refresh {refresh}"))
             .set_creation_datetime(&created),
     );
-    // Worksheets share the workbook's table of formats, and a format is added to it the first
-    // time a sheet uses it. They are all added here, in a fixed order, so that the table is
-    // the same whichever thread writes first (and no two threads add one at once).
-    let mut scratch = book.new_worksheet_with_constant_memory();
-    for (col, format) in [
-        &styles.header,
-        &styles.number,
-        &styles.integer,
-        &styles.date,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        scratch.set_column_format(col as u16, format).map_err(err)?;
-    }
-    let mut sheets = Vec::new();
-    for name in sheet_names("Invoice detail", detail.height(), max_rows) {
-        let mut ws = book.new_worksheet_with_constant_memory();
-        ws.set_name(&name).map_err(err)?;
-        sheets.push(ws);
-    }
+    styles
+        .register(&mut book.new_worksheet_with_constant_memory())
+        .map_err(err)?;
+    let detail_rows = detail.height();
+    let names = sheet_names("Invoice detail", detail_rows, max_rows);
     let per_sheet = max_rows.saturating_sub(1).max(1);
     let detail_styles = styles.clone();
     let detail = std::thread::spawn(move || {
         let t = std::time::Instant::now();
+        let err = |e| Error::internal("writing Invoice detail", e);
+        let mut book = Workbook::new();
+        detail_styles
+            .register(book.add_worksheet_with_constant_memory())
+            .map_err(err)?;
+        for name in &names {
+            book.add_worksheet_with_constant_memory()
+                .set_name(name)
+                .map_err(err)?;
+        }
         let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
         let table = Table {
             header: DETAIL_HEADER.map(String::from).to_vec(),
             rows: &rows,
             sheets: Vec::new(),
         };
-        fill(
-            &table,
-            sheets.iter_mut().collect(),
-            &detail_styles,
-            per_sheet,
-        )
-        .map_err(|e| Error::internal("writing Invoice detail", e))?;
+        let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
+        fill(&table, sheets, &detail_styles, per_sheet).map_err(err)?;
         tracing::debug!(
             rows = rows.len(),
             ms = t.elapsed().as_millis() as u64,
             "workbook: invoice detail written"
         );
-        Ok(sheets)
+        let t = std::time::Instant::now();
+        let saved = book.save_to_buffer().map_err(err)?;
+        tracing::debug!(
+            bytes = saved.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "workbook: invoice detail saved"
+        );
+        Ok(saved)
     });
     Ok(Started {
         book,
         styles,
         max_rows,
+        detail_rows,
         detail: DetailThread(Some(detail)),
     })
 }
@@ -315,6 +346,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         mut book,
         styles,
         max_rows,
+        detail_rows,
         detail,
     } = started;
     let err = xlsx_err(path);
@@ -358,14 +390,25 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     };
     let t = add(&mut book, "Renewals", &renewals.header, &renewals).map_err(&err)?;
     tables.push(t);
-    let detail_at = book.worksheets_mut().len();
+    // Stand-ins for Invoice detail's worksheets, whose parts come from the detail package.
+    // Each has the autofilter of the sheet it stands for: the workbook part names its range.
+    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let mut stand_ins = Vec::new();
+    let names = sheet_names("Invoice detail", detail_rows, max_rows);
+    for (i, name) in names.iter().enumerate() {
+        let rows = detail_rows.saturating_sub(i * per_sheet).min(per_sheet);
+        let ws = book.add_worksheet_with_constant_memory();
+        ws.set_name(name).map_err(&err)?;
+        ws.autofilter(0, 0, (rows as u32).max(1), DETAIL_HEADER.len() as u16 - 1)
+            .map_err(&err)?;
+        stand_ins.push(book.worksheets_mut().len());
+    }
     for sheet in &tail {
         let t = add(&mut book, &sheet.name, &sheet.header, sheet).map_err(&err)?;
         tables.push(t);
     }
 
     let t = std::time::Instant::now();
-    let per_sheet = max_rows.saturating_sub(1).max(1);
     let mut slots: Vec<Option<&mut Worksheet>> =
         book.worksheets_mut().iter_mut().map(Some).collect();
     let mut take = |indices: &[usize]| -> Vec<&mut Worksheet> {
@@ -382,8 +425,6 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     for (table, sheets) in others {
         fill(table, sheets, &styles, per_sheet).map_err(&err)?;
     }
-    let detail = detail.join()?;
-    book.worksheets_mut().splice(detail_at..detail_at, detail);
     add_summary_charts(&mut book, &summary).map_err(&err)?;
     tracing::debug!(
         ms = t.elapsed().as_millis() as u64,
@@ -391,13 +432,90 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     );
 
     let t = std::time::Instant::now();
-    let saved = book.save(path);
+    let main = book.save_to_buffer().map_err(&err)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
-    saved.map_err(|e| match e {
-        XlsxError::IoError(io) => Error::write(path, io),
-        other => err(other),
-    })?;
+    let detail = detail.join()?;
+    let t = std::time::Instant::now();
+    let parts: Vec<(String, String)> = stand_ins
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("xl/worksheets/sheet{n}.xml"), detail_part(i)))
+        .collect();
+    assemble(&main, &detail, &parts, path)?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "workbook: assembled"
+    );
     Ok(())
+}
+
+/// Writes the package `main` at `path` with the worksheet parts named in `parts` taken from
+/// the package `detail` instead: `(part in main, part in detail)`. Every part is copied as it
+/// was deflated. The detail's cells refer to formats by number, so the detail package's format
+/// lists must begin as the main package's do.
+pub fn assemble(main: &[u8], detail: &[u8], parts: &[(String, String)], path: &Path) -> Result<()> {
+    let internal = |e: ::zip::result::ZipError| Error::internal("assembling the workbook", e);
+    let mut main = ::zip::ZipArchive::new(Cursor::new(main)).map_err(internal)?;
+    let mut detail = ::zip::ZipArchive::new(Cursor::new(detail)).map_err(internal)?;
+    let styles = |zip: &mut ::zip::ZipArchive<Cursor<&[u8]>>| -> Result<String> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name("xl/styles.xml").map_err(internal)?,
+            &mut text,
+        )
+        .map_err(|e| Error::internal("assembling the workbook", e))?;
+        Ok(text)
+    };
+    let (main_styles, detail_styles) = (styles(&mut main)?, styles(&mut detail)?);
+    if let Some(list) = formats_differ(&main_styles, &detail_styles) {
+        return Err(Error::internal(
+            "assembling the workbook",
+            format!("Invoice detail's {list} do not begin as the workbook's do"),
+        ));
+    }
+    let file = File::create(path).map_err(|e| Error::write(path, e))?;
+    let mut out = ::zip::ZipWriter::new(BufWriter::new(file));
+    for i in 0..main.len() {
+        let entry = main.by_index_raw(i).map_err(internal)?;
+        let name = entry.name().map_err(internal)?.into_owned();
+        match parts.iter().find(|(m, _)| *m == name) {
+            Some((_, from)) => {
+                drop(entry);
+                let part = detail.by_name_raw(from.as_bytes()).map_err(internal)?;
+                out.raw_copy_file_rename(part, &name)
+            }
+            None => out.raw_copy_file(entry),
+        }
+        .map_err(|e| match e {
+            ::zip::result::ZipError::Io(io) => Error::write(path, io),
+            other => internal(other),
+        })?;
+    }
+    let mut file = out.finish().map_err(|e| match e {
+        ::zip::result::ZipError::Io(io) => Error::write(path, io),
+        other => internal(other),
+    })?;
+    file.flush().map_err(|e| Error::write(path, e))?;
+    Ok(())
+}
+
+/// The first list of formats in `detail` (a styles part) that is not the beginning of the
+/// same list in `main`, if any.
+fn formats_differ(main: &str, detail: &str) -> Option<&'static str> {
+    /// The elements of a styles part's list `tag`, as written (without the list's own tag).
+    fn list<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+        let open = xml.find(&format!("<{tag} "))?;
+        let start = open + xml[open..].find('>')? + 1;
+        let end = start + xml[start..].find(&format!("</{tag}>"))?;
+        Some(&xml[start..end])
+    }
+    ["numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs"]
+        .into_iter()
+        .find(|tag| match (list(detail, tag), list(main, tag)) {
+            (None, _) => false,
+            (Some(d), Some(m)) => !m.starts_with(d),
+            (Some(_), None) => true,
+        })
 }
 
 /// One sheet of the contract: its header, its rows and the worksheets they fill (the sheet
