@@ -222,3 +222,78 @@ fn json_logs_are_one_object_per_line_with_stage_counts() {
         String::from_utf8_lossy(&quiet.stderr)
     );
 }
+
+/// A part of the published workbook, as text.
+fn part(xlsx: &std::path::Path, name: &str) -> String {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(xlsx).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+    text
+}
+
+/// The values of attribute `attr` of the elements `<tag …>` in `xml`, in order.
+fn attrs(xml: &str, tag: &str, attr: &str) -> Vec<String> {
+    xml.split(&format!("<{tag} "))
+        .skip(1)
+        .map(|el| {
+            let el = &el[..el.find('>').unwrap()];
+            el.split(&format!(" {attr}=\""))
+                .nth(1)
+                .or_else(|| el.strip_prefix(&format!("{attr}=\"")))
+                .map(|v| v[..v.find('"').unwrap()].to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn invoice_detail_saved_apart_fits_the_workbook_it_is_assembled_into() {
+    let w = Work::from_fixture("two_refreshes");
+    w.refresh("2026-05");
+    let xlsx = w.output().join("reports/2026-05/kpi-refresh-2026-05.xlsx");
+    let book = part(&xlsx, "xl/workbook.xml");
+    let sheets = attrs(&book, "sheet", "name");
+    let at = sheets.iter().position(|n| n == "Invoice detail").unwrap();
+    let detail = part(&xlsx, &format!("xl/worksheets/sheet{}.xml", at + 1));
+    assert!(detail.contains("<c r=\"F2\""), "the detail's own cells");
+    // One sheet is selected, Summary; a second selected tab would group the two.
+    let selected: Vec<usize> = (1..=sheets.len())
+        .filter(|i| {
+            part(&xlsx, &format!("xl/worksheets/sheet{i}.xml")).contains("tabSelected=\"1\"")
+        })
+        .collect();
+    assert_eq!(selected, [1]);
+    // The autofilter the workbook part names covers the detail's rows.
+    let rows = detail.matches("<row ").count();
+    assert!(
+        book.contains(&format!("'Invoice detail'!$A$1:$N${rows}<")),
+        "{book}"
+    );
+    // Numbers in the detail keep the number formats of their columns: KPI value (I), Revenue
+    // USD (L) show decimals, Line (G) is an integer.
+    let styles = part(&xlsx, "xl/styles.xml");
+    let xfs = &styles[styles.find("<cellXfs").unwrap()..];
+    let num_fmt_of_xf = attrs(xfs, "xf", "numFmtId");
+    let codes: std::collections::HashMap<String, String> = attrs(&styles, "numFmt", "numFmtId")
+        .into_iter()
+        .zip(attrs(&styles, "numFmt", "formatCode"))
+        .collect();
+    let format_of = |cell: &str| {
+        let el = detail.split(&format!("<c r=\"{cell}\"")).nth(1).unwrap();
+        let el = &el[..el.find('>').unwrap()];
+        let s: usize = el
+            .split("s=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let id = &num_fmt_of_xf[s];
+        codes[id].clone()
+    };
+    assert_eq!(format_of("I2"), "#,##0.00##");
+    assert_eq!(format_of("L2"), "#,##0.00##");
+    assert_eq!(format_of("G2"), "0");
+}

@@ -442,10 +442,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         .map(|(i, n)| (format!("xl/worksheets/sheet{n}.xml"), detail_part(i)))
         .collect();
     assemble(&main, &detail, &parts, path)?;
-    tracing::debug!(
-        ms = t.elapsed().as_millis() as u64,
-        "workbook: assembled"
-    );
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: assembled");
     Ok(())
 }
 
@@ -509,13 +506,20 @@ fn formats_differ(main: &str, detail: &str) -> Option<&'static str> {
         let end = start + xml[start..].find(&format!("</{tag}>"))?;
         Some(&xml[start..end])
     }
-    ["numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs"]
-        .into_iter()
-        .find(|tag| match (list(detail, tag), list(main, tag)) {
-            (None, _) => false,
-            (Some(d), Some(m)) => !m.starts_with(d),
-            (Some(_), None) => true,
-        })
+    [
+        "numFmts",
+        "fonts",
+        "fills",
+        "borders",
+        "cellStyleXfs",
+        "cellXfs",
+    ]
+    .into_iter()
+    .find(|tag| match (list(detail, tag), list(main, tag)) {
+        (None, _) => false,
+        (Some(d), Some(m)) => !m.starts_with(d),
+        (Some(_), None) => true,
+    })
 }
 
 /// One sheet of the contract: its header, its rows and the worksheets they fill (the sheet
@@ -817,4 +821,69 @@ fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxEr
         ws.insert_chart(1 + 16 * n as u32, 4, &chart)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package of one sheet whose formats are registered in the given order, with a number
+    /// written in the second format.
+    fn package(formats: &[&Format]) -> Vec<u8> {
+        let mut book = Workbook::new();
+        let ws = book.add_worksheet();
+        for (col, f) in formats.iter().enumerate() {
+            ws.set_column_format(col as u16, f).unwrap();
+        }
+        ws.write_number_with_format(1, 0, 1.5, formats[1]).unwrap();
+        book.save_to_buffer().unwrap()
+    }
+
+    fn styles_of(package: &[u8]) -> String {
+        let mut zip = ::zip::ZipArchive::new(Cursor::new(package)).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("xl/styles.xml").unwrap(), &mut text)
+            .unwrap();
+        text
+    }
+
+    #[test]
+    fn formats_registered_in_the_same_order_begin_the_same_lists() {
+        let s = Styles::new();
+        let extra = Format::new().set_italic().set_num_format("0.000");
+        let main = styles_of(&package(&[
+            &s.header, &s.number, &s.integer, &s.date, &extra,
+        ]));
+        let detail = styles_of(&package(&[&s.header, &s.number, &s.integer, &s.date]));
+        assert_eq!(formats_differ(&main, &detail), None);
+        // The other way round the detail's lists are longer: not a beginning.
+        assert_eq!(formats_differ(&detail, &main), Some("numFmts"));
+        let swapped = styles_of(&package(&[&s.header, &s.date, &s.integer, &s.number]));
+        assert_eq!(formats_differ(&main, &swapped), Some("numFmts"));
+        let bold_first = styles_of(&package(&[&s.number, &s.header, &s.integer, &s.date]));
+        assert_eq!(formats_differ(&main, &bold_first), Some("cellXfs"));
+    }
+
+    #[test]
+    fn a_detail_package_whose_formats_differ_is_refused_and_nothing_is_written() {
+        let s = Styles::new();
+        let main = package(&[&s.header, &s.number, &s.integer, &s.date]);
+        let detail = package(&[&s.header, &s.date, &s.integer, &s.number]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.xlsx");
+        let parts = [(
+            "xl/worksheets/sheet1.xml".to_string(),
+            "xl/worksheets/sheet1.xml".to_string(),
+        )];
+        let err = assemble(&main, &detail, &parts, &path).unwrap_err();
+        assert!(err.to_string().contains("numFmts"), "{err}");
+        assert!(!path.exists());
+        // With the same formats, the part is taken from the detail package.
+        let detail = package(&[&s.header, &s.number, &s.integer, &s.date]);
+        assemble(&main, &detail, &parts, &path).unwrap();
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+        let range = book.worksheet_range("Sheet1").unwrap();
+        assert_eq!(range.get_value((1, 0)), Some(&calamine::Data::Float(1.5)));
+    }
 }
