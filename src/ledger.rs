@@ -272,9 +272,8 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
-    // Every delivery's files are hashed first (all at once), so that the deliveries to parse are
-    // known before any is judged: they are parsed on a thread of their own, one delivery ahead
-    // of the judging (a rendezvous channel: at most one parsed delivery waits).
+    // Every delivery's files are hashed first (all at once), so that what each delivery needs
+    // is known before any is judged.
     let found = std::thread::scope(|s| {
         let hashing: Vec<_> = inputs
             .iter()
@@ -285,25 +284,33 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             .map(|h| h.join().expect("hashing does not panic"))
             .collect::<Result<Vec<_>>>()
     })?;
-    let to_parse: Vec<&DeliveryInput> = inputs
+    let steps = plan(ctx, inputs, found);
+    // The deliveries to judge are read (parsed from their files, or their kept rows) and their
+    // verdicts worked out up to `duplicate_line` on a thread of their own, one delivery ahead
+    // of the judging, which settles the duplicates against the keys accepted before (a
+    // rendezvous channel: at most one prepared delivery waits).
+    let ahead: Vec<(&DeliveryInput, bool)> = inputs
         .iter()
-        .zip(&found)
-        .filter(|(_, f)| !f.same_files)
-        .map(|(input, _)| input)
+        .zip(&steps)
+        .filter_map(|(input, step)| match step.kind {
+            Kind::JudgeKept => Some((input, false)),
+            Kind::Parse => Some((input, true)),
+            Kind::Reuse | Kind::CarryOrJudge => None,
+        })
         .collect();
     std::thread::scope(|s| {
-        let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel(0);
+        let (ahead_tx, ahead_rx) = std::sync::mpsc::sync_channel(0);
         s.spawn(move || {
-            for input in to_parse {
-                let parsed = parse_files(input);
-                let failed = parsed.is_err();
-                // The judging stopped (an error of its own): nothing more to parse.
-                if parsed_tx.send(parsed).is_err() || failed {
+            for (input, parse) in ahead {
+                let read = read_ahead(ctx, input, parse);
+                let failed = read.is_err();
+                // The judging stopped (an error of its own): nothing more to read.
+                if ahead_tx.send(read).is_err() || failed {
                     break;
                 }
             }
         });
-        judge_in_order(ctx, inputs, found, staging, &parsed_rx)
+        judge_in_order(ctx, inputs, steps, staging, &ahead_rx)
     })
 }
 
@@ -332,17 +339,126 @@ fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
     })
 }
 
-type ParsedFiles = Result<(DataFrame, Vec<extract::FileRead>)>;
+/// What a delivery needs, known before any delivery is judged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// The published partition's judgement is this run's: reused as it is.
+    Reuse,
+    /// A dependency changed, but not in anything these rows ask about: carried over when the
+    /// keys accepted before are the same, judged again from the kept rows otherwise.
+    CarryOrJudge,
+    /// Judged again from the kept rows.
+    JudgeKept,
+    /// Parsed from its files and judged.
+    Parse,
+}
+
+/// One delivery's step in [`update`].
+struct Step {
+    found: Found,
+    depends: Depends,
+    judgement: String,
+    /// What the kept rows ask, for a partition whose files are the same.
+    kept_asks: Option<Asks>,
+    /// The answers to `kept_asks`.
+    answers: Option<String>,
+    kind: Kind,
+}
+
+/// The judgement each delivery calls for, and what it needs. A judgement hash depends on the
+/// delivery's files and on the roster, rates, program.toml and the previous delivery's
+/// judgement hash, so the whole chain is known from the files alone.
+fn plan(ctx: &Context, inputs: &[DeliveryInput], found: Vec<Found>) -> Vec<Step> {
+    let mut previous: Option<String> = None;
+    inputs
+        .iter()
+        .zip(found)
+        .map(|(input, found)| {
+            let depends = Depends {
+                roster: ctx.roster_sha.clone(),
+                fx_rates: ctx.fx_sha.clone(),
+                program: ctx.program_sha.clone(),
+                previous: previous.clone(),
+            };
+            let identity: Vec<(&str, &str)> = found
+                .files
+                .iter()
+                .map(|f| (f.name.as_str(), f.sha256.as_str()))
+                .collect();
+            let judgement = sha256_bytes(
+                serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
+                    .expect("serialisable")
+                    .as_bytes(),
+            );
+            previous = Some(judgement.clone());
+            // What the rows ask of the lookups is kept with the partition; it is learned again
+            // only when the files are parsed again.
+            let kept_asks = if found.same_files {
+                read_asks(&ctx.output.join(partition_rel(input.month)))
+            } else {
+                None
+            };
+            let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
+            let kind = match &found.existing {
+                Some(meta) if meta.judgement == judgement => Kind::Reuse,
+                // (`answers` is known only for a partition whose files are the same.)
+                Some(meta) if answers.as_ref() == Some(&meta.answers) => Kind::CarryOrJudge,
+                _ if found.same_files => Kind::JudgeKept,
+                _ => Kind::Parse,
+            };
+            Step {
+                found,
+                depends,
+                judgement,
+                kept_asks,
+                answers,
+                kind,
+            }
+        })
+        .collect()
+}
+
+/// A delivery to judge, read and prepared ahead of the judging.
+struct Ahead {
+    parsed: DataFrame,
+    /// Per file, when the files were parsed (rather than the kept rows read).
+    reads: Option<Vec<extract::FileRead>>,
+    /// What the rows ask, when they were parsed.
+    asks: Option<Asks>,
+    prepared: judge::Prepared,
+}
+
+/// Reads a delivery to judge: its files when `parse`, else the published partition's kept
+/// rows; and works out its verdicts up to `duplicate_line`.
+fn read_ahead(ctx: &Context, input: &DeliveryInput, parse: bool) -> Result<Ahead> {
+    let started = Instant::now();
+    let (parsed, reads, asks) = if parse {
+        let (parsed, reads) = parse_files(input)?;
+        let asks = Asks::of(&parsed)?;
+        (parsed, Some(reads), Some(asks))
+    } else {
+        let kept = ctx.output.join(partition_rel(input.month)).join(PARSED);
+        (scan(&kept)?.collect()?, None, None)
+    };
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: rows read");
+    let prepared = judge::prepare(&parsed, ctx.lookups)?;
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: verdicts prepared");
+    Ok(Ahead {
+        parsed,
+        reads,
+        asks,
+        prepared,
+    })
+}
 
 fn judge_in_order(
     ctx: &Context,
     inputs: &[DeliveryInput],
-    found: Vec<Found>,
+    steps: Vec<Step>,
     staging: &Staging,
-    parsed_rx: &std::sync::mpsc::Receiver<ParsedFiles>,
+    ahead_rx: &std::sync::mpsc::Receiver<Result<Ahead>>,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut previous: Option<String> = None;
     let mut earlier_keys: Option<String> = None;
     // Keys accepted by the deliveries so far, loaded when a delivery needs judging.
     let mut prior: Option<PriorKeys> = None;
@@ -353,41 +469,26 @@ fn judge_in_order(
     std::thread::scope(|scope| -> Result<Vec<Outcome>> {
         let mut writing: Option<Writing<'_>> = None;
         let judged = (|| -> Result<Vec<Outcome>> {
-            for (input, found) in inputs.iter().zip(found) {
+            for (input, step) in inputs.iter().zip(steps) {
                 progress.set_message(input.month.to_string());
                 let started = Instant::now();
-                let Found {
-                    mut files,
-                    existing,
-                    same_files,
-                } = found;
-                let depends = Depends {
-                    roster: ctx.roster_sha.clone(),
-                    fx_rates: ctx.fx_sha.clone(),
-                    program: ctx.program_sha.clone(),
-                    previous: previous.clone(),
-                };
-                let identity: Vec<(String, String)> = files
-                    .iter()
-                    .map(|f| (f.name.clone(), f.sha256.clone()))
-                    .collect();
-                let judgement = sha256_bytes(
-                    serde_json::to_string(&(FORMAT, input.month.to_string(), &identity, &depends))
-                        .expect("serialisable")
-                        .as_bytes(),
-                );
+                let Step {
+                    found:
+                        Found {
+                            mut files,
+                            existing,
+                            same_files,
+                        },
+                    depends,
+                    judgement,
+                    kept_asks,
+                    answers,
+                    kind,
+                } = step;
                 let published = ctx.output.join(partition_rel(input.month));
-                // What the rows ask of the lookups is kept with the partition; it is learned again
-                // only when the files are parsed again.
-                let kept_asks = if same_files {
-                    read_asks(&published)
-                } else {
-                    None
-                };
-                let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
 
-                let outcome = match existing {
-                    Some(meta) if meta.judgement == judgement => {
+                let outcome = match (kind, existing) {
+                    (Kind::Reuse, Some(meta)) => {
                         let outcome = Outcome {
                             meta,
                             month: input.month,
@@ -402,11 +503,7 @@ fn judge_in_order(
                         }
                         outcome
                     }
-                    // (`answers` is known only for a partition whose files are the same.)
-                    Some(mut meta)
-                        if answers.as_ref() == Some(&meta.answers)
-                            && meta.earlier_keys == earlier_keys =>
-                    {
+                    (Kind::CarryOrJudge, Some(mut meta)) if meta.earlier_keys == earlier_keys => {
                         // A dependency changed, but not in anything these rows ask about (a new month
                         // of rates, a renamed partner, another requirement), and the earlier keys are
                         // the same: judging again gives the same rows, so they are carried over.
@@ -432,41 +529,51 @@ fn judge_in_order(
                         }
                         outcome
                     }
-                    existing => {
+                    (kind, existing) => {
                         let dir = staging.path(&partition_rel(input.month))?;
                         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
                         if prior.is_none() {
                             prior = Some(accepted_keys(&outcomes)?);
                         }
                         let prior = prior.as_mut().expect("loaded above");
-                        let mut unknown_columns = Vec::new();
-                        let (parsed_df, newly_parsed) = if same_files {
-                            let kept = published.join(PARSED);
-                            link(&kept, &dir.join(PARSED))?;
-                            for (f, old) in files
-                                .iter_mut()
-                                .zip(&existing.as_ref().expect("same files").files)
-                            {
-                                f.rows = old.rows;
-                            }
-                            (scan(&kept)?.collect()?, false)
-                        } else {
-                            let (parsed, reads) = parsed_rx
+                        let Ahead {
+                            parsed: parsed_df,
+                            reads,
+                            asks,
+                            prepared,
+                        } = match kind {
+                            Kind::JudgeKept | Kind::Parse => ahead_rx
                                 .recv()
-                                .map_err(|e| Error::internal("parsing deliveries", e))??;
-                            for (f, read) in files.iter_mut().zip(reads) {
-                                f.rows = read.rows;
-                                if !read.unknown_columns.is_empty() {
-                                    unknown_columns.push((read.name, read.unknown_columns));
+                                .map_err(|e| Error::internal("reading deliveries", e))??,
+                            // The earlier keys changed: judged again here.
+                            _ => read_ahead(ctx, input, false)?,
+                        };
+                        let mut unknown_columns = Vec::new();
+                        let newly_parsed = match reads {
+                            Some(reads) => {
+                                for (f, read) in files.iter_mut().zip(reads) {
+                                    f.rows = read.rows;
+                                    if !read.unknown_columns.is_empty() {
+                                        unknown_columns.push((read.name, read.unknown_columns));
+                                    }
                                 }
+                                true
                             }
-                            debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: files parsed");
-                            (parsed, true)
+                            None => {
+                                debug_assert!(same_files);
+                                link(&published.join(PARSED), &dir.join(PARSED))?;
+                                for (f, old) in files
+                                    .iter_mut()
+                                    .zip(&existing.as_ref().expect("same files").files)
+                                {
+                                    f.rows = old.rows;
+                                }
+                                false
+                            }
                         };
-                        let asks = match kept_asks {
-                            Some(asks) => asks,
-                            None => Asks::of(&parsed_df)?,
-                        };
+                        let asks = asks
+                            .or(kept_asks)
+                            .expect("kept rows come with their asks, parsed ones with new");
                         write_json(&asks, &dir, ASKS)?;
                         // Newly parsed rows are kept (on the other core) while they are judged.
                         let keeping = newly_parsed.then(|| {
@@ -474,7 +581,7 @@ fn judge_in_order(
                             let path = dir.join(PARSED);
                             scope.spawn(move || write_parquet(&mut df, &path))
                         });
-                        let judged = judge::judge(&parsed_df, input.month, ctx.lookups, prior)?;
+                        let judged = judge::settle(&parsed_df, prepared, input.month, prior)?;
                         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
                         let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
                         prior.add(judged.accepted.clone().lazy())?;
@@ -540,7 +647,6 @@ fn judge_in_order(
                     }
                 );
                 debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
-                previous = Some(judgement);
                 earlier_keys = Some(outcome.meta.keys.clone());
                 outcomes.push(outcome);
                 progress.inc(1);

@@ -233,20 +233,22 @@ const VERDICT_INPUTS: [&str; 11] = [
     "rev",
 ];
 
-/// Judges `parsed` (delivery `delivery`, rows in `seq` order) given the keys accepted by
-/// earlier deliveries.
+/// The verdicts of a delivery's rows before the keys accepted earlier are looked at: for each
+/// row in `seq` order, the first reason that applies short of `duplicate_line` (null for a
+/// row still standing), its line key, USD rate, canonical OMLP type and category. It depends on
+/// the rows and the lookups alone, so it can be worked out ahead of the deliveries before it.
+pub struct Prepared {
+    verdicts: DataFrame,
+}
+
+/// Works out the verdicts of `parsed` (rows in `seq` order) up to `duplicate_line`.
 ///
-/// The verdict (reason, rate, canonical OMLP type, category) is worked out on the few columns
-/// it reads and then set beside the parsed rows, so the joins and the sort move those columns
-/// only, not the raw values every row keeps for the rejected file.
-pub fn judge(
-    parsed: &DataFrame,
-    delivery: Month,
-    lookups: &Lookups,
-    prior: &PriorKeys,
-) -> PolarsResult<Judged> {
+/// The verdict is worked out on the few columns it reads and then set beside the parsed rows
+/// (by [`settle`]), so the joins and the sort move those columns only, not the raw values every
+/// row keeps for the rejected file.
+pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Prepared> {
     let keys = |names: &[&str]| names.iter().map(|n| col(*n)).collect::<Vec<_>>();
-    let mut lf = parsed
+    let lf = parsed
         .clone()
         .lazy()
         .select(keys(&VERDICT_INPUTS))
@@ -272,27 +274,6 @@ pub fn judge(
             keys(&["month_index", "ccy"]),
             left(),
         );
-    let seen_before = if prior.is_empty() {
-        lit(false)
-    } else {
-        // Of the (many) keys accepted earlier, only those this delivery carries matter: a
-        // semi join probes them against this delivery's keys.
-        let current = lf.clone().select([col("line_key")]).drop_nulls(None);
-        let seen = prior
-            .keys
-            .clone()
-            .lazy()
-            .join(
-                current,
-                [col("key")],
-                [col("line_key")],
-                JoinArgs::new(JoinType::Semi),
-            )
-            .unique(None, UniqueKeepStrategy::Any)
-            .with_column(lit(true).alias("prior"));
-        lf = lf.join(seen, [col("line_key")], [col("key")], left());
-        col("prior").fill_null(lit(false))
-    };
     let rate = when(col("ccy").eq(lit("USD")))
         .then(lit(1.0))
         .otherwise(col("rate"));
@@ -310,17 +291,80 @@ pub fn judge(
         .then(lit("sign_mismatch"))
         .when(col("usd_rate").is_null())
         .then(lit("no_fx_rate"))
-        .when(seen_before)
-        .then(lit("duplicate_line"))
         .otherwise(lit(NULL).cast(DataType::String));
-    // Within the delivery the first copy of a key among the rows still standing wins.
+    let verdicts = lf
+        .with_column(rate.alias("usd_rate"))
+        .with_column(reason.alias("reason"))
+        .sort(["seq"], SortMultipleOptions::default())
+        .select([
+            col("reason"),
+            col("usd_rate"),
+            col("omlp_canonical"),
+            col("category"),
+            col("line_key"),
+            col("seq"),
+        ])
+        .collect()?;
+    Ok(Prepared { verdicts })
+}
+
+/// Judges `parsed` (delivery `delivery`, rows in `seq` order) given the keys accepted by
+/// earlier deliveries: [`prepare`] then [`settle`].
+pub fn judge(
+    parsed: &DataFrame,
+    delivery: Month,
+    lookups: &Lookups,
+    prior: &PriorKeys,
+) -> PolarsResult<Judged> {
+    settle(parsed, prepare(parsed, lookups)?, delivery, prior)
+}
+
+/// Completes the verdicts `prepared` of `parsed` with `duplicate_line`, given the keys
+/// accepted by earlier deliveries, and splits the rows into accepted and rejected.
+pub fn settle(
+    parsed: &DataFrame,
+    prepared: Prepared,
+    delivery: Month,
+    prior: &PriorKeys,
+) -> PolarsResult<Judged> {
+    let lf = prepared.verdicts.lazy();
+    let (lf, seen_before) = if prior.is_empty() {
+        (lf, lit(false))
+    } else {
+        // Of the (many) keys accepted earlier, only those this delivery carries matter: a
+        // semi join probes them against this delivery's keys.
+        let current = lf
+            .clone()
+            .filter(col("reason").is_null())
+            .select([col("line_key")]);
+        let seen = prior
+            .keys
+            .clone()
+            .lazy()
+            .join(
+                current,
+                [col("key")],
+                [col("line_key")],
+                JoinArgs::new(JoinType::Semi),
+            )
+            .unique(None, UniqueKeepStrategy::Any)
+            .with_column(lit(true).alias("prior"));
+        // The rows keep their order: the first copy of a key is the first in `seq` order.
+        let mut keep_order = JoinArgs::new(JoinType::Left);
+        keep_order.maintain_order = MaintainOrderJoin::Left;
+        let lf = lf.join(seen, [col("line_key")], [col("key")], keep_order);
+        (lf, col("prior").fill_null(lit(false)))
+    };
+    // A row still standing whose key was accepted before is a duplicate; within the delivery
+    // the first copy of a key among the rows still standing wins.
+    let reason = when(col("reason").is_null().and(seen_before))
+        .then(lit("duplicate_line"))
+        .otherwise(col("reason"));
     let standing_key = when(col("reason").is_null())
         .then(col("line_key"))
         .otherwise(lit(NULL).cast(DataType::String));
     let verdict = lf
-        .with_column(rate.alias("usd_rate"))
         .with_column(reason.alias("reason"))
-        .sort(["seq"], SortMultipleOptions::default())
         .with_column(standing_key.alias("standing_key"))
         .select([
             when(
