@@ -24,7 +24,9 @@ if [ ! -f "$work/input/.complete" ]; then
     "$bin/kpi-synth" --out "$work/input" --partners "$partners" --lines-per-delivery "$lines" --deliveries 13 --seed 1
     touch "$work/input/.complete"
 fi
-cp "$work/input/partners.csv" "$work/partners.orig.csv"
+# The roster as generated, kept once: case (c) changes the input's copy and puts it back.
+[ -f "$work/partners.orig.csv" ] || cp "$work/input/partners.csv" "$work/partners.orig.csv"
+cp "$work/partners.orig.csv" "$work/input/partners.csv"
 
 run() { # run NAME REFRESH: one refresh with JSON logs kept in $work/NAME.log
     "$bin/kpi-refresh" --log-format json run --refresh "$2" --force --max-reject-rate 0.2 \
