@@ -581,10 +581,10 @@ fn judge_in_order(
                             let path = dir.join(PARSED);
                             scope.spawn(move || write_parquet(&mut df, &path))
                         });
-                        let judged = judge::settle(&parsed_df, prepared, input.month, prior)?;
+                        let mut judged = judge::settle(&parsed_df, prepared, input.month, prior)?;
                         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
                         let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
-                        prior.add(judged.accepted.clone().lazy())?;
+                        prior.add_judged(std::mem::take(&mut judged.keys))?;
                         let mut rejected = BTreeMap::new();
                         for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
                             *rejected.entry(reason.to_string()).or_insert(0u64) += 1;

@@ -169,10 +169,12 @@ impl Asks {
     }
 }
 
-/// A delivery's judgement: accepted lines (normalised) and rejected rows (raw, with reason).
+/// A delivery's judgement: accepted lines (normalised) and rejected rows (raw, with reason),
+/// and the accepted lines' keys (see [`PriorKeys`]).
 pub struct Judged {
     pub accepted: DataFrame,
     pub rejected: DataFrame,
+    pub keys: DataFrame,
 }
 
 fn left() -> JoinArgs {
@@ -185,9 +187,35 @@ fn line_key(line: Expr, number: Expr) -> Expr {
     concat_str([line.cast(DataType::String), number], "|", false)
 }
 
-/// The keys accepted by earlier deliveries, as [`line_key`]s: one text column, built once per
-/// partition, so that probing it is a single-key semi join rather than one that encodes two
-/// columns of every earlier row again for every delivery judged.
+/// The seed of [`key_hashes`]: any fixed number, so that every call of a run agrees.
+const KEY_SEED: u64 = 0x6b70_692d_7265_6672;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to give every key the same hash, to show that equal hashes alone never
+    /// make a duplicate.
+    static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A 64-bit hash of each line key (null keys get a hash too, and are never probed).
+fn key_hashes(keys: &Column) -> PolarsResult<Column> {
+    let mut hashes = Vec::with_capacity(keys.len());
+    keys.str()?.vec_hash(
+        PlSeedableRandomStateQuality::seed_from_u64(KEY_SEED),
+        &mut hashes,
+    )?;
+    #[cfg(test)]
+    if COLLIDE.get() {
+        hashes.iter_mut().for_each(|h| *h = 0);
+    }
+    Ok(UInt64Chunked::from_vec("key_hash".into(), hashes).into_column())
+}
+
+/// The keys accepted by earlier deliveries: their [`line_key`]s (`key`) and the keys' 64-bit
+/// hashes (`hash`), built once per partition. A delivery probes the earlier keys by hash, a
+/// number, which costs a fraction of hashing millions of texts again for every delivery; the
+/// few keys whose hash matches are then compared as text, so a hash shared by two keys never
+/// makes a duplicate.
 pub struct PriorKeys {
     keys: DataFrame,
 }
@@ -195,10 +223,10 @@ pub struct PriorKeys {
 impl Default for PriorKeys {
     fn default() -> Self {
         PriorKeys {
-            keys: DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
-                "key".into(),
-                DataType::String,
-            )])),
+            keys: DataFrame::empty_with_schema(&Schema::from_iter([
+                Field::new("key".into(), DataType::String),
+                Field::new("hash".into(), DataType::UInt64),
+            ])),
         }
     }
 }
@@ -206,9 +234,17 @@ impl Default for PriorKeys {
 impl PriorKeys {
     /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
     pub fn add(&mut self, accepted: LazyFrame) -> PolarsResult<()> {
-        let keys = accepted
+        let mut keys = accepted
             .select([line_key(col("invoice_line"), col("invoice_number")).alias("key")])
             .collect()?;
+        let hashes = key_hashes(keys.column("key")?)?.with_name("hash".into());
+        keys.with_column(hashes)?;
+        self.keys.vstack_mut_owned(keys)?;
+        Ok(())
+    }
+
+    /// Adds the keys of a judgement (its [`Judged::keys`]).
+    pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
         self.keys.vstack_mut_owned(keys)?;
         Ok(())
     }
@@ -305,6 +341,9 @@ pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Prepared> 
             col("seq"),
         ])
         .collect()?;
+    let hashes = key_hashes(verdicts.column("line_key")?)?;
+    let mut verdicts = verdicts;
+    verdicts.with_column(hashes)?;
     Ok(Prepared { verdicts })
 }
 
@@ -332,21 +371,23 @@ pub fn settle(
         (lf, lit(false))
     } else {
         // Of the (many) keys accepted earlier, only those this delivery carries matter: a
-        // semi join probes them against this delivery's keys.
+        // semi join probes their hashes against this delivery's, and the rows are then
+        // matched with the few keys found by text.
         let current = lf
             .clone()
             .filter(col("reason").is_null())
-            .select([col("line_key")]);
+            .select([col("key_hash")]);
         let seen = prior
             .keys
             .clone()
             .lazy()
             .join(
                 current,
-                [col("key")],
-                [col("line_key")],
+                [col("hash")],
+                [col("key_hash")],
                 JoinArgs::new(JoinType::Semi),
             )
+            .select([col("key")])
             .unique(None, UniqueKeepStrategy::Any)
             .with_column(lit(true).alias("prior"));
         // The rows keep their order: the first copy of a key is the first in `seq` order.
@@ -378,6 +419,8 @@ pub fn settle(
             col("usd_rate"),
             col("omlp_canonical"),
             col("category"),
+            col("line_key"),
+            col("key_hash"),
             col("seq"),
         ])
         .collect()?;
@@ -389,7 +432,17 @@ pub fn settle(
             parsed.height()
         ));
     }
-    let judged = parsed.hstack(&verdict.columns()[..verdict.width() - 1])?;
+    let keys = verdict
+        .clone()
+        .lazy()
+        .filter(col("reason").is_null())
+        .select([col("line_key").alias("key"), col("key_hash").alias("hash")])
+        .collect()?;
+    let judged = parsed.hstack(
+        verdict
+            .select(["reason", "usd_rate", "omlp_canonical", "category"])?
+            .columns(),
+    )?;
 
     let delivery = lit(delivery.to_string()).alias("delivery");
     let accepted = judged
@@ -432,13 +485,19 @@ pub fn settle(
         .filter(col("reason").is_not_null())
         .select(rejected_columns)
         .collect()?;
-    Ok(Judged { accepted, rejected })
+    Ok(Judged {
+        accepted,
+        rejected,
+        keys,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ingest::extract::Parsed;
+    use crate::ingest::fx::FxRates;
+    use crate::ingest::roster::Roster;
 
     #[test]
     fn asks_are_the_distinct_values_sorted_with_omlp_types_lowered_as_judging_does() {
@@ -537,6 +596,79 @@ mod tests {
             asks.rates,
             [(sep, "EUR".to_string()), (oct, "USD".to_string())]
         );
+    }
+
+    fn parsed(delivery: Month, rows: &[(&str, &str)]) -> DataFrame {
+        let mut parsed = Parsed::new("f.csv", rows.len());
+        let date = format!("{delivery}-03");
+        for (i, (number, line)) in rows.iter().enumerate() {
+            let cells = [
+                *number, *line, &date, "Invoice", "P1", "MOC", "Kit", "1", "1", "USD",
+            ];
+            parsed.push(i as u32 + 2, cells, [false; 10], delivery);
+        }
+        parsed.into_frame().unwrap()
+    }
+
+    fn lookups() -> Lookups {
+        let dir = tempfile::tempdir().unwrap();
+        let roster = dir.path().join("partners.csv");
+        std::fs::write(
+            &roster,
+            "partner_id,partner_name,country,enrollment,competency,enrolled_on,mct_count,exams_met,performance_commitment,action_pack_active\n\
+             P1,One,SE,none,,,0,no,no,no\n",
+        )
+        .unwrap();
+        let fx = dir.path().join("fx.csv");
+        std::fs::write(&fx, "month,currency,usd_per_unit\n").unwrap();
+        let program = Program::parse("[kpi_categories]\ncourseware = [\"MOC\"]").unwrap();
+        Lookups::new(
+            &program,
+            &Roster::load(&roster).unwrap(),
+            &FxRates::load(&fx).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The reasons of a second delivery's rows, given the keys the first accepted.
+    fn second_reasons() -> Vec<Option<String>> {
+        let lookups = lookups();
+        let (sep, oct) = ("2026-09".parse().unwrap(), "2026-10".parse().unwrap());
+        let first = parsed(sep, &[("A", "1"), ("B", "1"), ("B", "2")]);
+        let first = judge(&first, sep, &lookups, &PriorKeys::default()).unwrap();
+        let mut prior = PriorKeys::default();
+        prior.add_judged(first.keys).unwrap();
+        // "1|B" was accepted before; "2|A", "1|C" were not ("2|A" shares a number, "1|C" a line).
+        let rows = [("B", "1"), ("A", "2"), ("C", "1"), ("C", "1"), ("A", "1")];
+        let second = judge(&parsed(oct, &rows), oct, &lookups, &prior).unwrap();
+        let mut reasons: Vec<(i64, Option<String>)> = Vec::new();
+        let rows_of = |df: &DataFrame| {
+            df.column("source_row")
+                .unwrap()
+                .cast(&DataType::Int64)
+                .unwrap()
+        };
+        for row in rows_of(&second.accepted).i64().unwrap().iter() {
+            reasons.push((row.unwrap(), None));
+        }
+        let rejected = &second.rejected;
+        let why = rejected.column("reason").unwrap().str().unwrap().clone();
+        for (row, reason) in rows_of(rejected).i64().unwrap().iter().zip(why.iter()) {
+            reasons.push((row.unwrap(), reason.map(String::from)));
+        }
+        reasons.sort();
+        reasons.into_iter().map(|(_, r)| r).collect()
+    }
+
+    #[test]
+    fn earlier_keys_are_matched_by_text_even_when_every_hash_is_the_same() {
+        let dup = Some("duplicate_line".to_string());
+        let expected = vec![dup.clone(), None, None, dup.clone(), dup];
+        assert_eq!(second_reasons(), expected);
+        COLLIDE.set(true);
+        let colliding = second_reasons();
+        COLLIDE.set(false);
+        assert_eq!(colliding, expected);
     }
 
     /// The asks as polars queries (distinct, sorted): the reference the hash sets must match.
