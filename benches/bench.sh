@@ -17,7 +17,8 @@ bin="$CARGO_TARGET_DIR/release"
 scale="${1:-1}"
 partners="${PARTNERS:-20000}"
 lines=$((500000 * scale))
-work="${BENCH_DIR:-/var/tmp/kpi-refresh-bench}/p${partners}-l${lines}"
+# The generator's version is part of the folder's name: a changed generator writes anew.
+work="${BENCH_DIR:-/var/tmp/kpi-refresh-bench}/g2-p${partners}-l${lines}"
 
 if [ ! -f "$work/input/.complete" ]; then
     rm -rf "$work" && mkdir -p "$work"

@@ -251,7 +251,7 @@ fn main() -> std::io::Result<()> {
                 ];
                 // About 1% bad rows, of every kind.
                 if rng.below(100) == 0 {
-                    match rng.below(10) {
+                    match rng.below(11) {
                         0 => fields[9].clear(),
                         1 => fields[1] = "0".into(),
                         2 => fields[2] = format!("{}-02-30", delivery.year()),
@@ -261,7 +261,12 @@ fn main() -> std::io::Result<()> {
                         6 => fields[4] = "9999999".into(),
                         7 => fields[5] = "Webinar".into(),
                         8 => fields[7] = format!("-{}", fields[7].trim_start_matches('-')),
-                        _ => fields[0] = format!("INV-{:09}", invoice.saturating_sub(1)),
+                        9 => fields[0] = format!("INV-{:09}", invoice.saturating_sub(1)),
+                        // A line of an earlier delivery, sent again.
+                        _ => {
+                            fields[0] = format!("INV-{:09}", invoice.saturating_sub(250_000));
+                            fields[1] = "1".into();
+                        }
                     }
                 }
                 line.clear();

@@ -187,7 +187,7 @@ fn line_key(line: Expr, number: Expr) -> Expr {
     concat_str([line.cast(DataType::String), number], "|", false)
 }
 
-/// The seed of [`key_hashes`]: any fixed number, so that every call of a run agrees.
+/// The seed of [`key_hashes`]: any fixed number, so that every call agrees.
 const KEY_SEED: u64 = 0x6b70_692d_7265_6672;
 
 #[cfg(test)]
@@ -197,13 +197,13 @@ thread_local! {
     static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// A 64-bit hash of each line key (null keys get a hash too, and are never probed).
-fn key_hashes(keys: &Column) -> PolarsResult<Column> {
-    let mut hashes = Vec::with_capacity(keys.len());
-    keys.str()?.vec_hash(
-        PlSeedableRandomStateQuality::seed_from_u64(KEY_SEED),
-        &mut hashes,
-    )?;
+/// A 64-bit hash of each line's key, (`invoice_number`, `invoice_line`): the same in every call
+/// of a run. Lines without a key get a hash too; they are never standing, so never probed.
+fn key_hashes(number: &Column, line: &Column) -> PolarsResult<Column> {
+    let state = PlSeedableRandomStateQuality::seed_from_u64(KEY_SEED);
+    let mut hashes = Vec::with_capacity(number.len());
+    number.str()?.vec_hash(state.clone(), &mut hashes)?;
+    line.i64()?.vec_hash_combine(state, &mut hashes)?;
     #[cfg(test)]
     if COLLIDE.get() {
         hashes.iter_mut().for_each(|h| *h = 0);
@@ -211,46 +211,78 @@ fn key_hashes(keys: &Column) -> PolarsResult<Column> {
     Ok(UInt64Chunked::from_vec("key_hash".into(), hashes).into_column())
 }
 
-/// The keys accepted by earlier deliveries: their [`line_key`]s (`key`) and the keys' 64-bit
-/// hashes (`hash`), built once per partition. A delivery probes the earlier keys by hash, a
-/// number, which costs a fraction of hashing millions of texts again for every delivery; the
-/// few keys whose hash matches are then compared as text, so a hash shared by two keys never
-/// makes a duplicate.
+/// The keys accepted by earlier deliveries, (`invoice_number`, `invoice_line`), with their
+/// 64-bit hashes (`hash`), and the set of those hashes, kept up to date as deliveries are
+/// judged.
+///
+/// A delivery probes the set with its own keys' hashes; the few keys whose hash is found are
+/// then compared as text with the earlier keys of the same hash, so a hash shared by two keys
+/// never makes a duplicate. The set is kept by hand because a polars join (or `is_in`) builds
+/// its hash table anew for every query: with millions of earlier keys that build, not the
+/// probe, was the cost of judging each delivery.
 pub struct PriorKeys {
     keys: DataFrame,
+    hashes: PlHashSet<u64>,
 }
 
 impl Default for PriorKeys {
     fn default() -> Self {
         PriorKeys {
             keys: DataFrame::empty_with_schema(&Schema::from_iter([
-                Field::new("key".into(), DataType::String),
+                Field::new("invoice_number".into(), DataType::String),
+                Field::new("invoice_line".into(), DataType::Int64),
                 Field::new("hash".into(), DataType::UInt64),
             ])),
+            hashes: PlHashSet::default(),
         }
     }
 }
 
 impl PriorKeys {
+    /// Room for `n` more keys.
+    pub fn reserve(&mut self, n: usize) {
+        self.hashes.reserve(n);
+    }
+
     /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
     pub fn add(&mut self, accepted: LazyFrame) -> PolarsResult<()> {
         let mut keys = accepted
-            .select([line_key(col("invoice_line"), col("invoice_number")).alias("key")])
+            .select([col("invoice_number"), col("invoice_line")])
             .collect()?;
-        let hashes = key_hashes(keys.column("key")?)?.with_name("hash".into());
-        keys.with_column(hashes)?;
-        self.keys.vstack_mut_owned(keys)?;
-        Ok(())
+        let hashes = key_hashes(keys.column("invoice_number")?, keys.column("invoice_line")?)?;
+        keys.with_column(hashes.with_name("hash".into()))?;
+        self.add_judged(keys)
     }
 
     /// Adds the keys of a judgement (its [`Judged::keys`]).
     pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
+        self.hashes
+            .extend(keys.column("hash")?.u64()?.into_no_null_iter());
         self.keys.vstack_mut_owned(keys)?;
         Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
         self.keys.height() == 0
+    }
+
+    /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
+    fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
+        let found: Vec<u64> = hashes
+            .u64()?
+            .iter()
+            .flatten()
+            .filter(|h| self.hashes.contains(h))
+            .collect();
+        if found.is_empty() {
+            return Ok(self.keys.clear());
+        }
+        let found = Series::new("found".into(), found);
+        self.keys
+            .clone()
+            .lazy()
+            .filter(col("hash").is_in(lit(found).implode(false), false))
+            .collect()
     }
 }
 
@@ -338,10 +370,15 @@ pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Prepared> 
             col("omlp_canonical"),
             col("category"),
             col("line_key"),
+            col("invoice_number"),
+            col("line_no"),
             col("seq"),
         ])
         .collect()?;
-    let hashes = key_hashes(verdicts.column("line_key")?)?;
+    let hashes = key_hashes(
+        verdicts.column("invoice_number")?,
+        verdicts.column("line_no")?,
+    )?;
     let mut verdicts = verdicts;
     verdicts.with_column(hashes)?;
     Ok(Prepared { verdicts })
@@ -366,28 +403,24 @@ pub fn settle(
     delivery: Month,
     prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
-    let lf = prepared.verdicts.lazy();
+    let lf = prepared.verdicts.clone().lazy();
     let (lf, seen_before) = if prior.is_empty() {
         (lf, lit(false))
     } else {
-        // Of the (many) keys accepted earlier, only those this delivery carries matter: a
-        // semi join probes their hashes against this delivery's, and the rows are then
-        // matched with the few keys found by text.
-        let current = lf
-            .clone()
-            .filter(col("reason").is_null())
-            .select([col("key_hash")]);
-        let seen = prior
-            .keys
+        // Of the (many) keys accepted earlier, only those this delivery carries matter: the
+        // earlier keys sharing a hash with a standing row's key, which the rows are then
+        // matched with by text.
+        let standing = prepared
+            .verdicts
             .clone()
             .lazy()
-            .join(
-                current,
-                [col("hash")],
-                [col("key_hash")],
-                JoinArgs::new(JoinType::Semi),
-            )
-            .select([col("key")])
+            .filter(col("reason").is_null())
+            .select([col("key_hash")])
+            .collect()?;
+        let seen = prior
+            .sharing_a_hash(standing.column("key_hash")?)?
+            .lazy()
+            .select([line_key(col("invoice_line"), col("invoice_number")).alias("key")])
             .unique(None, UniqueKeepStrategy::Any)
             .with_column(lit(true).alias("prior"));
         // The rows keep their order: the first copy of a key is the first in `seq` order.
@@ -419,7 +452,8 @@ pub fn settle(
             col("usd_rate"),
             col("omlp_canonical"),
             col("category"),
-            col("line_key"),
+            col("invoice_number"),
+            col("line_no"),
             col("key_hash"),
             col("seq"),
         ])
@@ -436,7 +470,11 @@ pub fn settle(
         .clone()
         .lazy()
         .filter(col("reason").is_null())
-        .select([col("line_key").alias("key"), col("key_hash").alias("hash")])
+        .select([
+            col("invoice_number"),
+            col("line_no").alias("invoice_line"),
+            col("key_hash").alias("hash"),
+        ])
         .collect()?;
     let judged = parsed.hstack(
         verdict
