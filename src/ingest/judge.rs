@@ -212,17 +212,21 @@ fn key_hashes(number: &Column, line: &Column) -> PolarsResult<Column> {
 }
 
 /// The keys accepted by earlier deliveries, (`invoice_number`, `invoice_line`), with their
-/// 64-bit hashes (`hash`), and the set of those hashes, kept up to date as deliveries are
+/// 64-bit hashes (`hash`), and an index from hash to row, kept up to date as deliveries are
 /// judged.
 ///
-/// A delivery probes the set with its own keys' hashes; the few keys whose hash is found are
-/// then compared as text with the earlier keys of the same hash, so a hash shared by two keys
-/// never makes a duplicate. The set is kept by hand because a polars join (or `is_in`) builds
-/// its hash table anew for every query: with millions of earlier keys that build, not the
+/// A delivery looks its own keys' hashes up in the index; the few earlier keys found are then
+/// compared as text with the delivery's, so a hash shared by two keys never makes a duplicate.
+/// The index is kept by hand because a polars join (or `is_in`) builds its hash table anew for
+/// every query: with millions of earlier keys that build (or a scan of them all), not the
 /// probe, was the cost of judging each delivery.
 pub struct PriorKeys {
     keys: DataFrame,
-    hashes: PlHashSet<u64>,
+    /// Hash -> the row of the first earlier key with that hash.
+    rows: PlHashMap<u64, IdxSize>,
+    /// Rows of later earlier keys with a hash already in `rows` (distinct keys whose hashes
+    /// collide: almost never any).
+    shared: Vec<(u64, IdxSize)>,
 }
 
 impl Default for PriorKeys {
@@ -233,7 +237,8 @@ impl Default for PriorKeys {
                 Field::new("invoice_line".into(), DataType::Int64),
                 Field::new("hash".into(), DataType::UInt64),
             ])),
-            hashes: PlHashSet::default(),
+            rows: PlHashMap::default(),
+            shared: Vec::new(),
         }
     }
 }
@@ -241,7 +246,7 @@ impl Default for PriorKeys {
 impl PriorKeys {
     /// Room for `n` more keys.
     pub fn reserve(&mut self, n: usize) {
-        self.hashes.reserve(n);
+        self.rows.reserve(n);
     }
 
     /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
@@ -256,8 +261,14 @@ impl PriorKeys {
 
     /// Adds the keys of a judgement (its [`Judged::keys`]).
     pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
-        self.hashes
-            .extend(keys.column("hash")?.u64()?.into_no_null_iter());
+        let first = self.keys.height() as IdxSize;
+        for (i, hash) in keys.column("hash")?.u64()?.into_no_null_iter().enumerate() {
+            let row = first + i as IdxSize;
+            if let Some(earlier) = self.rows.insert(hash, row) {
+                self.rows.insert(hash, earlier);
+                self.shared.push((hash, row));
+            }
+        }
         self.keys.vstack_mut_owned(keys)?;
         Ok(())
     }
@@ -268,21 +279,14 @@ impl PriorKeys {
 
     /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
     fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
-        let found: Vec<u64> = hashes
-            .u64()?
-            .iter()
-            .flatten()
-            .filter(|h| self.hashes.contains(h))
-            .collect();
-        if found.is_empty() {
-            return Ok(self.keys.clear());
+        let mut rows: Vec<IdxSize> = Vec::new();
+        for hash in hashes.u64()?.iter().flatten() {
+            if let Some(row) = self.rows.get(&hash) {
+                rows.push(*row);
+                rows.extend(self.shared.iter().filter(|s| s.0 == hash).map(|s| s.1));
+            }
         }
-        let found = Series::new("found".into(), found);
-        self.keys
-            .clone()
-            .lazy()
-            .filter(col("hash").is_in(lit(found).implode(false), false))
-            .collect()
+        self.keys.take(&IdxCa::from_vec("rows".into(), rows))
     }
 }
 
