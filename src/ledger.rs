@@ -8,9 +8,12 @@
 //! earlier partitions, through the previous partition's judgement hash), with digests of the
 //! answers those files gave to the rows' questions and of the keys accepted so far.
 //! [`update`] brings every delivery up to date, oldest first: an unchanged partition is reused;
-//! one whose dependencies changed is judged again: from its parsed rows, or, when the answers
-//! and the earlier keys are the same (a new month of rates, a renamed partner), by carrying its
-//! rows over, since judging them would give the same; one whose files changed is parsed again.
+//! one whose dependencies changed is judged again: when the answers and the earlier keys are
+//! the same (a new month of rates, a renamed partner), by carrying its rows over, since judging
+//! them would give the same; when only the roster's answers or the earlier keys changed (a
+//! partner joined or left), by difference from its published judgement
+//! ([`judge::rejudge`]); otherwise in full from its parsed rows. One whose files changed is
+//! parsed again.
 //! New partitions are staged and replace the old ones as a whole at commit.
 
 use std::collections::BTreeMap;
@@ -70,6 +73,11 @@ pub struct PartitionMeta {
     pub judgement: String,
     /// SHA-256 of the answers of roster, rates and program.toml to the rows' [`Asks`].
     pub answers: String,
+    /// SHA-256 of the answers of rates and program.toml alone (see
+    /// [`Lookups::rules_digest`]): while they hold, the partition is judged again by
+    /// difference. Absent in partitions written before it was kept.
+    #[serde(default)]
+    pub rules_answers: Option<String>,
     /// `keys` of the previous partition: the keys accepted before this one.
     pub earlier_keys: Option<String>,
     /// SHA-256 of the keys accepted by this and every earlier partition, in order.
@@ -137,6 +145,8 @@ pub struct Outcome {
     pub parsed: bool,
     /// Judged again with the same answers and earlier keys: the rows were carried over.
     pub carried_over: bool,
+    /// Judged again by difference from its published judgement (see [`judge::rejudge`]).
+    pub by_difference: bool,
     /// The partition folder to read: staged when judged, published otherwise.
     pub dir: PathBuf,
     /// Unknown columns per file, when parsed by this run.
@@ -290,20 +300,17 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
     // verdicts worked out up to `duplicate_line` on a thread of their own, one delivery ahead
     // of the judging, which settles the duplicates against the keys accepted before (a
     // rendezvous channel: at most one prepared delivery waits).
-    let ahead: Vec<(&DeliveryInput, bool)> = inputs
+    let ahead: Vec<(&DeliveryInput, Kind)> = inputs
         .iter()
         .zip(&steps)
-        .filter_map(|(input, step)| match step.kind {
-            Kind::JudgeKept => Some((input, false)),
-            Kind::Parse => Some((input, true)),
-            Kind::Reuse | Kind::CarryOrJudge => None,
-        })
+        .filter(|(_, step)| matches!(step.kind, Kind::JudgeKept | Kind::Parse | Kind::Rejudge))
+        .map(|(input, step)| (input, step.kind))
         .collect();
     std::thread::scope(|s| {
         let (ahead_tx, ahead_rx) = std::sync::mpsc::sync_channel(0);
         s.spawn(move || {
-            for (input, parse) in ahead {
-                let read = read_ahead(ctx, input, parse);
+            for (input, kind) in ahead {
+                let read = read_ahead(ctx, input, kind);
                 let failed = read.is_err();
                 // The judging stopped (an error of its own): nothing more to read.
                 if ahead_tx.send(read).is_err() || failed {
@@ -350,6 +357,9 @@ enum Kind {
     CarryOrJudge,
     /// Judged again from the kept rows.
     JudgeKept,
+    /// Judged again by difference from its earlier judgement: only the rules' answers are the
+    /// same (the roster's, or the earlier keys, may differ).
+    Rejudge,
     /// Parsed from its files and judged.
     Parse,
 }
@@ -400,10 +410,12 @@ fn plan(ctx: &Context, inputs: &[DeliveryInput], found: Vec<Found>) -> Vec<Step>
                 None
             };
             let answers = kept_asks.as_ref().map(|a| ctx.lookups.answers_digest(a));
+            let rules = kept_asks.as_ref().map(|a| ctx.lookups.rules_digest(a));
             let kind = match &found.existing {
                 Some(meta) if meta.judgement == judgement => Kind::Reuse,
                 // (`answers` is known only for a partition whose files are the same.)
                 Some(meta) if answers.as_ref() == Some(&meta.answers) => Kind::CarryOrJudge,
+                Some(meta) if rules.is_some() && meta.rules_answers == rules => Kind::Rejudge,
                 _ if found.same_files => Kind::JudgeKept,
                 _ => Kind::Parse,
             };
@@ -420,31 +432,45 @@ fn plan(ctx: &Context, inputs: &[DeliveryInput], found: Vec<Found>) -> Vec<Step>
 }
 
 /// A delivery to judge, read and prepared ahead of the judging.
-struct Ahead {
-    parsed: DataFrame,
-    /// Per file, when the files were parsed (rather than the kept rows read).
-    reads: Option<Vec<extract::FileRead>>,
-    /// What the rows ask, when they were parsed.
-    asks: Option<Asks>,
-    prepared: judge::Prepared,
+enum Ahead {
+    /// Its rows, parsed or kept, with their verdicts up to `duplicate_line`.
+    Rows {
+        parsed: DataFrame,
+        /// Per file, when the files were parsed (rather than the kept rows read).
+        reads: Option<Vec<extract::FileRead>>,
+        /// What the rows ask, when they were parsed.
+        asks: Option<Asks>,
+        prepared: judge::Prepared,
+    },
+    /// Its published judgement, to be judged again by difference.
+    Again(judge::Again),
 }
 
-/// Reads a delivery to judge: its files when `parse`, else the published partition's kept
-/// rows; and works out its verdicts up to `duplicate_line`.
-fn read_ahead(ctx: &Context, input: &DeliveryInput, parse: bool) -> Result<Ahead> {
+/// Reads a delivery to judge (`kind`): its files, its kept rows, or its published judgement
+/// and what changed since; and works out what needs no earlier key.
+fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Result<Ahead> {
     let started = Instant::now();
-    let (parsed, reads, asks) = if parse {
+    let published = ctx.output.join(partition_rel(input.month));
+    if kind != Kind::Parse && kind != Kind::JudgeKept {
+        let earlier = judge::Earlier {
+            accepted: scan(&published.join(ACCEPTED))?.collect()?,
+            rejected: scan(&published.join(REJECTED))?.collect()?,
+        };
+        let again = judge::prepare_again(scan(&published.join(PARSED))?, earlier, ctx.lookups)?;
+        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: differences prepared");
+        return Ok(Ahead::Again(again));
+    }
+    let (parsed, reads, asks) = if kind == Kind::Parse {
         let (parsed, reads) = parse_files(input)?;
         let asks = Asks::of(&parsed)?;
         (parsed, Some(reads), Some(asks))
     } else {
-        let kept = ctx.output.join(partition_rel(input.month)).join(PARSED);
-        (scan(&kept)?.collect()?, None, None)
+        (scan(&published.join(PARSED))?.collect()?, None, None)
     };
     debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: rows read");
     let prepared = judge::prepare(&parsed, ctx.lookups)?;
     debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: verdicts prepared");
-    Ok(Ahead {
+    Ok(Ahead::Rows {
         parsed,
         reads,
         asks,
@@ -478,7 +504,7 @@ fn judge_in_order(
                         Found {
                             mut files,
                             existing,
-                            same_files,
+                            same_files: _,
                         },
                     depends,
                     judgement,
@@ -496,6 +522,7 @@ fn judge_in_order(
                             judged: false,
                             parsed: false,
                             carried_over: false,
+                            by_difference: false,
                             dir: published,
                             unknown_columns: Vec::new(),
                         };
@@ -522,6 +549,7 @@ fn judge_in_order(
                             judged: true,
                             parsed: false,
                             carried_over: true,
+                            by_difference: false,
                             dir,
                             unknown_columns: Vec::new(),
                         };
@@ -537,52 +565,79 @@ fn judge_in_order(
                             prior = Some(accepted_keys(&outcomes)?);
                         }
                         let prior = prior.as_mut().expect("loaded above");
-                        let Ahead {
-                            parsed: parsed_df,
-                            reads,
-                            asks,
-                            prepared,
-                        } = match kind {
-                            Kind::JudgeKept | Kind::Parse => ahead_rx
+                        let mut unknown_columns = Vec::new();
+                        let kept_rows = |files: &mut Vec<SourceFile>| -> Result<()> {
+                            link(&published.join(PARSED), &dir.join(PARSED))?;
+                            for (f, old) in files
+                                .iter_mut()
+                                .zip(&existing.as_ref().expect("same files").files)
+                            {
+                                f.rows = old.rows;
+                            }
+                            Ok(())
+                        };
+                        let ahead = match kind {
+                            Kind::JudgeKept | Kind::Parse | Kind::Rejudge => ahead_rx
                                 .recv()
                                 .map_err(|e| Error::internal("reading deliveries", e))??,
-                            // The earlier keys changed: judged again here.
-                            _ => read_ahead(ctx, input, false)?,
+                            // The answers are the same but the earlier keys changed: judged
+                            // again by difference, here.
+                            _ => read_ahead(ctx, input, Kind::Rejudge)?,
                         };
-                        let mut unknown_columns = Vec::new();
-                        let newly_parsed = match reads {
-                            Some(reads) => {
-                                for (f, read) in files.iter_mut().zip(reads) {
-                                    f.rows = read.rows;
-                                    if !read.unknown_columns.is_empty() {
-                                        unknown_columns.push((read.name, read.unknown_columns));
+                        let by_difference = matches!(ahead, Ahead::Again(_));
+                        let (mut judged, asks, keeping, newly_parsed) = match ahead {
+                            Ahead::Rows {
+                                parsed: parsed_df,
+                                reads,
+                                asks,
+                                prepared,
+                            } => {
+                                let newly_parsed = match reads {
+                                    Some(reads) => {
+                                        for (f, read) in files.iter_mut().zip(reads) {
+                                            f.rows = read.rows;
+                                            if !read.unknown_columns.is_empty() {
+                                                unknown_columns
+                                                    .push((read.name, read.unknown_columns));
+                                            }
+                                        }
+                                        true
                                     }
-                                }
-                                true
+                                    None => {
+                                        kept_rows(&mut files)?;
+                                        false
+                                    }
+                                };
+                                // Newly parsed rows are kept (on the other core) while they
+                                // are judged.
+                                let keeping = newly_parsed.then(|| {
+                                    let mut df = parsed_df.clone();
+                                    let path = dir.join(PARSED);
+                                    scope.spawn(move || write_parquet(&mut df, &path))
+                                });
+                                let judged =
+                                    judge::settle(&parsed_df, prepared, input.month, prior)?;
+                                let asks = asks
+                                    .or(kept_asks)
+                                    .expect("kept rows come with their asks, parsed ones with new");
+                                (judged, asks, keeping, newly_parsed)
                             }
-                            None => {
-                                debug_assert!(same_files);
-                                link(&published.join(PARSED), &dir.join(PARSED))?;
-                                for (f, old) in files
-                                    .iter_mut()
-                                    .zip(&existing.as_ref().expect("same files").files)
-                                {
-                                    f.rows = old.rows;
-                                }
-                                false
+                            // Only the roster's answers or the earlier keys changed: judged
+                            // again by difference from the published judgement.
+                            Ahead::Again(again) => {
+                                kept_rows(&mut files)?;
+                                let judged = judge::settle_again(
+                                    scan(&published.join(PARSED))?,
+                                    again,
+                                    input.month,
+                                    ctx.lookups,
+                                    prior,
+                                )?;
+                                let asks = kept_asks.expect("same files come with their asks");
+                                (judged, asks, None, false)
                             }
                         };
-                        let asks = asks
-                            .or(kept_asks)
-                            .expect("kept rows come with their asks, parsed ones with new");
                         write_json(&asks, &dir, ASKS)?;
-                        // Newly parsed rows are kept (on the other core) while they are judged.
-                        let keeping = newly_parsed.then(|| {
-                            let mut df = parsed_df.clone();
-                            let path = dir.join(PARSED);
-                            scope.spawn(move || write_parquet(&mut df, &path))
-                        });
-                        let mut judged = judge::settle(&parsed_df, prepared, input.month, prior)?;
                         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
                         let keys = keys_digest(earlier_keys.as_deref(), &judged.accepted)?;
                         prior.add_judged(std::mem::take(&mut judged.keys))?;
@@ -601,6 +656,7 @@ fn judge_in_order(
                             depends,
                             judgement: judgement.clone(),
                             answers: answers.unwrap_or_else(|| ctx.lookups.answers_digest(&asks)),
+                            rules_answers: Some(ctx.lookups.rules_digest(&asks)),
                             earlier_keys: earlier_keys.clone(),
                             keys,
                         };
@@ -623,6 +679,7 @@ fn judge_in_order(
                             judged: true,
                             parsed: newly_parsed,
                             carried_over: false,
+                            by_difference,
                             dir,
                             unknown_columns,
                         }
@@ -641,6 +698,8 @@ fn judge_in_order(
                         "parsed and judged"
                     } else if outcome.carried_over {
                         "judged again, same answers: rows carried over"
+                    } else if outcome.by_difference {
+                        "judged again by difference"
                     } else if outcome.judged {
                         "judged again from kept rows"
                     } else {

@@ -362,13 +362,15 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
             good_lines("C", "2026-10", 1, 30)
         ),
     );
-    let refresh = |w: &Work| -> (usize, usize) {
+    // (carried over, judged again from kept rows, judged again by difference)
+    let refresh = |w: &Work| -> (usize, usize, usize) {
         let out = w.refresh("2026-11");
         assert_success(&out);
         let log = String::from_utf8_lossy(&out.stderr).to_string();
         (
             log.matches("rows carried over").count(),
             log.matches("judged again from kept rows").count(),
+            log.matches("judged again by difference").count(),
         )
     };
     let reasons = |w: &Work| -> Vec<String> {
@@ -405,35 +407,46 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
         "program.toml",
         &PROGRAM.replace("courseware = 100", "courseware = 90"),
     );
-    assert_eq!(refresh(&w), (3, 0));
+    assert_eq!(refresh(&w), (3, 0, 0));
     assert_eq!(judged(&w), [true, true, true]);
     assert_eq!(rows(&w), before);
 
-    // P7 joins: 2026-09 is judged from its rows (its K-1 is now accepted), and so is 2026-10,
-    // whose K-1 becomes a duplicate of it; 2026-08's rows are carried over.
+    // P7 joins: 2026-09 is judged again by difference (its K-1 is now accepted), and so is
+    // 2026-10, whose K-1 becomes a duplicate of it; 2026-08's rows are carried over.
     let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
     w.write(
         "partners.csv",
         &format!("{roster}P7,Joiner,SE,none,,,0,no,no,no,,,\n"),
     );
-    assert_eq!(refresh(&w), (1, 2));
+    assert_eq!(refresh(&w), (1, 0, 2));
     let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
     assert!(partners.iter().any(|r| r[0] == "P7"));
     assert_eq!(reasons(&w), ["duplicate_line"]);
 
-    // A changed rate that a row of 2026-09 uses: that delivery is judged from its rows; 2026-10
-    // follows keys that did not change (a rate changes a value, not a key) and is carried over.
+    // A changed rate that a row of 2026-09 uses: that delivery is judged in full from its rows;
+    // 2026-10 follows keys that did not change (a rate changes a value, not a key) and is
+    // carried over.
     let rates = std::fs::read_to_string(w.input().join("fx_rates.csv")).unwrap();
     w.write(
         "fx_rates.csv",
         &rates.replace("2026-09,EUR,1.1", "2026-09,EUR,1.15"),
     );
-    assert_eq!(refresh(&w), (2, 1));
+    assert_eq!(refresh(&w), (2, 1, 0));
 
     // The ledger kept this way equals one rebuilt from nothing.
     let kept = tree_hashes(&w.output().join("ledger"));
     std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
-    assert_eq!(refresh(&w), (0, 0));
+    assert_eq!(refresh(&w), (0, 0, 0));
+    assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
+
+    // P7 leaves again: judged by difference, K-1 of 2026-10 stands again, and the ledger
+    // equals one rebuilt from nothing.
+    w.write("partners.csv", &roster);
+    assert_eq!(refresh(&w), (1, 0, 2));
+    assert!(reasons(&w).is_empty(), "{:?}", reasons(&w));
+    let kept = tree_hashes(&w.output().join("ledger"));
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    assert_eq!(refresh(&w), (0, 0, 0));
     assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
 }
 

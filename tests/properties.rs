@@ -223,3 +223,194 @@ proptest! {
         prop_assert_eq!(lines as usize, a.height());
     }
 }
+
+/// A roster of the partners `ids`.
+fn roster_of(ids: &[&str]) -> Roster {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partners.csv");
+    let mut text = "partner_id,partner_name,country,enrollment,competency,enrolled_on,mct_count,exams_met,performance_commitment,action_pack_active\n".to_string();
+    for id in ids {
+        text.push_str(&format!("{id},{id} AB,SE,none,,,0,no,no,no\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    Roster::load(&path).unwrap()
+}
+
+const PARTNERS: [&str; 4] = ["P1", "P2", "P3", "P4"];
+
+fn lookups_with(roster: &[bool]) -> Lookups {
+    let program = Program::parse(
+        "[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx_path = dir.path().join("fx.csv");
+    std::fs::write(
+        &fx_path,
+        "month,currency,usd_per_unit\n2026-08,EUR,1.1\n2026-09,EUR,1.05\n",
+    )
+    .unwrap();
+    let ids: Vec<&str> = PARTNERS
+        .iter()
+        .zip(roster)
+        .filter(|(_, on)| **on)
+        .map(|(id, _)| *id)
+        .collect();
+    Lookups::new(
+        &program,
+        &roster_of(&ids),
+        &FxRates::load(&fx_path).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A row that passes parsing, from a small space of keys, so that keys repeat within and
+/// across deliveries; now and then a row from [`row`] instead.
+fn keyed_valid_row() -> impl Strategy<Value = [String; 10]> {
+    let valid = (
+        proptest::sample::select(&["INV-1", "INV-2", "INV-3"][..]),
+        proptest::sample::select(&["1", "2"][..]),
+        proptest::sample::select(&["2026-08-15", "2026-09-01"][..]),
+        proptest::sample::select(&["Invoice", "credit note"][..]),
+        proptest::sample::select(&PARTNERS[..]),
+        proptest::sample::select(&["MOC", "exam voucher", "Webinar"][..]),
+        proptest::sample::select(&["10", "-10", "0"][..]),
+        proptest::sample::select(&["USD", "EUR", "NOK"][..]),
+    )
+        .prop_map(|(n, l, d, t, p, o, v, c)| [n, l, d, t, p, o, "kit", v, v, c].map(String::from));
+    prop_oneof![6 => valid, 1 => row()]
+}
+
+/// A delivery's rows as parsed from two files, `a.csv` and `b.csv`.
+fn delivery_frame(delivery: Month, rows: &[[String; 10]]) -> DataFrame {
+    let half = rows.len() / 2;
+    let frames = [("a.csv", &rows[..half]), ("b.csv", &rows[half..])]
+        .into_iter()
+        .map(|(name, rows)| {
+            let mut parsed = Parsed::new(name, rows.len());
+            for (i, r) in rows.iter().enumerate() {
+                let cells: [&str; 10] = std::array::from_fn(|k| r[k].as_str());
+                parsed.push(i as u32 + 2, cells, [false; 10], delivery);
+            }
+            parsed.into_frame().unwrap()
+        })
+        .collect();
+    kpi_refresh::ingest::extract::concat_files(frames).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Judging again by difference after a roster change gives what judging again in full
+    /// gives, for every delivery of a chain: accepted and rejected rows, values and order.
+    #[test]
+    fn judging_again_by_difference_equals_judging_in_full(
+        first in proptest::collection::vec(keyed_valid_row(), 0..24),
+        second in proptest::collection::vec(keyed_valid_row(), 0..24),
+        before in proptest::collection::vec(any::<bool>(), 4),
+        after in proptest::collection::vec(any::<bool>(), 4),
+    ) {
+        use kpi_refresh::ingest::judge::{rejudge, Earlier};
+        let months: [Month; 2] = ["2026-09".parse().unwrap(), "2026-10".parse().unwrap()];
+        let frames = [delivery_frame(months[0], &first), delivery_frame(months[1], &second)];
+        let chain = |lookups: &Lookups| {
+            let mut prior = PriorKeys::default();
+            let mut out = Vec::new();
+            for (frame, month) in frames.iter().zip(months) {
+                let mut j = judge(frame, month, lookups, &prior).unwrap();
+                prior.add_judged(std::mem::take(&mut j.keys)).unwrap();
+                out.push(j);
+            }
+            out
+        };
+        let earlier = chain(&lookups_with(&before));
+        let lookups = lookups_with(&after);
+        let full = chain(&lookups);
+        let mut prior = PriorKeys::default();
+        for (((frame, month), old), want) in frames.iter().zip(months).zip(earlier).zip(full) {
+            let old = Earlier { accepted: old.accepted, rejected: old.rejected };
+            let mut got = rejudge(frame.clone().lazy(), old, month, &lookups, &prior).unwrap();
+            prop_assert!(got.accepted.equals_missing(&want.accepted), "accepted of {}:\n{}\nwanted\n{}", month, got.accepted, want.accepted);
+            prop_assert!(got.rejected.equals_missing(&want.rejected), "rejected of {}:\n{}\nwanted\n{}", month, got.rejected, want.rejected);
+            prior.add_judged(std::mem::take(&mut got.keys)).unwrap();
+        }
+    }
+}
+
+/// The cases of [`judging_again_by_difference_equals_judging_in_full`] spelt out: a key
+/// accepted by the second delivery whose copy in the first is accepted once its partner joins
+/// the roster; and the other way round when the partner leaves it.
+#[test]
+fn a_key_accepted_earlier_after_a_roster_change_makes_a_later_copy_a_duplicate() {
+    use kpi_refresh::ingest::judge::{rejudge, Earlier};
+    let months: [Month; 2] = ["2026-09".parse().unwrap(), "2026-10".parse().unwrap()];
+    let line = |partner: &str| {
+        [
+            "INV-7",
+            "1",
+            "2026-09-01",
+            "Invoice",
+            partner,
+            "MOC",
+            "kit",
+            "10",
+            "10",
+            "USD",
+        ]
+        .map(String::from)
+    };
+    let frames = [
+        delivery_frame(months[0], &[line("P2")]),
+        delivery_frame(months[1], &[line("P1")]),
+    ];
+    let reasons = |j: &kpi_refresh::ingest::judge::Judged| -> (usize, Vec<String>) {
+        let r = j.rejected.column("reason").unwrap().str().unwrap().clone();
+        (
+            j.accepted.height(),
+            r.iter().flatten().map(String::from).collect(),
+        )
+    };
+    for (before, after, second) in [
+        (
+            [true, false, false, false],
+            [true, true, false, false],
+            (0, vec!["duplicate_line".to_string()]),
+        ),
+        (
+            [true, true, false, false],
+            [true, false, false, false],
+            (1, vec![]),
+        ),
+    ] {
+        let (old, new) = (lookups_with(&before), lookups_with(&after));
+        let j1 = judge(&frames[0], months[0], &old, &PriorKeys::default()).unwrap();
+        let mut prior = PriorKeys::default();
+        prior.add_judged(j1.keys).unwrap();
+        let j2 = judge(&frames[1], months[1], &old, &prior).unwrap();
+        let mut r1 = rejudge(
+            frames[0].clone().lazy(),
+            Earlier {
+                accepted: j1.accepted,
+                rejected: j1.rejected,
+            },
+            months[0],
+            &new,
+            &PriorKeys::default(),
+        )
+        .unwrap();
+        let mut prior = PriorKeys::default();
+        prior.add_judged(std::mem::take(&mut r1.keys)).unwrap();
+        let r2 = rejudge(
+            frames[1].clone().lazy(),
+            Earlier {
+                accepted: j2.accepted,
+                rejected: j2.rejected,
+            },
+            months[1],
+            &new,
+            &prior,
+        )
+        .unwrap();
+        assert_eq!(reasons(&r2), second, "roster {before:?} -> {after:?}");
+    }
+}

@@ -77,6 +77,34 @@ impl Lookups {
     /// SHA-256 of the answers these lookups give to `asks`: which of the partners are in the
     /// roster, what each OMLP type means, and each rate. Two runs whose answers agree judge
     /// the same parsed rows (with the same earlier keys) the same way.
+    /// SHA-256 of the answers of program.toml and the rates alone (what each OMLP type means,
+    /// and each rate): two judgements whose rules answers agree differ only through the roster
+    /// and the keys accepted before, which [`rejudge`] can follow row by row.
+    pub fn rules_digest(&self, asks: &Asks) -> String {
+        #[derive(Serialize)]
+        struct Rules<'a> {
+            omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
+            rates: Vec<(i32, &'a str, Option<f64>)>,
+        }
+        let rules = Rules {
+            omlp_types: asks
+                .omlp_keys
+                .iter()
+                .map(|k| (k.as_str(), self.omlp_types.get(k)))
+                .collect(),
+            rates: asks
+                .rates
+                .iter()
+                .map(|(m, c)| (*m, c.as_str(), self.rate_of.get(&(*m, c.clone())).copied()))
+                .collect(),
+        };
+        crate::digest::sha256_bytes(
+            serde_json::to_string(&rules)
+                .expect("serialisable")
+                .as_bytes(),
+        )
+    }
+
     pub fn answers_digest(&self, asks: &Asks) -> String {
         #[derive(Serialize)]
         struct Answers<'a> {
@@ -277,6 +305,27 @@ impl PriorKeys {
         self.keys.height() == 0
     }
 
+    /// Those of `keys` (`invoice_number`, `invoice_line`, and their `hash`) that were
+    /// accepted earlier.
+    fn among(&self, keys: &DataFrame) -> PolarsResult<DataFrame> {
+        if self.is_empty() || keys.height() == 0 {
+            return Ok(keys.clear());
+        }
+        let earlier = self.sharing_a_hash(keys.column("hash")?)?;
+        if earlier.height() == 0 {
+            return Ok(keys.clear());
+        }
+        keys.clone()
+            .lazy()
+            .join(
+                earlier.lazy(),
+                KEY.map(col),
+                KEY.map(col),
+                JoinArgs::new(JoinType::Semi),
+            )
+            .collect()
+    }
+
     /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
     fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
         let mut rows: Vec<IdxSize> = Vec::new();
@@ -287,6 +336,397 @@ impl PriorKeys {
             }
         }
         self.keys.take(&IdxCa::from_vec("rows".into(), rows))
+    }
+}
+
+/// A line's key, as the ledger's accepted lines name its parts.
+const KEY: [&str; 2] = ["invoice_number", "invoice_line"];
+
+/// Reasons given after `unknown_partner`: a row rejected for one of them (or accepted) had its
+/// partner in the roster.
+const AFTER_THE_ROSTER: [&str; 4] = [
+    "unknown_omlp_type",
+    "sign_mismatch",
+    "no_fx_rate",
+    "duplicate_line",
+];
+
+/// A delivery's earlier judgement (its partition's accepted and rejected rows), to judge it
+/// again by difference: see [`rejudge`].
+pub struct Earlier {
+    pub accepted: DataFrame,
+    pub rejected: DataFrame,
+}
+
+/// Judges a delivery again from its `earlier` judgement, when since then only the roster's
+/// answers and the keys accepted before it may have changed: the OMLP types and rates its rows
+/// ask about answer as they did (equal [`Lookups::rules_digest`]). `parsed` are its kept rows.
+/// [`prepare_again`] then [`settle_again`].
+///
+/// A row's verdict follows from its own values, its partner's place in the roster, and its key:
+/// whether the key was accepted before, and which row of the delivery carries it first. So a
+/// verdict can change only for the rows of a key that is
+/// - carried by a row whose partner joined or left the roster since, or
+/// - now accepted before the delivery and was not, or the other way round (a key this
+///   delivery accepted that is now earlier, or a duplicate whose earlier copy is gone);
+///
+/// every other row keeps its verdict, and its accepted line its values. Those rows are judged
+/// again (all rows of each such key, so the first copy is found as before) and set among the
+/// others in their places. The result is the judgement [`judge`] gives; a property test holds
+/// them equal.
+pub fn rejudge(
+    parsed: LazyFrame,
+    earlier: Earlier,
+    delivery: Month,
+    lookups: &Lookups,
+    prior: &PriorKeys,
+) -> PolarsResult<Judged> {
+    let again = prepare_again(parsed.clone(), earlier, lookups)?;
+    settle_again(parsed, again, delivery, lookups, prior)
+}
+
+/// What judging a delivery again by difference learns before the earlier keys are known.
+pub struct Again {
+    earlier: Earlier,
+    /// Keys of the earlier accepted lines, in their order, with their hashes.
+    accepted_keys: DataFrame,
+    /// Rows that can stand (every value valid): `seq`, `source_file`, `source_row`, the key
+    /// and its hash.
+    rows: DataFrame,
+    /// Keys of duplicates whose first copy here was not accepted: accepted before, then.
+    duplicates: DataFrame,
+    /// Keys carried by rows whose partner joined or left the roster since.
+    moved: DataFrame,
+    /// The delivery's files, in order.
+    files: Vec<String>,
+}
+
+fn semi() -> JoinArgs {
+    JoinArgs::new(JoinType::Semi)
+}
+
+fn anti() -> JoinArgs {
+    JoinArgs::new(JoinType::Anti)
+}
+
+/// `keys` (with `invoice_number` and `invoice_line`) and their hashes as `hash`.
+fn with_hashes(mut keys: DataFrame) -> PolarsResult<DataFrame> {
+    let hashes = key_hashes(keys.column("invoice_number")?, keys.column("invoice_line")?)?;
+    keys.with_column(hashes.with_name("hash".into()))?;
+    Ok(keys)
+}
+
+/// The part of judging again by difference that needs no earlier key: see [`rejudge`].
+pub fn prepare_again(
+    parsed: LazyFrame,
+    earlier: Earlier,
+    lookups: &Lookups,
+) -> PolarsResult<Again> {
+    let Earlier { accepted, rejected } = &earlier;
+    let partners_of = |df: &DataFrame, rows: Expr| {
+        df.clone()
+            .lazy()
+            .filter(rows)
+            .select([col("partner_id")])
+            .unique(None, UniqueKeepStrategy::Any)
+    };
+    // Partners that joined or left the roster since: those of rows rejected as unknown that
+    // are known now, and those of rows that passed the roster that are unknown now.
+    let after = lit(Series::new("reasons".into(), AFTER_THE_ROSTER)).implode(false);
+    let passed = concat(
+        [
+            partners_of(accepted, lit(true)),
+            partners_of(rejected, col("reason").is_in(after, false)),
+        ],
+        UnionArgs::default(),
+    )?;
+    let roster = lookups.partners.clone();
+    let moved_partners = concat(
+        [
+            passed
+                .join(
+                    roster.clone(),
+                    [col("partner_id")],
+                    [col("partner_id")],
+                    left(),
+                )
+                .filter(col("in_roster").is_null())
+                .select([col("partner_id")]),
+            partners_of(rejected, col("reason").eq(lit("unknown_partner"))).join(
+                roster,
+                [col("partner_id")],
+                [col("partner_id")],
+                semi(),
+            ),
+        ],
+        UnionArgs::default(),
+    )?;
+    let all = parsed
+        .select([
+            col("seq"),
+            col("source_file"),
+            col("source_row"),
+            col("pre_reason"),
+            col("partner_id"),
+            col("invoice_number"),
+            col("line_no").alias("invoice_line"),
+        ])
+        .collect()?;
+    let files = all
+        .column("source_file")?
+        .as_materialized_series()
+        .unique_stable()?
+        .str()?
+        .iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    let standing = all
+        .lazy()
+        .filter(col("pre_reason").is_null())
+        .drop(cols(["pre_reason"]));
+    let moved = standing
+        .clone()
+        .join(
+            moved_partners,
+            [col("partner_id")],
+            [col("partner_id")],
+            semi(),
+        )
+        .select(KEY.map(col))
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    let rows = with_hashes(standing.drop(cols(["partner_id"])).collect()?)?;
+    let at = ["source_file", "source_row"].map(col);
+    let duplicate_rows = rejected
+        .clone()
+        .lazy()
+        .filter(col("reason").eq(lit("duplicate_line")));
+    let duplicate_keys = rows
+        .clone()
+        .lazy()
+        .join(duplicate_rows, at.clone(), at, semi())
+        .select(KEY.map(col))
+        .unique(None, UniqueKeepStrategy::Any);
+    let accepted_keys = with_hashes(accepted.select(KEY)?)?;
+    // A duplicate whose key was accepted here came after the first copy, here.
+    let first_here = accepted_keys.clone().lazy().join(
+        duplicate_keys.clone(),
+        KEY.map(col),
+        KEY.map(col),
+        semi(),
+    );
+    let duplicates = duplicate_keys
+        .join(first_here, KEY.map(col), KEY.map(col), anti())
+        .collect()?;
+    Ok(Again {
+        earlier,
+        accepted_keys,
+        rows,
+        duplicates,
+        moved,
+        files,
+    })
+}
+
+/// Completes judging again by difference, given the keys accepted before: see [`rejudge`].
+pub fn settle_again(
+    parsed: LazyFrame,
+    again: Again,
+    delivery: Month,
+    lookups: &Lookups,
+    prior: &PriorKeys,
+) -> PolarsResult<Judged> {
+    let Again {
+        earlier: Earlier { accepted, rejected },
+        accepted_keys,
+        rows,
+        duplicates,
+        moved,
+        files,
+    } = again;
+    // Keys whose standing before the delivery changed: one it accepted that was accepted
+    // before it now, and a duplicate of a key accepted before that no longer is.
+    let now_before = prior.among(&accepted_keys)?;
+    let still_before = prior.among(&with_hashes(duplicates.clone())?)?;
+    let no_longer_before =
+        duplicates
+            .lazy()
+            .join(still_before.lazy(), KEY.map(col), KEY.map(col), anti());
+    let changed = concat(
+        [
+            now_before.lazy().select(KEY.map(col)),
+            no_longer_before,
+            moved.lazy(),
+        ],
+        UnionArgs::default(),
+    )?
+    .unique(None, UniqueKeepStrategy::Any)
+    .collect()?;
+    if changed.height() == 0 {
+        return Ok(Judged {
+            accepted,
+            rejected,
+            keys: accepted_keys,
+        });
+    }
+    // The rows of those keys: found by hash, then by text.
+    let changed = with_hashes(changed)?;
+    let hashes = changed.column("hash")?.as_materialized_series().clone();
+    let again = rows
+        .lazy()
+        .filter(col("hash").is_in(lit(hashes).implode(false), false))
+        .join(changed.lazy(), KEY.map(col), KEY.map(col), semi())
+        .select([col("seq"), col("source_file"), col("source_row")])
+        .collect()?;
+    let seqs = again.column("seq")?.as_materialized_series().clone();
+    let subset = parsed
+        .filter(col("seq").is_in(lit(seqs).implode(false), false))
+        .collect()?;
+    let judged = judge(&subset, delivery, lookups, prior)?;
+    // Every other row keeps its verdict and its place.
+    let order = Order::new(&files, &again)?;
+    let (kept_keys, accepted) = {
+        let removed = order.positions(&accepted)?;
+        (
+            order.splice(&accepted_keys, &removed, None)?,
+            order.splice(&accepted, &removed, Some(&judged.accepted))?,
+        )
+    };
+    let removed = order.positions(&rejected)?;
+    let rejected = order.splice(&rejected, &removed, Some(&judged.rejected))?;
+    let mut keys = kept_keys;
+    keys.vstack_mut_owned(judged.keys)?;
+    Ok(Judged {
+        accepted,
+        rejected,
+        keys,
+    })
+}
+
+/// The places of rows judged again among a judgement's rows, which are in the delivery's
+/// order: by file, then row.
+struct Order {
+    /// File name -> its place among the delivery's files.
+    files: PlHashMap<String, usize>,
+    /// The rows judged again: (file place, source row), in order.
+    again: Vec<(usize, u32)>,
+}
+
+impl Order {
+    fn new(files: &[String], again: &DataFrame) -> PolarsResult<Order> {
+        let files: PlHashMap<String, usize> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.clone(), i))
+            .collect();
+        let place = |df: &DataFrame| -> PolarsResult<Vec<(usize, u32)>> {
+            let names = df.column("source_file")?.str()?;
+            let rows = df.column("source_row")?.u32()?;
+            names
+                .iter()
+                .zip(rows.iter())
+                .map(|(f, r)| match (f.and_then(|f| files.get(f)), r) {
+                    (Some(f), Some(r)) => Ok((*f, r)),
+                    _ => Err(polars_err!(ComputeError: "a row of an unknown file or without a row number")),
+                })
+                .collect()
+        };
+        let mut again_at = place(again)?;
+        again_at.sort_unstable();
+        Ok(Order {
+            files,
+            again: again_at,
+        })
+    }
+
+    /// (file place, source row) of row `i` of `df`.
+    fn at(&self, df: &DataFrame, i: usize) -> PolarsResult<(usize, u32)> {
+        let file = df.column("source_file")?.str()?.get(i);
+        let row = df.column("source_row")?.u32()?.get(i);
+        match (file.and_then(|f| self.files.get(f)), row) {
+            (Some(f), Some(r)) => Ok((*f, r)),
+            _ => Err(polars_err!(ComputeError: "a row of an unknown file or without a row number")),
+        }
+    }
+
+    /// The first row of `df` (in order) at or after `place`.
+    fn lower_bound(&self, df: &DataFrame, place: (usize, u32)) -> PolarsResult<usize> {
+        let (mut lo, mut hi) = (0, df.height());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.at(df, mid)? < place {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Row numbers in `df` (in order) of the rows judged again that it holds, ascending.
+    fn positions(&self, df: &DataFrame) -> PolarsResult<Vec<usize>> {
+        let mut found = Vec::new();
+        for place in &self.again {
+            let i = self.lower_bound(df, *place)?;
+            if i < df.height() && self.at(df, i)? == *place {
+                found.push(i);
+            }
+        }
+        Ok(found)
+    }
+
+    /// `df` without the rows at `removed`, with `added` (rows judged again, in order) each set
+    /// in its place; `keys` is a frame row for row with `df` when `added` is None (then rows
+    /// are only removed). Slices of `df` are reused as they are, not copied row by row.
+    fn splice(
+        &self,
+        df: &DataFrame,
+        removed: &[usize],
+        added: Option<&DataFrame>,
+    ) -> PolarsResult<DataFrame> {
+        // Where each added row goes: before the first row of `df` after it.
+        let mut inserts: Vec<(usize, usize)> = Vec::new();
+        if let Some(added) = added {
+            for j in 0..added.height() {
+                inserts.push((self.lower_bound(df, self.at(added, j)?)?, j));
+            }
+        }
+        let mut parts: Vec<DataFrame> = Vec::new();
+        let mut from = 0;
+        let mut removed = removed.iter().peekable();
+        let mut inserts = inserts.into_iter().peekable();
+        loop {
+            let next_removed = removed.peek().copied().copied();
+            let next_insert = inserts.peek().map(|(i, _)| *i);
+            let to = match (next_removed, next_insert) {
+                (None, None) => break,
+                (Some(r), Some(i)) => r.min(i),
+                (Some(r), None) => r,
+                (None, Some(i)) => i,
+            };
+            if to > from {
+                parts.push(df.slice(from as i64, to - from));
+            }
+            from = to;
+            if next_insert == Some(to) {
+                let (_, j) = inserts.next().expect("peeked");
+                let added = added.expect("inserts come from added rows");
+                parts.push(added.slice(j as i64, 1));
+            } else {
+                removed.next();
+                from = to + 1;
+            }
+        }
+        if from < df.height() {
+            parts.push(df.slice(from as i64, df.height() - from));
+        }
+        let mut out = df.clear();
+        for part in parts {
+            out.vstack_mut_owned(part)?;
+        }
+        out.rechunk_mut_par();
+        Ok(out)
     }
 }
 
