@@ -353,7 +353,7 @@ enum Kind {
     /// The published partition's judgement is this run's: reused as it is.
     Reuse,
     /// A dependency changed, but not in anything these rows ask about: carried over when the
-    /// keys accepted before are the same, judged again from the kept rows otherwise.
+    /// keys accepted before are the same, judged again by difference otherwise.
     CarryOrJudge,
     /// Judged again from the kept rows.
     JudgeKept,
@@ -458,7 +458,10 @@ fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Result<Ahead>
         };
         let again = judge::prepare_again(scan(&published.join(PARSED))?, earlier, ctx.lookups)?;
         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: differences prepared");
-        return Ok(Ahead::Again(again));
+        // (None: the rows cannot be placed by file and row; judged in full below.)
+        if let Some(again) = again {
+            return Ok(Ahead::Again(again));
+        }
     }
     let (parsed, reads, asks) = if kind == Kind::Parse {
         let (parsed, reads) = parse_files(input)?;
@@ -542,6 +545,8 @@ fn judge_in_order(
                         }
                         meta.depends = depends;
                         meta.judgement = judgement.clone();
+                        meta.rules_answers =
+                            kept_asks.as_ref().map(|a| ctx.lookups.rules_digest(a));
                         write_json(&meta, &dir, META)?;
                         let outcome = Outcome {
                             meta,
@@ -617,9 +622,11 @@ fn judge_in_order(
                                 });
                                 let judged =
                                     judge::settle(&parsed_df, prepared, input.month, prior)?;
-                                let asks = asks
-                                    .or(kept_asks)
-                                    .expect("kept rows come with their asks, parsed ones with new");
+                                // (Kept rows whose asks could not be read are asked again.)
+                                let asks = match asks.or(kept_asks) {
+                                    Some(asks) => asks,
+                                    None => Asks::of(&parsed_df)?,
+                                };
                                 (judged, asks, keeping, newly_parsed)
                             }
                             // Only the roster's answers or the earlier keys changed: judged

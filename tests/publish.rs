@@ -92,9 +92,8 @@ fn sheets_past_the_row_limit_continue_on_numbered_sheets() {
     let w = Work::from_fixture("two_refreshes");
     let out = run_with(&w, "2026-05", &[("KPI_REFRESH_SHEET_ROWS", "6")]);
     assert_success(&out);
-    let mut book: calamine::Xlsx<_> =
-        calamine::open_workbook(w.output().join("reports/2026-05/kpi-refresh-2026-05.xlsx"))
-            .unwrap();
+    let xlsx = w.output().join("reports/2026-05/kpi-refresh-2026-05.xlsx");
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
     let names = book.sheet_names();
     // 16 partners at 5 data rows a sheet: Partners, Partners (2), (3), (4), right after it.
     let at = names.iter().position(|n| n == "Partners").unwrap();
@@ -141,6 +140,33 @@ fn sheets_past_the_row_limit_continue_on_numbered_sheets() {
         assert_eq!(range.rows().next().unwrap()[0].to_string(), "Partner ID");
     }
     assert_eq!(names[at + detail.len()], "Directory submission");
+    // Together the detail's sheets hold, in order, the rows of the one sheet a run without
+    // the limit writes; each sheet's autofilter covers its own rows.
+    let cells = |book: &mut calamine::Xlsx<_>, name: &str| -> Vec<Vec<String>> {
+        let range = book.worksheet_range(name).unwrap();
+        range
+            .rows()
+            .skip(1)
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for name in &detail {
+        let rows = cells(&mut book, name);
+        assert!(rows.len() <= 5, "{name}: {} rows", rows.len());
+        let filter = format!("'{name}'!$A$1:$N${}<", rows.len().max(1) + 1);
+        assert!(part(&xlsx, "xl/workbook.xml").contains(&filter), "{filter}");
+        parts.extend(rows);
+    }
+    let whole = Work::from_fixture("two_refreshes");
+    whole.refresh("2026-05");
+    let mut one: calamine::Xlsx<_> = calamine::open_workbook(
+        whole
+            .output()
+            .join("reports/2026-05/kpi-refresh-2026-05.xlsx"),
+    )
+    .unwrap();
+    assert_eq!(parts, cells(&mut one, "Invoice detail"));
 }
 
 #[test]
@@ -244,6 +270,24 @@ fn attrs(xml: &str, tag: &str, attr: &str) -> Vec<String> {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+#[test]
+fn a_refresh_with_no_partner_due_has_an_invoice_detail_of_its_header_alone() {
+    use calamine::Reader;
+    let w = minimal();
+    w.write(
+        "extracts/2026-09/a.csv",
+        &format!("{EXTRACT_HEADER}\nI1,1,2026-09-02,Invoice,P1,MOC,kit,5,5,USD\n"),
+    );
+    // P1's anniversary is in November (enrolled 2024-11-05): nobody is due in October.
+    w.refresh("2026-10");
+    let xlsx = w.output().join("reports/2026-10/kpi-refresh-2026-10.xlsx");
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
+    let detail = book.worksheet_range("Invoice detail").unwrap();
+    assert_eq!(detail.height(), 1);
+    assert_eq!(detail.get_value((0, 5)).unwrap().to_string(), "Invoice #");
+    assert!(part(&xlsx, "xl/workbook.xml").contains("'Invoice detail'!$A$1:$N$2<"));
 }
 
 #[test]

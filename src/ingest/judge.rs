@@ -74,9 +74,6 @@ impl Lookups {
         })
     }
 
-    /// SHA-256 of the answers these lookups give to `asks`: which of the partners are in the
-    /// roster, what each OMLP type means, and each rate. Two runs whose answers agree judge
-    /// the same parsed rows (with the same earlier keys) the same way.
     /// SHA-256 of the answers of program.toml and the rates alone (what each OMLP type means,
     /// and each rate): two judgements whose rules answers agree differ only through the roster
     /// and the keys accepted before, which [`rejudge`] can follow row by row.
@@ -105,6 +102,9 @@ impl Lookups {
         )
     }
 
+    /// SHA-256 of the answers these lookups give to `asks`: which of the partners are in the
+    /// roster, what each OMLP type means, and each rate. Two runs whose answers agree judge
+    /// the same parsed rows (with the same earlier keys) the same way.
     pub fn answers_digest(&self, asks: &Asks) -> String {
         #[derive(Serialize)]
         struct Answers<'a> {
@@ -254,7 +254,7 @@ pub struct PriorKeys {
     rows: PlHashMap<u64, IdxSize>,
     /// Rows of later earlier keys with a hash already in `rows` (distinct keys whose hashes
     /// collide: almost never any).
-    shared: Vec<(u64, IdxSize)>,
+    shared: PlHashMap<u64, Vec<IdxSize>>,
 }
 
 impl Default for PriorKeys {
@@ -266,7 +266,7 @@ impl Default for PriorKeys {
                 Field::new("hash".into(), DataType::UInt64),
             ])),
             rows: PlHashMap::default(),
-            shared: Vec::new(),
+            shared: PlHashMap::default(),
         }
     }
 }
@@ -294,7 +294,7 @@ impl PriorKeys {
             let row = first + i as IdxSize;
             if let Some(earlier) = self.rows.insert(hash, row) {
                 self.rows.insert(hash, earlier);
-                self.shared.push((hash, row));
+                self.shared.entry(hash).or_default().push(row);
             }
         }
         self.keys.vstack_mut_owned(keys)?;
@@ -329,10 +329,14 @@ impl PriorKeys {
     /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
     fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
         let mut rows: Vec<IdxSize> = Vec::new();
+        let mut seen = PlHashSet::new();
         for hash in hashes.u64()?.iter().flatten() {
             if let Some(row) = self.rows.get(&hash) {
-                rows.push(*row);
-                rows.extend(self.shared.iter().filter(|s| s.0 == hash).map(|s| s.1));
+                // Each hash once: a delivery's rows may share keys, or (made up) hashes.
+                if seen.insert(hash) {
+                    rows.push(*row);
+                    rows.extend(self.shared.get(&hash).into_iter().flatten());
+                }
             }
         }
         self.keys.take(&IdxCa::from_vec("rows".into(), rows))
@@ -381,8 +385,10 @@ pub fn rejudge(
     lookups: &Lookups,
     prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
-    let again = prepare_again(parsed.clone(), earlier, lookups)?;
-    settle_again(parsed, again, delivery, lookups, prior)
+    match prepare_again(parsed.clone(), earlier, lookups)? {
+        Some(again) => settle_again(parsed, again, delivery, lookups, prior),
+        None => judge(&parsed.collect()?, delivery, lookups, prior),
+    }
 }
 
 /// What judging a delivery again by difference learns before the earlier keys are known.
@@ -416,12 +422,15 @@ fn with_hashes(mut keys: DataFrame) -> PolarsResult<DataFrame> {
     Ok(keys)
 }
 
-/// The part of judging again by difference that needs no earlier key: see [`rejudge`].
+/// The part of judging again by difference that needs no earlier key: see [`rejudge`]. None
+/// when the rows cannot be told apart by file and row number (say, rows numbered by an
+/// earlier version that counted a carriage return alone as no line end): the delivery is then
+/// judged in full.
 pub fn prepare_again(
     parsed: LazyFrame,
     earlier: Earlier,
     lookups: &Lookups,
-) -> PolarsResult<Again> {
+) -> PolarsResult<Option<Again>> {
     let Earlier { accepted, rejected } = &earlier;
     let partners_of = |df: &DataFrame, rows: Expr| {
         df.clone()
@@ -472,15 +481,33 @@ pub fn prepare_again(
             col("line_no").alias("invoice_line"),
         ])
         .collect()?;
-    let files = all
-        .column("source_file")?
-        .as_materialized_series()
-        .unique_stable()?
-        .str()?
-        .iter()
-        .flatten()
-        .map(String::from)
-        .collect();
+    // Each file's rows together, their row numbers rising: a row's place is its file and row.
+    let mut files: Vec<String> = Vec::new();
+    {
+        let names = all.column("source_file")?.str()?;
+        let numbers = all.column("source_row")?.u32()?;
+        let mut seen: PlHashSet<&str> = PlHashSet::new();
+        let mut last: Option<(&str, u32)> = None;
+        for (name, number) in names.iter().zip(numbers.iter()) {
+            let (Some(name), Some(number)) = (name, number) else {
+                return Ok(None);
+            };
+            match last {
+                Some((file, row)) if file == name => {
+                    if number <= row {
+                        return Ok(None);
+                    }
+                }
+                _ => {
+                    if !seen.insert(name) {
+                        return Ok(None);
+                    }
+                    files.push(name.to_string());
+                }
+            }
+            last = Some((name, number));
+        }
+    }
     let standing = all
         .lazy()
         .filter(col("pre_reason").is_null())
@@ -519,14 +546,14 @@ pub fn prepare_again(
     let duplicates = duplicate_keys
         .join(first_here, KEY.map(col), KEY.map(col), anti())
         .collect()?;
-    Ok(Again {
+    Ok(Some(Again {
         earlier,
         accepted_keys,
         rows,
         duplicates,
         moved,
         files,
-    })
+    }))
 }
 
 /// Completes judging again by difference, given the keys accepted before: see [`rejudge`].
@@ -571,6 +598,7 @@ pub fn settle_again(
         });
     }
     // The rows of those keys: found by hash, then by text.
+    let rows_count = rows.height();
     let changed = with_hashes(changed)?;
     let hashes = changed.column("hash")?.as_materialized_series().clone();
     let again = rows
@@ -579,6 +607,11 @@ pub fn settle_again(
         .join(changed.lazy(), KEY.map(col), KEY.map(col), semi())
         .select([col("seq"), col("source_file"), col("source_row")])
         .collect()?;
+    // When many rows changed (a large partner joined), judging all rows costs less than
+    // setting that many in their places.
+    if again.height() * 4 > rows_count {
+        return judge(&parsed.collect()?, delivery, lookups, prior);
+    }
     let seqs = again.column("seq")?.as_materialized_series().clone();
     let subset = parsed
         .filter(col("seq").is_in(lit(seqs).implode(false), false))
@@ -677,19 +710,24 @@ impl Order {
     }
 
     /// `df` without the rows at `removed`, with `added` (rows judged again, in order) each set
-    /// in its place; `keys` is a frame row for row with `df` when `added` is None (then rows
-    /// are only removed). Slices of `df` are reused as they are, not copied row by row.
+    /// in its place. Slices of `df` and `added` are reused as they are, not copied row by row,
+    /// then gathered into one chunk.
     fn splice(
         &self,
         df: &DataFrame,
         removed: &[usize],
         added: Option<&DataFrame>,
     ) -> PolarsResult<DataFrame> {
-        // Where each added row goes: before the first row of `df` after it.
-        let mut inserts: Vec<(usize, usize)> = Vec::new();
+        // Where the added rows go, as runs of rows with the same place in `df`: (before the
+        // row of `df`, first added row, how many).
+        let mut inserts: Vec<(usize, usize, usize)> = Vec::new();
         if let Some(added) = added {
             for j in 0..added.height() {
-                inserts.push((self.lower_bound(df, self.at(added, j)?)?, j));
+                let at = self.lower_bound(df, self.at(added, j)?)?;
+                match inserts.last_mut() {
+                    Some((before, _, n)) if *before == at => *n += 1,
+                    _ => inserts.push((at, j, 1)),
+                }
             }
         }
         let mut parts: Vec<DataFrame> = Vec::new();
@@ -698,7 +736,7 @@ impl Order {
         let mut inserts = inserts.into_iter().peekable();
         loop {
             let next_removed = removed.peek().copied().copied();
-            let next_insert = inserts.peek().map(|(i, _)| *i);
+            let next_insert = inserts.peek().map(|(i, _, _)| *i);
             let to = match (next_removed, next_insert) {
                 (None, None) => break,
                 (Some(r), Some(i)) => r.min(i),
@@ -710,9 +748,9 @@ impl Order {
             }
             from = to;
             if next_insert == Some(to) {
-                let (_, j) = inserts.next().expect("peeked");
+                let (_, first, n) = inserts.next().expect("peeked");
                 let added = added.expect("inserts come from added rows");
-                parts.push(added.slice(j as i64, 1));
+                parts.push(added.slice(first as i64, n));
             } else {
                 removed.next();
                 from = to + 1;

@@ -133,10 +133,7 @@ impl LineCounter {
         while start < data.len() && matches!(data[start], b'\r' | b'\n') {
             start += 1;
         }
-        self.newlines += data[self.scanned..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
+        self.newlines += line_ends(&data[self.scanned..start]);
         self.scanned = start;
         let row = self.newlines + 1 - self.inside_fields;
         self.inside_fields += embedded_newlines(record);
@@ -153,10 +150,18 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 }
 
 fn embedded_newlines(record: &csv::ByteRecord) -> u64 {
-    record
+    record.iter().map(line_ends).sum()
+}
+
+/// Line ends in `bytes`: LF, CRLF, or a CR alone (the CSV reader ends a record at each).
+fn line_ends(bytes: &[u8]) -> u64 {
+    let lf = bytes.iter().filter(|&&b| b == b'\n').count();
+    let lone_cr = bytes
         .iter()
-        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-        .sum()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+        .count();
+    (lf + lone_cr) as u64
 }
 
 fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
@@ -607,6 +612,15 @@ mod tests {
         let (_, rows) = read(b"a,b\n\"multi\nline\",1\n,\n\nx,2\n\n\n\"y\r\n\",3\r\nz,4");
         let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
         assert_eq!(at, [(2, "multi\nline"), (5, "x"), (8, "y"), (9, "z")]);
+    }
+
+    #[test]
+    fn a_carriage_return_alone_ends_a_row_too() {
+        // The CSV reader ends a record at a CR alone, so each such line is a row of its own
+        // (and a quoted field spanning two such lines is one row, as with LF).
+        let (_, rows) = read(b"a,b\rx,1\ry,2\r\"multi\rline\",3\rz,4\r");
+        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
+        assert_eq!(at, [(2, "x"), (3, "y"), (4, "multi\rline"), (5, "z")]);
     }
 
     #[test]

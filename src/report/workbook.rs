@@ -71,8 +71,14 @@ impl Styles {
     }
 }
 
-fn xlsx_err(path: &Path) -> impl Fn(XlsxError) -> Error + '_ {
-    move |e| Error::internal(format!("writing {}", path.display()), e)
+/// An error of rust_xlsxwriter while writing `what`. Constant-memory worksheets keep their rows
+/// in temporary files: failing to write or read them is the machine's trouble (exit 73, naming
+/// the temporary folder), anything else is the program's.
+fn xlsx_err(what: String) -> impl Fn(XlsxError) -> Error {
+    move |e| match e {
+        XlsxError::IoError(io) => Error::write(std::env::temp_dir(), io),
+        other => Error::internal(format!("writing {what}"), other),
+    }
 }
 
 /// Where the sheets' rows come from: a typed row at a time.
@@ -299,15 +305,15 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
     let detail_styles = styles.clone();
     let detail = std::thread::spawn(move || {
         let t = std::time::Instant::now();
-        let err = |e| Error::internal("writing Invoice detail", e);
+        let err = xlsx_err("Invoice detail".into());
         let mut book = Workbook::new();
         detail_styles
             .register(book.add_worksheet_with_constant_memory())
-            .map_err(err)?;
+            .map_err(&err)?;
         for name in &names {
             book.add_worksheet_with_constant_memory()
                 .set_name(name)
-                .map_err(err)?;
+                .map_err(&err)?;
         }
         let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
         let table = Table {
@@ -316,14 +322,14 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
             sheets: Vec::new(),
         };
         let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
-        fill(&table, sheets, &detail_styles, per_sheet).map_err(err)?;
+        fill(&table, sheets, &detail_styles, per_sheet).map_err(&err)?;
         tracing::debug!(
             rows = rows.len(),
             ms = t.elapsed().as_millis() as u64,
             "workbook: invoice detail written"
         );
         let t = std::time::Instant::now();
-        let saved = book.save_to_buffer().map_err(err)?;
+        let saved = save(&mut book, "Invoice detail")?;
         tracing::debug!(
             bytes = saved.len(),
             ms = t.elapsed().as_millis() as u64,
@@ -349,7 +355,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         detail_rows,
         detail,
     } = started;
-    let err = xlsx_err(path);
+    let err = xlsx_err(path.display().to_string());
 
     let summary = c.summary();
     let partners = c.partners(false);
@@ -432,7 +438,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     );
 
     let t = std::time::Instant::now();
-    let main = book.save_to_buffer().map_err(&err)?;
+    let main = save(&mut book, "the workbook")?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
     let detail = detail.join()?;
     let t = std::time::Instant::now();
@@ -444,6 +450,11 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     assemble(&main, &detail, &parts, path)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: assembled");
     Ok(())
+}
+
+/// `book` saved in memory (see [`xlsx_err`] for its errors).
+fn save(book: &mut Workbook, what: &str) -> Result<Vec<u8>> {
+    book.save_to_buffer().map_err(xlsx_err(what.to_string()))
 }
 
 /// Writes the package `main` at `path` with the worksheet parts named in `parts` taken from
@@ -468,6 +479,15 @@ pub fn assemble(main: &[u8], detail: &[u8], parts: &[(String, String)], path: &P
         return Err(Error::internal(
             "assembling the workbook",
             format!("Invoice detail's {list} do not begin as the workbook's do"),
+        ));
+    }
+    if let Some((m, d)) = parts
+        .iter()
+        .find(|(m, d)| main.index_for_name(m).is_none() || detail.index_for_name(d).is_none())
+    {
+        return Err(Error::internal(
+            "assembling the workbook",
+            format!("no part {m} in the workbook, or no part {d} in Invoice detail's"),
         ));
     }
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
@@ -827,15 +847,16 @@ fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxEr
 mod tests {
     use super::*;
 
-    /// A package of one sheet whose formats are registered in the given order, with a number
+    /// A package of one sheet whose formats are registered in the given order, with `value`
     /// written in the second format.
-    fn package(formats: &[&Format]) -> Vec<u8> {
+    fn package(formats: &[&Format], value: f64) -> Vec<u8> {
         let mut book = Workbook::new();
         let ws = book.add_worksheet();
         for (col, f) in formats.iter().enumerate() {
             ws.set_column_format(col as u16, f).unwrap();
         }
-        ws.write_number_with_format(1, 0, 1.5, formats[1]).unwrap();
+        ws.write_number_with_format(1, 0, value, formats[1])
+            .unwrap();
         book.save_to_buffer().unwrap()
     }
 
@@ -851,24 +872,25 @@ mod tests {
     fn formats_registered_in_the_same_order_begin_the_same_lists() {
         let s = Styles::new();
         let extra = Format::new().set_italic().set_num_format("0.000");
-        let main = styles_of(&package(&[
-            &s.header, &s.number, &s.integer, &s.date, &extra,
-        ]));
-        let detail = styles_of(&package(&[&s.header, &s.number, &s.integer, &s.date]));
+        let main = styles_of(&package(
+            &[&s.header, &s.number, &s.integer, &s.date, &extra],
+            1.0,
+        ));
+        let detail = styles_of(&package(&[&s.header, &s.number, &s.integer, &s.date], 1.0));
         assert_eq!(formats_differ(&main, &detail), None);
         // The other way round the detail's lists are longer: not a beginning.
         assert_eq!(formats_differ(&detail, &main), Some("numFmts"));
-        let swapped = styles_of(&package(&[&s.header, &s.date, &s.integer, &s.number]));
+        let swapped = styles_of(&package(&[&s.header, &s.date, &s.integer, &s.number], 1.0));
         assert_eq!(formats_differ(&main, &swapped), Some("numFmts"));
-        let bold_first = styles_of(&package(&[&s.number, &s.header, &s.integer, &s.date]));
+        let bold_first = styles_of(&package(&[&s.number, &s.header, &s.integer, &s.date], 1.0));
         assert_eq!(formats_differ(&main, &bold_first), Some("cellXfs"));
     }
 
     #[test]
     fn a_detail_package_whose_formats_differ_is_refused_and_nothing_is_written() {
         let s = Styles::new();
-        let main = package(&[&s.header, &s.number, &s.integer, &s.date]);
-        let detail = package(&[&s.header, &s.date, &s.integer, &s.number]);
+        let main = package(&[&s.header, &s.number, &s.integer, &s.date], 1.0);
+        let detail = package(&[&s.header, &s.date, &s.integer, &s.number], 2.5);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("book.xlsx");
         let parts = [(
@@ -879,11 +901,20 @@ mod tests {
         assert!(err.to_string().contains("numFmts"), "{err}");
         assert!(!path.exists());
         // With the same formats, the part is taken from the detail package.
-        let detail = package(&[&s.header, &s.number, &s.integer, &s.date]);
+        let detail = package(&[&s.header, &s.number, &s.integer, &s.date], 2.5);
         assemble(&main, &detail, &parts, &path).unwrap();
         use calamine::Reader;
         let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
         let range = book.worksheet_range("Sheet1").unwrap();
-        assert_eq!(range.get_value((1, 0)), Some(&calamine::Data::Float(1.5)));
+        assert_eq!(range.get_value((1, 0)), Some(&calamine::Data::Float(2.5)));
+        // A part missing from either package is refused before anything is written.
+        std::fs::remove_file(&path).unwrap();
+        let missing = [(
+            "xl/worksheets/sheet1.xml".to_string(),
+            "xl/worksheets/sheet9.xml".to_string(),
+        )];
+        let err = assemble(&main, &detail, &missing, &path).unwrap_err();
+        assert!(err.to_string().contains("sheet9"), "{err}");
+        assert!(!path.exists());
     }
 }
