@@ -274,7 +274,6 @@ fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extract::FileRea
 /// The accepted keys of the given partitions.
 fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
     let mut keys = PriorKeys::default();
-    keys.reserve(outcomes.iter().map(|o| o.meta.accepted as usize).sum());
     for o in outcomes {
         keys.add(scan(&o.accepted_path())?)?;
     }

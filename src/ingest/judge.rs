@@ -240,21 +240,44 @@ fn key_hashes(number: &Column, line: &Column) -> PolarsResult<Column> {
 }
 
 /// The keys accepted by earlier deliveries, (`invoice_number`, `invoice_line`), with their
-/// 64-bit hashes (`hash`), and an index from hash to row, kept up to date as deliveries are
-/// judged.
+/// 64-bit hashes (`hash`).
 ///
-/// A delivery looks its own keys' hashes up in the index; the few earlier keys found are then
-/// compared as text with the delivery's, so a hash shared by two keys never makes a duplicate.
-/// The index is kept by hand because a polars join (or `is_in`) builds its hash table anew for
-/// every query: with millions of earlier keys that build (or a scan of them all), not the
-/// probe, was the cost of judging each delivery.
+/// A delivery looks its own keys' hashes up among the earlier ones; the few earlier keys found
+/// are then compared as text with the delivery's, so a hash shared by two keys never makes a
+/// duplicate. The first lookup scans the earlier hashes (polars' `is_in`, building a set of the
+/// delivery's hashes); from the second on, an index from hash to row, built then and kept up
+/// to date as keys are added, answers instead. A monthly run looks up once, against millions
+/// of earlier keys: building an index for it would cost more than the scan. A full rebuild
+/// looks up once per delivery: a scan each time would cost the earlier keys again and again.
 pub struct PriorKeys {
     keys: DataFrame,
+    index: std::cell::RefCell<Option<Index>>,
+    lookups: std::cell::Cell<usize>,
+}
+
+/// Hash -> row of the earlier keys.
+#[derive(Default)]
+struct Index {
     /// Hash -> the row of the first earlier key with that hash.
     rows: PlHashMap<u64, IdxSize>,
     /// Rows of later earlier keys with a hash already in `rows` (distinct keys whose hashes
     /// collide: almost never any).
     shared: PlHashMap<u64, Vec<IdxSize>>,
+}
+
+impl Index {
+    fn add(&mut self, first: IdxSize, hashes: &Column) -> PolarsResult<()> {
+        let hashes = hashes.u64()?;
+        self.rows.reserve(hashes.len());
+        for (i, hash) in hashes.into_no_null_iter().enumerate() {
+            let row = first + i as IdxSize;
+            if let Some(earlier) = self.rows.insert(hash, row) {
+                self.rows.insert(hash, earlier);
+                self.shared.entry(hash).or_default().push(row);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for PriorKeys {
@@ -265,18 +288,13 @@ impl Default for PriorKeys {
                 Field::new("invoice_line".into(), DataType::Int64),
                 Field::new("hash".into(), DataType::UInt64),
             ])),
-            rows: PlHashMap::default(),
-            shared: PlHashMap::default(),
+            index: Default::default(),
+            lookups: Default::default(),
         }
     }
 }
 
 impl PriorKeys {
-    /// Room for `n` more keys.
-    pub fn reserve(&mut self, n: usize) {
-        self.rows.reserve(n);
-    }
-
     /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
     pub fn add(&mut self, accepted: LazyFrame) -> PolarsResult<()> {
         let mut keys = accepted
@@ -289,13 +307,8 @@ impl PriorKeys {
 
     /// Adds the keys of a judgement (its [`Judged::keys`]).
     pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
-        let first = self.keys.height() as IdxSize;
-        for (i, hash) in keys.column("hash")?.u64()?.into_no_null_iter().enumerate() {
-            let row = first + i as IdxSize;
-            if let Some(earlier) = self.rows.insert(hash, row) {
-                self.rows.insert(hash, earlier);
-                self.shared.entry(hash).or_default().push(row);
-            }
+        if let Some(index) = self.index.get_mut().as_mut() {
+            index.add(self.keys.height() as IdxSize, keys.column("hash")?)?;
         }
         self.keys.vstack_mut_owned(keys)?;
         Ok(())
@@ -328,14 +341,30 @@ impl PriorKeys {
 
     /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
     fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
+        let lookups = self.lookups.get() + 1;
+        self.lookups.set(lookups);
+        let mut index = self.index.borrow_mut();
+        if index.is_none() && lookups == 1 {
+            let hashes = hashes.as_materialized_series().clone();
+            return self
+                .keys
+                .clone()
+                .lazy()
+                .filter(col("hash").is_in(lit(hashes).implode(false), false))
+                .collect();
+        }
+        let index = index.get_or_insert_with(Index::default);
+        if index.rows.is_empty() {
+            index.add(0, self.keys.column("hash")?)?;
+        }
         let mut rows: Vec<IdxSize> = Vec::new();
         let mut seen = PlHashSet::new();
         for hash in hashes.u64()?.iter().flatten() {
-            if let Some(row) = self.rows.get(&hash) {
+            if let Some(row) = index.rows.get(&hash) {
                 // Each hash once: a delivery's rows may share keys, or (made up) hashes.
                 if seen.insert(hash) {
                     rows.push(*row);
-                    rows.extend(self.shared.get(&hash).into_iter().flatten());
+                    rows.extend(index.shared.get(&hash).into_iter().flatten());
                 }
             }
         }
@@ -1161,6 +1190,11 @@ mod tests {
         // "1|B" was accepted before; "2|A", "1|C" were not ("2|A" shares a number, "1|C" a line).
         let rows = [("B", "1"), ("A", "2"), ("C", "1"), ("C", "1"), ("A", "1")];
         let second = judge(&parsed(oct, &rows), oct, &lookups, &prior).unwrap();
+        // The first lookup scans the earlier keys, the second goes through their index: both
+        // find the same.
+        let again = judge(&parsed(oct, &rows), oct, &lookups, &prior).unwrap();
+        assert!(again.rejected.equals_missing(&second.rejected));
+        assert!(again.accepted.equals_missing(&second.accepted));
         let mut reasons: Vec<(i64, Option<String>)> = Vec::new();
         let rows_of = |df: &DataFrame| {
             df.column("source_row")
