@@ -92,19 +92,25 @@ proptest! {
     }
 }
 
-fn lookups() -> Lookups {
+/// Lookups of two categories, the given roster and EUR rates for the given months.
+fn lookups_of(roster: &Roster, eur_months: [&str; 2]) -> Lookups {
     let program = Program::parse(
         "[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]",
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fx_path = dir.path().join("fx.csv");
+    let [a, b] = eur_months;
     std::fs::write(
         &fx_path,
-        "month,currency,usd_per_unit\n2026-10,EUR,1.1\n2026-09,EUR,1.05\n",
+        format!("month,currency,usd_per_unit\n{a},EUR,1.1\n{b},EUR,1.05\n"),
     )
     .unwrap();
-    Lookups::new(&program, &roster(), &FxRates::load(&fx_path).unwrap()).unwrap()
+    Lookups::new(&program, roster, &FxRates::load(&fx_path).unwrap()).unwrap()
+}
+
+fn lookups() -> Lookups {
+    lookups_of(&roster(), ["2026-10", "2026-09"])
 }
 
 /// A row with a unique key (so that no first-wins rule applies) and values drawn from good and
@@ -239,29 +245,13 @@ fn roster_of(ids: &[&str]) -> Roster {
 const PARTNERS: [&str; 4] = ["P1", "P2", "P3", "P4"];
 
 fn lookups_with(roster: &[bool]) -> Lookups {
-    let program = Program::parse(
-        "[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]",
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let fx_path = dir.path().join("fx.csv");
-    std::fs::write(
-        &fx_path,
-        "month,currency,usd_per_unit\n2026-08,EUR,1.1\n2026-09,EUR,1.05\n",
-    )
-    .unwrap();
     let ids: Vec<&str> = PARTNERS
         .iter()
         .zip(roster)
         .filter(|(_, on)| **on)
         .map(|(id, _)| *id)
         .collect();
-    Lookups::new(
-        &program,
-        &roster_of(&ids),
-        &FxRates::load(&fx_path).unwrap(),
-    )
-    .unwrap()
+    lookups_of(&roster_of(&ids), ["2026-08", "2026-09"])
 }
 
 /// A row that passes parsing, from a small space of keys, so that keys repeat within and
@@ -362,6 +352,23 @@ proptest! {
     }
 }
 
+/// An invoice line of September that passes every check (its partner aside).
+fn valid_line(number: &str, partner: &str) -> [String; 10] {
+    [
+        number,
+        "1",
+        "2026-09-01",
+        "Invoice",
+        partner,
+        "MOC",
+        "kit",
+        "10",
+        "10",
+        "USD",
+    ]
+    .map(String::from)
+}
+
 #[test]
 fn rows_that_share_a_row_number_are_judged_in_full() {
     // Rows numbered alike (as an earlier version numbered lines ending in a carriage return
@@ -369,31 +376,14 @@ fn rows_that_share_a_row_number_are_judged_in_full() {
     // difference, and loses no row.
     use kpi_refresh::ingest::judge::{rejudge, Earlier};
     let month: Month = "2026-10".parse().unwrap();
-    fn line<'a>(number: &'a str, partner: &'a str) -> [&'a str; 10] {
-        [
-            number,
-            "1",
-            "2026-09-01",
-            "Invoice",
-            partner,
-            "MOC",
-            "kit",
-            "10",
-            "10",
-            "USD",
-        ]
-    }
     let numbers: Vec<String> = (1..=14).map(|i| format!("INV-{i}")).collect();
     let mut parsed = Parsed::new("a.csv", numbers.len());
     for (i, number) in numbers.iter().enumerate() {
         // The first three rows share row 2; the first names P2, which joins the roster.
         let partner = if i == 0 { "P2" } else { "P1" };
-        parsed.push(
-            2 + i.saturating_sub(2) as u32,
-            line(number, partner),
-            [false; 10],
-            month,
-        );
+        let cells = valid_line(number, partner);
+        let cells: [&str; 10] = std::array::from_fn(|k| cells[k].as_str());
+        parsed.push(2 + i.saturating_sub(2) as u32, cells, [false; 10], month);
     }
     let frame =
         kpi_refresh::ingest::extract::concat_files(vec![parsed.into_frame().unwrap()]).unwrap();
@@ -433,21 +423,7 @@ fn rows_that_share_a_row_number_are_judged_in_full() {
 fn a_key_accepted_earlier_after_a_roster_change_makes_a_later_copy_a_duplicate() {
     use kpi_refresh::ingest::judge::{rejudge, Earlier};
     let months: [Month; 2] = ["2026-09".parse().unwrap(), "2026-10".parse().unwrap()];
-    let line = |partner: &str| {
-        [
-            "INV-7",
-            "1",
-            "2026-09-01",
-            "Invoice",
-            partner,
-            "MOC",
-            "kit",
-            "10",
-            "10",
-            "USD",
-        ]
-        .map(String::from)
-    };
+    let line = |partner: &str| valid_line("INV-7", partner);
     let frames = [
         delivery_frame(months[0], &[line("P2")]),
         delivery_frame(months[1], &[line("P1")]),

@@ -74,16 +74,9 @@ impl Lookups {
         })
     }
 
-    /// SHA-256 of the answers of program.toml and the rates alone (what each OMLP type means,
-    /// and each rate): two judgements whose rules answers agree differ only through the roster
-    /// and the keys accepted before, which [`rejudge`] can follow row by row.
-    pub fn rules_digest(&self, asks: &Asks) -> String {
-        #[derive(Serialize)]
-        struct Rules<'a> {
-            omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
-            rates: Vec<(i32, &'a str, Option<f64>)>,
-        }
-        let rules = Rules {
+    /// What each OMLP type of `asks` means, and each rate it asks for.
+    fn rules<'a>(&'a self, asks: &'a Asks) -> Rules<'a> {
+        Rules {
             omlp_types: asks
                 .omlp_keys
                 .iter()
@@ -94,12 +87,14 @@ impl Lookups {
                 .iter()
                 .map(|(m, c)| (*m, c.as_str(), self.rate_of.get(&(*m, c.clone())).copied()))
                 .collect(),
-        };
-        crate::digest::sha256_bytes(
-            serde_json::to_string(&rules)
-                .expect("serialisable")
-                .as_bytes(),
-        )
+        }
+    }
+
+    /// SHA-256 of the answers of program.toml and the rates alone (what each OMLP type means,
+    /// and each rate): two judgements whose rules answers agree differ only through the roster
+    /// and the keys accepted before, which [`rejudge`] can follow row by row.
+    pub fn rules_digest(&self, asks: &Asks) -> String {
+        digest_of(&self.rules(asks))
     }
 
     /// SHA-256 of the answers these lookups give to `asks`: which of the partners are in the
@@ -109,33 +104,35 @@ impl Lookups {
         #[derive(Serialize)]
         struct Answers<'a> {
             in_roster: Vec<&'a str>,
-            omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
-            rates: Vec<(i32, &'a str, Option<f64>)>,
+            #[serde(flatten)]
+            rules: Rules<'a>,
         }
-        let answers = Answers {
+        digest_of(&Answers {
             in_roster: asks
                 .partner_ids
                 .iter()
                 .filter(|id| self.partner_ids.contains(id.as_str()))
                 .map(String::as_str)
                 .collect(),
-            omlp_types: asks
-                .omlp_keys
-                .iter()
-                .map(|k| (k.as_str(), self.omlp_types.get(k)))
-                .collect(),
-            rates: asks
-                .rates
-                .iter()
-                .map(|(m, c)| (*m, c.as_str(), self.rate_of.get(&(*m, c.clone())).copied()))
-                .collect(),
-        };
-        crate::digest::sha256_bytes(
-            serde_json::to_string(&answers)
-                .expect("serialisable")
-                .as_bytes(),
-        )
+            rules: self.rules(asks),
+        })
     }
+}
+
+/// The answers of program.toml and the rates to what rows ask.
+#[derive(Serialize)]
+struct Rules<'a> {
+    omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
+    rates: Vec<(i32, &'a str, Option<f64>)>,
+}
+
+/// SHA-256 of `value` as JSON.
+fn digest_of(value: &impl Serialize) -> String {
+    crate::digest::sha256_bytes(
+        serde_json::to_string(value)
+            .expect("serialisable")
+            .as_bytes(),
+    )
 }
 
 /// What a delivery's parsed rows ask of the roster, the rates and program.toml: the partner
