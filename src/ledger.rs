@@ -32,9 +32,9 @@ use crate::ingest::extract::{self, Parsed};
 use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
 use crate::publish::Staging;
 
-/// Bumped when the partition layout or the judging rules change, so old partitions are judged
-/// again.
-pub const FORMAT: u32 = 2;
+/// Bumped when the partition layout, the parsing or the judging rules change, so old partitions
+/// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ.)
+pub const FORMAT: u32 = 3;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";
@@ -588,7 +588,7 @@ fn judge_in_order(
                             // again by difference, here.
                             _ => read_ahead(ctx, input, Kind::Rejudge)?,
                         };
-                        let by_difference = matches!(ahead, Ahead::Again(_));
+                        let mut by_difference = false;
                         let (mut judged, asks, keeping, newly_parsed) = match ahead {
                             Ahead::Rows {
                                 parsed: parsed_df,
@@ -632,7 +632,8 @@ fn judge_in_order(
                             // again by difference from the published judgement.
                             Ahead::Again(again) => {
                                 kept_rows(&mut files)?;
-                                let judged = judge::settle_again(
+                                let judged;
+                                (judged, by_difference) = judge::settle_again(
                                     scan(&published.join(PARSED))?,
                                     again,
                                     input.month,

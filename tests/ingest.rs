@@ -550,3 +550,40 @@ fn missing_delivery_or_empty_delivery_folder_is_66() {
         "2026-10",
     );
 }
+
+#[test]
+fn a_partner_who_joins_with_most_of_a_delivery_has_it_judged_in_full() {
+    let w = minimal();
+    // 30 lines of P7 (not in the roster yet) and 10 of P1.
+    let p7: String = (1..=30)
+        .map(|i| format!("Q-{i},1,2026-10-10,Invoice,P7,MOC,kit,10,100.00,USD\n"))
+        .collect();
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\n{p7}{}",
+            good_lines("C", "2026-10", 1, 10)
+        ),
+    );
+    let refresh = |w: &Work| -> String {
+        let out = w.run_lenient("2026-11");
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    refresh(&w);
+    assert_eq!(rejected(&w, "2026-11").len() - 1, 30);
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!("{roster}P7,Joiner,SE,none,,,0,no,no,no,,,\n"),
+    );
+    // Three quarters of the rows change: judging them all costs less than setting them in.
+    let log = refresh(&w);
+    assert!(log.contains("judged again from kept rows"), "{log}");
+    assert!(!log.contains("judged again by difference"), "{log}");
+    assert_eq!(rejected(&w, "2026-11").len() - 1, 0);
+    let kept = tree_hashes(&w.output().join("ledger"));
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    refresh(&w);
+    assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
+}

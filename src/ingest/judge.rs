@@ -412,7 +412,7 @@ pub fn rejudge(
     prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
     match prepare_again(parsed.clone(), earlier, lookups)? {
-        Some(again) => settle_again(parsed, again, delivery, lookups, prior),
+        Some(again) => Ok(settle_again(parsed, again, delivery, lookups, prior)?.0),
         None => judge(&parsed.collect()?, delivery, lookups, prior),
     }
 }
@@ -583,13 +583,14 @@ pub fn prepare_again(
 }
 
 /// Completes judging again by difference, given the keys accepted before: see [`rejudge`].
+/// The flag says whether it was by difference (true) or, as many rows changed, in full.
 pub fn settle_again(
     parsed: LazyFrame,
     again: Again,
     delivery: Month,
     lookups: &Lookups,
     prior: &PriorKeys,
-) -> PolarsResult<Judged> {
+) -> PolarsResult<(Judged, bool)> {
     let Again {
         earlier: Earlier { accepted, rejected },
         accepted_keys,
@@ -617,11 +618,12 @@ pub fn settle_again(
     .unique(None, UniqueKeepStrategy::Any)
     .collect()?;
     if changed.height() == 0 {
-        return Ok(Judged {
+        let judged = Judged {
             accepted,
             rejected,
             keys: accepted_keys,
-        });
+        };
+        return Ok((judged, true));
     }
     // The rows of those keys: found by hash, then by text.
     let rows_count = rows.height();
@@ -636,7 +638,7 @@ pub fn settle_again(
     // When many rows changed (a large partner joined), judging all rows costs less than
     // setting that many in their places.
     if again.height() * 4 > rows_count {
-        return judge(&parsed.collect()?, delivery, lookups, prior);
+        return Ok((judge(&parsed.collect()?, delivery, lookups, prior)?, false));
     }
     let seqs = again.column("seq")?.as_materialized_series().clone();
     let subset = parsed
@@ -656,11 +658,12 @@ pub fn settle_again(
     let rejected = order.splice(&rejected, &removed, Some(&judged.rejected))?;
     let mut keys = kept_keys;
     keys.vstack_mut_owned(judged.keys)?;
-    Ok(Judged {
+    let judged = Judged {
         accepted,
         rejected,
         keys,
-    })
+    };
+    Ok((judged, true))
 }
 
 /// The places of rows judged again among a judgement's rows, which are in the delivery's
