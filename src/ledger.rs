@@ -372,6 +372,8 @@ struct Step {
     kept_asks: Option<Asks>,
     /// The answers to `kept_asks`.
     answers: Option<String>,
+    /// The rules' answers to `kept_asks` (see [`Lookups::rules_digest`]).
+    rules: Option<String>,
     kind: Kind,
 }
 
@@ -424,6 +426,7 @@ fn plan(ctx: &Context, inputs: &[DeliveryInput], found: Vec<Found>) -> Vec<Step>
                 judgement,
                 kept_asks,
                 answers,
+                rules,
                 kind,
             }
         })
@@ -442,7 +445,7 @@ enum Ahead {
         prepared: judge::Prepared,
     },
     /// Its published judgement, to be judged again by difference.
-    Again(judge::Again),
+    Again(Box<judge::Again>),
 }
 
 /// Reads a delivery to judge (`kind`): its files, its kept rows, or its published judgement
@@ -459,7 +462,7 @@ fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Result<Ahead>
         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: differences prepared");
         // (None: the rows cannot be placed by file and row; judged in full below.)
         if let Some(again) = again {
-            return Ok(Ahead::Again(again));
+            return Ok(Ahead::Again(Box::new(again)));
         }
     }
     let (parsed, reads, asks) = if kind == Kind::Parse {
@@ -512,6 +515,7 @@ fn judge_in_order(
                     judgement,
                     kept_asks,
                     answers,
+                    rules,
                     kind,
                 } = step;
                 let published = ctx.output.join(partition_rel(input.month));
@@ -544,8 +548,7 @@ fn judge_in_order(
                         }
                         meta.depends = depends;
                         meta.judgement = judgement.clone();
-                        meta.rules_answers =
-                            kept_asks.as_ref().map(|a| ctx.lookups.rules_digest(a));
+                        meta.rules_answers = rules;
                         write_json(&meta, &dir, META)?;
                         let outcome = Outcome {
                             meta,
@@ -633,13 +636,8 @@ fn judge_in_order(
                             Ahead::Again(again) => {
                                 kept_rows(&mut files)?;
                                 let judged;
-                                (judged, by_difference) = judge::settle_again(
-                                    scan(&published.join(PARSED))?,
-                                    again,
-                                    input.month,
-                                    ctx.lookups,
-                                    prior,
-                                )?;
+                                (judged, by_difference) =
+                                    judge::settle_again(*again, input.month, ctx.lookups, prior)?;
                                 let asks = kept_asks.expect("same files come with their asks");
                                 (judged, asks, None, false)
                             }
@@ -663,7 +661,9 @@ fn judge_in_order(
                             depends,
                             judgement: judgement.clone(),
                             answers: answers.unwrap_or_else(|| ctx.lookups.answers_digest(&asks)),
-                            rules_answers: Some(ctx.lookups.rules_digest(&asks)),
+                            rules_answers: Some(
+                                rules.unwrap_or_else(|| ctx.lookups.rules_digest(&asks)),
+                            ),
                             earlier_keys: earlier_keys.clone(),
                             keys,
                         };

@@ -294,12 +294,7 @@ impl Default for PriorKeys {
 impl PriorKeys {
     /// Adds the keys of `accepted` (ledger lines with `invoice_number` and `invoice_line`).
     pub fn add(&mut self, accepted: LazyFrame) -> PolarsResult<()> {
-        let mut keys = accepted
-            .select([col("invoice_number"), col("invoice_line")])
-            .collect()?;
-        let hashes = key_hashes(keys.column("invoice_number")?, keys.column("invoice_line")?)?;
-        keys.with_column(hashes.with_name("hash".into()))?;
-        self.add_judged(keys)
+        self.add_judged(with_hashes(accepted.select(KEY.map(col)).collect()?)?)
     }
 
     /// Adds the keys of a judgement (its [`Judged::keys`]).
@@ -327,12 +322,7 @@ impl PriorKeys {
         }
         keys.clone()
             .lazy()
-            .join(
-                earlier.lazy(),
-                KEY.map(col),
-                KEY.map(col),
-                JoinArgs::new(JoinType::Semi),
-            )
+            .join(earlier.lazy(), KEY.map(col), KEY.map(col), semi())
             .collect()
     }
 
@@ -412,13 +402,15 @@ pub fn rejudge(
     prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
     match prepare_again(parsed.clone(), earlier, lookups)? {
-        Some(again) => Ok(settle_again(parsed, again, delivery, lookups, prior)?.0),
+        Some(again) => Ok(settle_again(again, delivery, lookups, prior)?.0),
         None => judge(&parsed.collect()?, delivery, lookups, prior),
     }
 }
 
 /// What judging a delivery again by difference learns before the earlier keys are known.
 pub struct Again {
+    /// The delivery's kept rows.
+    parsed: LazyFrame,
     earlier: Earlier,
     /// Keys of the earlier accepted lines, in their order, with their hashes.
     accepted_keys: DataFrame,
@@ -478,15 +470,12 @@ pub fn prepare_again(
     let roster = lookups.partners.clone();
     let moved_partners = concat(
         [
-            passed
-                .join(
-                    roster.clone(),
-                    [col("partner_id")],
-                    [col("partner_id")],
-                    left(),
-                )
-                .filter(col("in_roster").is_null())
-                .select([col("partner_id")]),
+            passed.join(
+                roster.clone(),
+                [col("partner_id")],
+                [col("partner_id")],
+                anti(),
+            ),
             partners_of(rejected, col("reason").eq(lit("unknown_partner"))).join(
                 roster,
                 [col("partner_id")],
@@ -497,6 +486,7 @@ pub fn prepare_again(
         UnionArgs::default(),
     )?;
     let all = parsed
+        .clone()
         .select([
             col("seq"),
             col("source_file"),
@@ -573,6 +563,7 @@ pub fn prepare_again(
         .join(first_here, KEY.map(col), KEY.map(col), anti())
         .collect()?;
     Ok(Some(Again {
+        parsed,
         earlier,
         accepted_keys,
         rows,
@@ -585,13 +576,13 @@ pub fn prepare_again(
 /// Completes judging again by difference, given the keys accepted before: see [`rejudge`].
 /// The flag says whether it was by difference (true) or, as many rows changed, in full.
 pub fn settle_again(
-    parsed: LazyFrame,
     again: Again,
     delivery: Month,
     lookups: &Lookups,
     prior: &PriorKeys,
 ) -> PolarsResult<(Judged, bool)> {
     let Again {
+        parsed,
         earlier: Earlier { accepted, rejected },
         accepted_keys,
         rows,
@@ -677,29 +668,19 @@ struct Order {
 
 impl Order {
     fn new(files: &[String], again: &DataFrame) -> PolarsResult<Order> {
-        let files: PlHashMap<String, usize> = files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.clone(), i))
-            .collect();
-        let place = |df: &DataFrame| -> PolarsResult<Vec<(usize, u32)>> {
-            let names = df.column("source_file")?.str()?;
-            let rows = df.column("source_row")?.u32()?;
-            names
+        let mut order = Order {
+            files: files
                 .iter()
-                .zip(rows.iter())
-                .map(|(f, r)| match (f.and_then(|f| files.get(f)), r) {
-                    (Some(f), Some(r)) => Ok((*f, r)),
-                    _ => Err(polars_err!(ComputeError: "a row of an unknown file or without a row number")),
-                })
-                .collect()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), i))
+                .collect(),
+            again: Vec::new(),
         };
-        let mut again_at = place(again)?;
-        again_at.sort_unstable();
-        Ok(Order {
-            files,
-            again: again_at,
-        })
+        order.again = (0..again.height())
+            .map(|i| order.at(again, i))
+            .collect::<PolarsResult<_>>()?;
+        order.again.sort_unstable();
+        Ok(order)
     }
 
     /// (file place, source row) of row `i` of `df`.
