@@ -277,10 +277,15 @@ impl Drop for DetailThread {
     }
 }
 
+/// The part of a package's `n`th worksheet (from 1).
+fn worksheet_part(n: usize) -> String {
+    format!("xl/worksheets/sheet{n}.xml")
+}
+
 /// Invoice detail's worksheets in the detail package: its first worksheet is a blank one that
 /// registers the formats (and is the package's selected sheet, so that no detail sheet is).
 fn detail_part(i: usize) -> String {
-    format!("xl/worksheets/sheet{}.xml", i + 2)
+    worksheet_part(i + 2)
 }
 
 /// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
@@ -301,7 +306,7 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
         .map_err(err)?;
     let detail_rows = detail.height();
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
-    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let per_sheet = rows_per_sheet(max_rows);
     let detail_styles = styles.clone();
     let detail = std::thread::spawn(move || {
         let t = std::time::Instant::now();
@@ -398,7 +403,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     tables.push(t);
     // Stand-ins for Invoice detail's worksheets, whose parts come from the detail package.
     // Each has the autofilter of the sheet it stands for: the workbook part names its range.
-    let per_sheet = max_rows.saturating_sub(1).max(1);
+    let per_sheet = rows_per_sheet(max_rows);
     let mut stand_ins = Vec::new();
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
     for (i, name) in names.iter().enumerate() {
@@ -445,7 +450,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     let parts: Vec<(String, String)> = stand_ins
         .iter()
         .enumerate()
-        .map(|(i, n)| (format!("xl/worksheets/sheet{n}.xml"), detail_part(i)))
+        .map(|(i, n)| (worksheet_part(*n), detail_part(i)))
         .collect();
     assemble(&main, &detail, &parts, path)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: assembled");
@@ -463,18 +468,13 @@ fn save(book: &mut Workbook, what: &str) -> Result<Vec<u8>> {
 /// lists must begin as the main package's do.
 pub fn assemble(main: &[u8], detail: &[u8], parts: &[(String, String)], path: &Path) -> Result<()> {
     let internal = |e: ::zip::result::ZipError| Error::internal("assembling the workbook", e);
+    let written = |e: ::zip::result::ZipError| match e {
+        ::zip::result::ZipError::Io(io) => Error::write(path, io),
+        other => internal(other),
+    };
     let mut main = ::zip::ZipArchive::new(Cursor::new(main)).map_err(internal)?;
     let mut detail = ::zip::ZipArchive::new(Cursor::new(detail)).map_err(internal)?;
-    let styles = |zip: &mut ::zip::ZipArchive<Cursor<&[u8]>>| -> Result<String> {
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut zip.by_name("xl/styles.xml").map_err(internal)?,
-            &mut text,
-        )
-        .map_err(|e| Error::internal("assembling the workbook", e))?;
-        Ok(text)
-    };
-    let (main_styles, detail_styles) = (styles(&mut main)?, styles(&mut detail)?);
+    let (main_styles, detail_styles) = (styles_part(&mut main)?, styles_part(&mut detail)?);
     if let Some(list) = formats_differ(&main_styles, &detail_styles) {
         return Err(Error::internal(
             "assembling the workbook",
@@ -503,17 +503,22 @@ pub fn assemble(main: &[u8], detail: &[u8], parts: &[(String, String)], path: &P
             }
             None => out.raw_copy_file(entry),
         }
-        .map_err(|e| match e {
-            ::zip::result::ZipError::Io(io) => Error::write(path, io),
-            other => internal(other),
-        })?;
+        .map_err(written)?;
     }
-    let mut file = out.finish().map_err(|e| match e {
-        ::zip::result::ZipError::Io(io) => Error::write(path, io),
-        other => internal(other),
-    })?;
+    let mut file = out.finish().map_err(written)?;
     file.flush().map_err(|e| Error::write(path, e))?;
     Ok(())
+}
+
+/// The styles part of a package, as text.
+fn styles_part<R: std::io::Read + std::io::Seek>(zip: &mut ::zip::ZipArchive<R>) -> Result<String> {
+    let context = "assembling the workbook";
+    let mut part = zip
+        .by_name("xl/styles.xml")
+        .map_err(|e| Error::internal(context, e))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut part, &mut text).map_err(|e| Error::internal(context, e))?;
+    Ok(text)
 }
 
 /// The first list of formats in `detail` (a styles part) that is not the beginning of the
@@ -573,8 +578,7 @@ fn table<'a>(
 
 /// Names of the sheets holding `n` data rows: `<name>`, `<name> (2)`, …
 pub fn sheet_names(name: &str, n: usize, max_rows: usize) -> Vec<String> {
-    let per_sheet = max_rows.saturating_sub(1).max(1);
-    let sheets = n.div_ceil(per_sheet).max(1);
+    let sheets = n.div_ceil(rows_per_sheet(max_rows)).max(1);
     (1..=sheets)
         .map(|i| {
             if i == 1 {
@@ -584,6 +588,11 @@ pub fn sheet_names(name: &str, n: usize, max_rows: usize) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The data rows of a sheet of `max_rows` rows, header included (at least one).
+fn rows_per_sheet(max_rows: usize) -> usize {
+    max_rows.saturating_sub(1).max(1)
 }
 
 /// Writes a table's rows into its worksheets, `per_sheet` rows each.
@@ -861,11 +870,7 @@ mod tests {
     }
 
     fn styles_of(package: &[u8]) -> String {
-        let mut zip = ::zip::ZipArchive::new(Cursor::new(package)).unwrap();
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut zip.by_name("xl/styles.xml").unwrap(), &mut text)
-            .unwrap();
-        text
+        styles_part(&mut ::zip::ZipArchive::new(Cursor::new(package)).unwrap()).unwrap()
     }
 
     #[test]
