@@ -11,15 +11,7 @@ use polars::prelude::*;
 use proptest::prelude::*;
 
 fn roster() -> Roster {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("partners.csv");
-    std::fs::write(
-        &path,
-        "partner_id,partner_name,country,enrollment,competency,enrolled_on,mct_count,exams_met,performance_commitment,action_pack_active\n\
-         P1,One,SE,none,,,0,no,no,no\nP2,Two,BR,none,,,0,no,no,no\n",
-    )
-    .unwrap();
-    Roster::load(&path).unwrap()
+    roster_of(&["P1", "P2"])
 }
 
 fn cell(choices: &'static [&'static str]) -> impl Strategy<Value = String> {
