@@ -23,6 +23,7 @@ const WINDOW_SUMS: &str = include_str!("../sql/window_sums.sql");
 const WINDOW_TOTALS: &str = include_str!("../sql/window_totals.sql");
 const MONTHLY_KPIS: &str = include_str!("../sql/monthly_kpis.sql");
 const INVOICE_DETAIL: &str = include_str!("../sql/invoice_detail.sql");
+const WATCH_SECURED: &str = include_str!("../sql/watch_secured.sql");
 
 /// One partner's window totals, category values in `[kpi_categories]` order.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -84,6 +85,36 @@ impl Kpis {
             entry.kpi[k] = kpi.get(i).unwrap_or(0.0);
             entry.revenue_usd += revenue.get(i).unwrap_or(0.0);
             entry.lines += lines.get(i).unwrap_or(0);
+        }
+        Ok(out)
+    }
+
+    /// The anniversary watch's secured KPIs: for each `(partner_id, months_to_anniversary)` in
+    /// `watched`, the sums of its window lines dated from R-12 + months_to_anniversary on, per
+    /// category in `[kpi_categories]` order (partners without such a line are absent).
+    pub fn secured(&mut self, watched: &[(&str, i32)]) -> Result<HashMap<String, Vec<f64>>> {
+        let ids: Vec<&str> = watched.iter().map(|w| w.0).collect();
+        let months: Vec<i32> = watched.iter().map(|w| w.1).collect();
+        self.ctx.register(
+            "watched",
+            df!("partner_id" => ids, "months_to_anniversary" => months)?.lazy(),
+        );
+        let df = self.ctx.execute(WATCH_SECURED)?.collect()?;
+        let ids = df.column("partner_id")?.str()?;
+        let cats = df.column("category")?.str()?;
+        let secured = df.column("secured")?.cast(&DataType::Float64)?;
+        let secured = secured.f64()?;
+        let mut out: HashMap<String, Vec<f64>> = HashMap::new();
+        for i in 0..df.height() {
+            let (Some(id), Some(cat)) = (ids.get(i), cats.get(i)) else {
+                continue;
+            };
+            let Some(k) = self.categories.iter().position(|c| c == cat) else {
+                continue;
+            };
+            out.entry(id.to_string())
+                .or_insert_with(|| vec![0.0; self.categories.len()])[k] =
+                secured.get(i).unwrap_or(0.0);
         }
         Ok(out)
     }
@@ -290,5 +321,101 @@ mod tests {
             .map(|p| p.kpi.iter().filter(|v| **v != 0.0).count())
             .sum();
         assert!(sql_pairs <= checked);
+    }
+
+    /// The watch's secured sums written with the lazy API: each watched partner's lines dated
+    /// from A-12 = R-12 + months_to_anniversary to R-1.
+    fn lazy_secured(lines: LazyFrame, refresh: Month, watched: &[(&str, i32)]) -> DataFrame {
+        let (from, to) = refresh.window();
+        let watched = df!(
+            "partner_id" => watched.iter().map(|w| w.0).collect::<Vec<_>>(),
+            "months_to_anniversary" => watched.iter().map(|w| w.1).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        lines
+            .join(
+                watched.lazy(),
+                [col("partner_id")],
+                [col("partner_id")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(
+                col("month_index")
+                    .gt_eq(lit(from.index()) + col("months_to_anniversary"))
+                    .and(col("month_index").lt_eq(lit(to.index()))),
+            )
+            .group_by([col("partner_id"), col("category")])
+            .agg([col("kpi_value")
+                .sum()
+                .round(4, RoundMode::HalfToEven)
+                .alias("secured")])
+            .collect()
+            .unwrap()
+    }
+
+    #[test]
+    fn sql_watch_secured_matches_the_lazy_api_on_random_data() {
+        let mut seed = 0x9E3779B97F4A7C15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let refresh: Month = "2026-11".parse().unwrap();
+        let months: Vec<String> = (-16..2).map(|i| refresh.plus(i).to_string()).collect();
+        let ids: Vec<String> = (0..30).map(|i| format!("W{i:02}")).collect();
+        let mut rows = Vec::new();
+        for _ in 0..3000 {
+            let kpi = (next(1_000_000) as f64 - 200_000.0) / 10_000.0;
+            let cat = if next(2) == 0 {
+                "courseware"
+            } else {
+                "certification"
+            };
+            rows.push((
+                ids[next(30) as usize].as_str(),
+                cat,
+                months[next(months.len() as u64) as usize].as_str(),
+                kpi,
+                kpi,
+            ));
+        }
+        // Every lead from 0 (due) to 12 months, and partners that are not watched.
+        let watched: Vec<(&str, i32)> = ids
+            .iter()
+            .take(26)
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), (i % 13) as i32))
+            .collect();
+        let mut k = Kpis::new(lines(&rows), refresh, &program()).unwrap();
+        let sql = k.secured(&watched).unwrap();
+        let totals = k.totals().unwrap();
+        let lazy = lazy_secured(lines(&rows), refresh, &watched);
+        let (lid, lcat) = (
+            lazy.column("partner_id").unwrap().str().unwrap(),
+            lazy.column("category").unwrap().str().unwrap(),
+        );
+        let lval = lazy.column("secured").unwrap().f64().unwrap();
+        for i in 0..lazy.height() {
+            let (id, cat) = (lid.get(i).unwrap(), lcat.get(i).unwrap());
+            let c = usize::from(cat == "certification");
+            let expected = lval.get(i).unwrap();
+            assert!(
+                (sql[id][c] - expected).abs() < 1e-9,
+                "{id} {cat}: {} vs {expected}",
+                sql[id][c]
+            );
+        }
+        // Where the lazy API found no line of the decision window, the SQL's sum is 0.
+        let found: usize = sql
+            .values()
+            .map(|v| v.iter().filter(|x| **x != 0.0).count())
+            .sum();
+        assert!(found <= lazy.height() && lazy.height() > 20);
+        assert!(!sql.contains_key("W27"), "partners not watched are absent");
+        // A partner due in R (lead 0) has secured its whole window.
+        assert_eq!(sql["W00"], totals["W00"].kpi);
+        assert_eq!(sql["W13"], totals["W13"].kpi);
     }
 }

@@ -3,7 +3,7 @@
 //! Stages, in the order a refresh runs them: [`config`] (the checked run configuration and
 //! program rules), [`ingest`] (roster, rates and extracts read and judged), [`ledger`] (the
 //! Parquet ledger), [`kpi`] (window KPIs in SQL), [`renewal`] (eligibility and renewal
-//! decisions), [`directory`] (the directory submission), [`report`] (CSV files, workbook,
+//! decisions), [`watch`] (the anniversary watch), [`directory`] (the directory submission), [`report`] (CSV files, workbook,
 //! manifest) and [`publish`] (lock, staging and atomic commit). [`commands`] wires them into
 //! the command line of [`cli`].
 
@@ -21,3 +21,4 @@ pub mod logging;
 pub mod publish;
 pub mod renewal;
 pub mod report;
+pub mod watch;

@@ -122,9 +122,12 @@ fn sheets_past_the_row_limit_continue_on_numbered_sheets() {
     let csv = csv_rows(&w.report("2026-05", "partners-2026-05.csv"));
     let csv_ids: Vec<String> = csv[1..].iter().map(|r| r[0].clone()).collect();
     assert_eq!(ids, csv_ids, "no row dropped, order kept");
-    // Invoice detail (written on a thread of its own) takes its place after Renewals.
+    // Invoice detail (written on a thread of its own) takes its place after the Anniversary
+    // watch, which follows Renewals.
     let at = names.iter().position(|n| n == "Invoice detail").unwrap();
-    assert!(names[at - 1].starts_with("Renewals"), "{names:?}");
+    assert!(names[at - 1].starts_with("Anniversary watch"), "{names:?}");
+    let watch = names.iter().position(|n| n == "Anniversary watch").unwrap();
+    assert!(names[watch - 1].starts_with("Renewals"), "{names:?}");
     let detail: Vec<&String> = names[at..]
         .iter()
         .take_while(|n| n.starts_with("Invoice detail"))

@@ -82,6 +82,7 @@ fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
             "Partners",
             "Monthly KPIs",
             "Renewals",
+            "Anniversary watch",
             "Invoice detail",
             "Directory submission",
             "Directory exceptions",

@@ -199,6 +199,18 @@ fn story(
         );
     }
 
+    if let Some(w) = c
+        .watch
+        .iter()
+        .find(|w| c.decisions[w.index].partner_id == p.partner_id)
+    {
+        let _ = writeln!(
+            s,
+            "\nAnniversary watch: {}.",
+            crate::watch::describe(w, program)
+        );
+    }
+
     let dir = &c.directory;
     let _ = write!(s, "\nDirectory: ");
     if let Some(x) = dir

@@ -22,6 +22,7 @@ use crate::ledger::{self, Outcome};
 use crate::publish::Staging;
 use crate::renewal::{self, Decision, PreviousLevels};
 use crate::report::manifest::InputFile;
+use crate::watch::{self, WatchRow};
 
 /// The checked master data of a run.
 pub struct Inputs {
@@ -201,6 +202,7 @@ pub fn ingest(
 pub struct Computation {
     pub totals: HashMap<String, PartnerKpis>,
     pub decisions: Vec<Decision>,
+    pub watch: Vec<WatchRow>,
     pub directory: Directory,
     pub monthly: DataFrame,
     pub rejected_last: DataFrame,
@@ -277,6 +279,23 @@ pub fn compute(
     );
 
     let started = Instant::now();
+    let lead_months = cfg.program.watch_lead_months;
+    let secured = kpis.secured(&watch::watched(&decisions, lead_months))?;
+    let watch = watch::build(
+        &cfg.program,
+        &inputs.roster,
+        &decisions,
+        lead_months,
+        &secured,
+    );
+    info!(
+        watched = watch.len(),
+        lead_months,
+        ms = started.elapsed().as_millis() as u64,
+        "watch: anniversaries ahead measured"
+    );
+
+    let started = Instant::now();
     let baseline = directory::load_baseline(published, cfg.refresh)?;
     let directory = directory::build(
         &cfg.program,
@@ -301,6 +320,7 @@ pub fn compute(
     Ok(Computation {
         totals,
         decisions,
+        watch,
         directory,
         monthly,
         rejected_last,

@@ -200,6 +200,7 @@ fn stage_outputs(
         program: &cfg.program,
         roster: &inputs.roster,
         decisions: &c.decisions,
+        watch: &c.watch,
         directory: &c.directory,
         monthly: &c.monthly,
         rejected: &c.rejected_last,
@@ -279,6 +280,7 @@ fn stage_outputs(
                 computed.directory_submission(true),
             )?,
             write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
+            write_sheet_csv(&format!("watch-{r}.csv"), computed.watch(true))?,
         ];
 
         // State after R.

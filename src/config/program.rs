@@ -147,6 +147,8 @@ pub struct Program {
     market_of_country: HashMap<String, String>,
     pub requirements: Vec<Requirement>,
     pub extensions: Vec<Extension>,
+    /// `[watch] lead_months`: how many months ahead the anniversary watch looks (0-12).
+    pub watch_lead_months: u32,
     /// Keys the program does not know, for the log.
     pub unknown_keys: Vec<String>,
 }
@@ -182,6 +184,7 @@ impl Program {
                 "markets",
                 "requirements",
                 "extensions",
+                "watch",
             ]
             .contains(&key.as_str())
             {
@@ -190,6 +193,7 @@ impl Program {
         }
 
         let calendar = parse_calendar(root.get("calendar"), &mut unknown_keys)?;
+        let watch_lead_months = parse_watch(root.get("watch"), &mut unknown_keys)?;
         let (categories, omlp_types) = parse_categories(root.get("kpi_categories"))?;
         let (default_market, markets, market_of_country) = parse_markets(root.get("markets"))?;
         let mut program = Program {
@@ -201,6 +205,7 @@ impl Program {
             market_of_country,
             requirements: Vec::new(),
             extensions: Vec::new(),
+            watch_lead_months,
             unknown_keys,
         };
         program.requirements = parse_requirements(root.get("requirements"), &program)?;
@@ -366,6 +371,29 @@ fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Ca
         );
     }
     Ok(calendar)
+}
+
+/// The default of `[watch] lead_months`.
+pub const DEFAULT_LEAD_MONTHS: u32 = 3;
+
+/// `[watch]`: `lead_months`, an integer from 0 to 12 (a fraction or text is refused).
+fn parse_watch(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<u32, Failure> {
+    let mut lead_months = DEFAULT_LEAD_MONTHS;
+    let Some(t) = table(value, "watch")? else {
+        return Ok(lead_months);
+    };
+    for (k, v) in t {
+        let key = format!("watch.{k}");
+        if k != "lead_months" {
+            unknown.push(key);
+            continue;
+        }
+        lead_months = match v {
+            Value::Integer(n) if (0..=12).contains(n) => *n as u32,
+            _ => return fail(key, "must be a whole number of months from 0 to 12"),
+        };
+    }
+    Ok(lead_months)
 }
 
 type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
@@ -781,5 +809,16 @@ exclude_competencies = ["Cloud Business Applications"]
         let two_markets = SAMPLE.replace("\"ZA\"]", "\"ZA\"]\nnordic = [\"SE\", \"br\"]");
         assert_eq!(key_of(&two_markets), "markets.nordic");
         assert!(key_of("[calendar\nrefresh_day = 15").starts_with("line 1"));
+    }
+
+    #[test]
+    fn watch_lead_months_is_a_whole_number_from_0_to_12() {
+        assert_eq!(Program::parse(SAMPLE).unwrap().watch_lead_months, 3);
+        let with = |v: &str| format!("{SAMPLE}\n[watch]\nlead_months = {v}\n");
+        assert_eq!(Program::parse(&with("0")).unwrap().watch_lead_months, 0);
+        assert_eq!(Program::parse(&with("12")).unwrap().watch_lead_months, 12);
+        for bad in ["13", "-1", "2.5", "\"3\""] {
+            assert_eq!(key_of(&with(bad)), "watch.lead_months", "{bad}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod csv_out;
 pub mod manifest;
+mod watch;
 pub mod workbook;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ pub struct Computed<'a> {
     pub program: &'a Program,
     pub roster: &'a Roster,
     pub decisions: &'a [Decision],
+    /// The anniversary watch, whose rows point into `roster` and `decisions`.
+    pub watch: &'a [crate::watch::WatchRow],
     pub directory: &'a Directory,
     /// Monthly KPIs from the SQL (partner_id, category, m00…m11, total).
     pub monthly: &'a DataFrame,
@@ -74,6 +77,15 @@ pub struct Computed<'a> {
     /// Reject reasons of delivery R-1.
     pub reject_reasons: &'a BTreeMap<String, u64>,
 }
+
+/// The statuses a forecast can have: the renewal statuses of a partner due at its anniversary.
+const FORECAST_STATUSES: [Status; 5] = [
+    Status::Extended,
+    Status::UpgradeEligible,
+    Status::Renew,
+    Status::Downgrade,
+    Status::Lapse,
+];
 
 fn categories(program: &Program) -> impl Iterator<Item = &str> {
     program.categories.iter().map(|c| c.name.as_str())
@@ -399,6 +411,18 @@ impl Computed<'_> {
                 Value::text("Outlook"),
                 Value::text(outlook.as_str()),
                 Value::Int(count(&|d| d.outlook == outlook)),
+            ]);
+        }
+        for status in FORECAST_STATUSES {
+            rows.push(vec![
+                Value::text("Forecast status"),
+                Value::text(status.as_str()),
+                Value::Int(
+                    self.watch
+                        .iter()
+                        .filter(|w| w.forecast_status == status)
+                        .count() as i64,
+                ),
             ]);
         }
         for (reason, n) in self.reject_reasons {

@@ -366,6 +366,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     let partners = c.partners(false);
     let monthly = monthly_frame(c).map_err(&err)?;
     let renewals = c.renewals();
+    let watch = c.watch(false);
     let tail = [
         c.directory_submission(false),
         c.directory_exceptions(),
@@ -374,7 +375,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     ];
 
     // Every other worksheet is added first, in the contract's order, and then written while
-    // Invoice detail's thread goes on; its worksheets take their place after Renewals.
+    // Invoice detail's thread goes on; its worksheets take their place after the Anniversary watch.
     let mut tables: Vec<Table> = Vec::new();
     let add = |book: &mut Workbook, name: &str, header: &[String], rows| {
         table(book, name, header, rows, max_rows)
@@ -400,6 +401,8 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         }
     };
     let t = add(&mut book, "Renewals", &renewals.header, &renewals).map_err(&err)?;
+    tables.push(t);
+    let t = add(&mut book, &watch.name, &watch.header, &watch).map_err(&err)?;
     tables.push(t);
     // Stand-ins for Invoice detail's worksheets, whose parts come from the detail package.
     // Each has the autofilter of the sheet it stands for: the workbook part names its range.
@@ -712,7 +715,10 @@ fn finish_sheet(ws: &mut Worksheet, header: &[String], data_rows: u32) -> Result
         .set_background_color("#C6EFCE")
         .set_font_color("#006100");
     for (col, h) in header.iter().enumerate() {
-        if !matches!(h.as_str(), "Renewal status" | "Outlook" | "Effective level") {
+        if !matches!(
+            h.as_str(),
+            "Renewal status" | "Outlook" | "Effective level" | "Forecast status"
+        ) {
             continue;
         }
         let rules: [(&str, &Format); 5] = [
@@ -834,6 +840,7 @@ fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxEr
     for (n, (group, title)) in [
         ("Renewal status", "Partners by renewal status"),
         ("Outlook", "Partners by outlook"),
+        ("Forecast status", "Watched partners by forecast status"),
     ]
     .iter()
     .enumerate()
