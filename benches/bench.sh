@@ -48,7 +48,7 @@ judged = sum(1 for l in lines if l.get("message", "").startswith("ledger: delive
 # Stages in the order they start. Invoice detail's sheet is written on a thread of its own
 # from the end of "detail" while kpi, renewal and directory run, so the times overlap.
 for name, prefix in [("ingest", "ingest:"), ("detail", "invoice detail:"), ("kpi", "kpi:"),
-                     ("renewal", "renewal:"), ("directory", "directory:"),
+                     ("renewal", "renewal:"), ("watch", "watch:"), ("directory", "directory:"),
                      ("report", "report: files staged"), ("publish", "publish:")]:
     ms = stage(prefix).get("ms", 0)
     extra = ""
