@@ -250,12 +250,18 @@ fn validate_and_explain_write_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("2026-04: read"), "{stdout}");
     assert!(!w.output().exists());
+    // explain tells what was published: nothing yet, so it names the run to do.
+    let out = w.run(&["explain", "--partner", "P03", "--refresh", "2026-05"]);
+    assert_exit(&out, 66, "kpi-refresh run --refresh 2026-05");
+    assert!(!w.output().exists());
+    w.refresh("2026-05");
+    let before = tree_hashes(&w.output());
     let out = w.run(&["explain", "--partner", "P03", "--refresh", "2026-05"]);
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Decision: downgrade"), "{stdout}");
     assert!(stdout.contains("courseware"), "{stdout}");
-    assert!(!w.output().exists());
+    assert_eq!(tree_hashes(&w.output()), before);
 }
 
 #[test]

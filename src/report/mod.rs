@@ -6,6 +6,7 @@
 
 pub mod csv_out;
 pub mod manifest;
+pub mod submission;
 pub mod workbook;
 
 use std::collections::BTreeMap;
@@ -138,6 +139,7 @@ impl Computed<'_> {
                 .map(String::from),
             );
             h.extend(cats.iter().map(|c| format!("Gap {c}")));
+            h.push("Why".into());
             h
         };
         let rows = self
@@ -168,6 +170,9 @@ impl Computed<'_> {
                     Value::text(d.outlook.as_str()),
                 ]);
                 row.extend(d.gap.iter().map(|g| Value::Number(*g)));
+                if !snake {
+                    row.push(Value::text(crate::why::of(d)));
+                }
                 row
             })
             .collect();
@@ -195,6 +200,7 @@ impl Computed<'_> {
         .to_vec();
         header.extend(cats.iter().map(|c| format!("KPI {c}")));
         header.extend(cats.iter().map(|c| format!("Required {c}")));
+        header.push("Why".into());
         let rows = self
             .roster
             .partners
@@ -218,6 +224,7 @@ impl Computed<'_> {
                     Some(req) => row.extend(req.iter().map(|t| Value::Number(*t))),
                     None => row.extend(cats.iter().map(|_| Value::Empty)),
                 }
+                row.push(Value::text(crate::why::of(d)));
                 row
             })
             .collect();
@@ -253,12 +260,16 @@ impl Computed<'_> {
                 "Visible by",
             ]
         };
+        let mut header: Vec<String> = header.map(String::from).to_vec();
+        if !snake {
+            header.extend(["Changed".to_string(), "Why".to_string()]);
+        }
         let rows = self
             .directory
             .changes
             .iter()
             .map(|c| {
-                vec![
+                let mut row = vec![
                     Value::text(c.action.as_str()),
                     Value::text(&c.entry.partner_id),
                     Value::text(&c.entry.directory_name),
@@ -267,12 +278,17 @@ impl Computed<'_> {
                     Value::Date(c.submit_from),
                     Value::Date(c.submit_to),
                     Value::Date(c.visible_by),
-                ]
+                ];
+                if !snake {
+                    row.push(Value::text(submission::changed(c)));
+                    row.push(Value::text(submission::why(c, self.decisions)));
+                }
+                row
             })
             .collect();
         Sheet {
             name: "Directory submission".into(),
-            header: header.map(String::from).to_vec(),
+            header,
             rows,
         }
     }
