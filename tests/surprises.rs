@@ -366,3 +366,99 @@ fn the_directory_submission_sheet_says_what_changed_and_why() {
     let csv = csv_rows(&w.report("2026-11", "directory-submission-2026-11.csv"));
     assert!(csv.iter().all(|r| r.len() == 8));
 }
+
+/// The text of one part of a workbook (a zip).
+fn part(xlsx: &std::path::Path, name: &str) -> String {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(xlsx).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+    text
+}
+
+/// The worksheet part of the sheet `name`, found through the workbook part and its relations.
+fn sheet_part(xlsx: &std::path::Path, name: &str) -> String {
+    let book = part(xlsx, "xl/workbook.xml");
+    let at = book.find(&format!("<sheet name=\"{name}\"")).unwrap();
+    let rid = book[at..]
+        .split("r:id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let rels = part(xlsx, "xl/_rels/workbook.xml.rels");
+    let at = rels.find(&format!("Id=\"{rid}\"")).unwrap();
+    let start = rels[..at].rfind('<').unwrap();
+    let target = rels[start..]
+        .split("Target=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    part(xlsx, &format!("xl/{target}"))
+}
+
+#[test]
+fn the_workbook_keeps_ids_in_view_prints_sensibly_and_labels_its_charts() {
+    let w = due_silver();
+    w.refresh("2026-11");
+    let xlsx = w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx");
+    let partners = sheet_part(&xlsx, "Partners");
+    assert!(partners.contains("xSplit=\"2\" ySplit=\"1\""), "{partners}");
+    assert!(partners.contains("orientation=\"landscape\""), "{partners}");
+    assert!(partners.contains("fitToHeight=\"0\""), "{partners}");
+    assert!(
+        partners.contains("<pageSetUpPr fitToPage=\"1\"/>"),
+        "{partners}"
+    );
+    assert!(partners.contains("numberStoredAsText=\"1\""), "{partners}");
+    let renewals = sheet_part(&xlsx, "Renewals");
+    assert!(renewals.contains("xSplit=\"2\" ySplit=\"1\""), "{renewals}");
+    let monthly = sheet_part(&xlsx, "Monthly KPIs");
+    assert!(monthly.contains("xSplit=\"1\" ySplit=\"1\""), "{monthly}");
+    let detail = sheet_part(&xlsx, "Invoice detail");
+    assert!(detail.contains("xSplit=\"1\" ySplit=\"1\""), "{detail}");
+    assert!(detail.contains("orientation=\"landscape\""), "{detail}");
+    // The header row repeats on every printed page of every sheet, Invoice detail included.
+    let book = part(&xlsx, "xl/workbook.xml");
+    for name in ["Partners", "Invoice detail", "Directory submission"] {
+        let title = format!("'{name}'!$1:$1");
+        let plain = format!("{}!$1:$1", name);
+        assert!(
+            book.contains(&title) || book.contains(&plain),
+            "{name}: {book}"
+        );
+    }
+    // Summary on one page; its charts: partners due by renewal status and by outlook, each bar
+    // labelled with its count and coloured as the sheets colour the status.
+    let summary = sheet_part(&xlsx, "Summary");
+    assert!(
+        summary.contains("<pageSetUpPr fitToPage=\"1\"/>")
+            && !summary.contains("fitToHeight=\"0\""),
+        "{summary}"
+    );
+    let chart = part(&xlsx, "xl/charts/chart1.xml");
+    assert!(chart.contains("Decisions of R (partners due)"), "{chart}");
+    assert!(chart.contains("<c:showVal val=\"1\"/>"), "{chart}");
+    // Data in hidden rows is plotted (no plotVisOnly): a filter on Summary hides no bar.
+    assert!(!chart.contains("plotVisOnly"), "{chart}");
+    let rows = sheet(&w, "2026-11", "Summary");
+    let status_rows: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i][0] == "Renewal status")
+        .collect();
+    // Extended … lapse: the statuses of partners due (two rows after not_enrolled, not_due).
+    let (first, last) = (status_rows[2] + 1, *status_rows.last().unwrap() + 1);
+    assert!(
+        chart.contains(&format!("Summary!$B${first}:$B${last}"))
+            && chart.contains(&format!("Summary!$C${first}:$C${last}")),
+        "{chart}"
+    );
+    assert_eq!(rows[status_rows[6]][1], "lapse");
+    // Lapse (the last bar) is red, downgrade amber, upgrade_eligible green.
+    for colour in ["F8CBAD", "FFEB9C", "C6EFCE"] {
+        assert!(chart.contains(colour), "{colour}: {chart}");
+    }
+    let outlook = part(&xlsx, "xl/charts/chart2.xml");
+    assert!(outlook.contains("Partners by outlook") && outlook.contains("<c:showVal val=\"1\"/>"));
+}

@@ -67,8 +67,9 @@ pub fn summary_chart(title: &str, first: u32, last: u32, items: &[String]) -> Ch
         .iter()
         .map(|item| {
             let colour = status_fill(item).unwrap_or(PLAIN);
-            ChartPoint::new()
-                .set_format(ChartFormat::new().set_solid_fill(ChartSolidFill::new().set_color(colour)))
+            ChartPoint::new().set_format(
+                ChartFormat::new().set_solid_fill(ChartSolidFill::new().set_color(colour)),
+            )
         })
         .collect();
     chart
@@ -80,6 +81,8 @@ pub fn summary_chart(title: &str, first: u32, last: u32, items: &[String]) -> Ch
         .set_points(&points);
     chart.title().set_name(title);
     chart.legend().set_hidden();
+    // A filter on the Summary sheet hides no bar.
+    chart.show_hidden_data();
     // Bars run bottom-up; reversed, they read top-down in the table's order.
     chart.y_axis().set_reverse();
     chart
@@ -99,8 +102,14 @@ mod tests {
         assert_eq!(frozen_columns(&partners), 2);
         let monthly = names(&["Partner ID", "Category", "1", "2", "3", "4", "5"]);
         assert_eq!(frozen_columns(&monthly), 1);
-        assert_eq!(frozen_columns(&names(&["Partner ID", "Directory name", "Country"])), 0);
-        assert_eq!(frozen_columns(&names(&["Action", "Partner ID", "a", "b", "c", "d", "e"])), 0);
+        assert_eq!(
+            frozen_columns(&names(&["Partner ID", "Directory name", "Country"])),
+            0
+        );
+        assert_eq!(
+            frozen_columns(&names(&["Action", "Partner ID", "a", "b", "c", "d", "e"])),
+            0
+        );
     }
 
     #[test]

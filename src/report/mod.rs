@@ -5,6 +5,7 @@
 //! workbook are written from the same rows, so they cannot disagree.
 
 pub mod csv_out;
+pub mod layout;
 pub mod manifest;
 pub mod submission;
 pub mod workbook;
