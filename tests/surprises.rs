@@ -455,6 +455,13 @@ fn the_workbook_keeps_ids_in_view_prints_sensibly_and_labels_its_charts() {
         "{chart}"
     );
     assert_eq!(rows[status_rows[6]][1], "lapse");
+    // The directory's changes and exceptions have lines of their own.
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "Directory" && r[1] == "changes to submit" && r[2] == "1"));
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "Directory" && r[1] == "exceptions" && r[2] == "0"));
     // Lapse (the last bar) is red, downgrade amber, upgrade_eligible green.
     for colour in ["F8CBAD", "FFEB9C", "C6EFCE"] {
         assert!(chart.contains(colour), "{colour}: {chart}");

@@ -394,6 +394,16 @@ impl Computed<'_> {
                 Value::text("partners"),
                 Value::Int(self.decisions.len() as i64),
             ],
+            vec![
+                Value::text("Directory"),
+                Value::text("changes to submit"),
+                Value::Int(self.directory.changes.len() as i64),
+            ],
+            vec![
+                Value::text("Directory"),
+                Value::text("exceptions"),
+                Value::Int(self.directory.exceptions.len() as i64),
+            ],
         ];
         let count =
             |f: &dyn Fn(&Decision) -> bool| self.decisions.iter().filter(|d| f(d)).count() as i64;
