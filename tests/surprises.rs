@@ -469,3 +469,29 @@ fn the_workbook_keeps_ids_in_view_prints_sensibly_and_labels_its_charts() {
     let outlook = part(&xlsx, "xl/charts/chart2.xml");
     assert!(outlook.contains("Partners by outlook") && outlook.contains("<c:showVal val=\"1\"/>"));
 }
+
+#[test]
+fn explain_refuses_when_an_earlier_refresh_was_run_again_since() {
+    let w = minimal();
+    let roster = |name: &str| {
+        format!(
+            "{ROSTER_HEADER}\n\
+             A,Alpha,SE,action_pack,,2024-03-01,1,no,no,yes,{name},https://alpha.se/ms,alpha.se\n"
+        )
+    };
+    w.write("partners.csv", &roster("Alpha Learning"));
+    w.write("extracts/2026-09/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.write("extracts/2026-10/a.csv", &format!("{EXTRACT_HEADER}\n"));
+    w.refresh("2026-10");
+    w.refresh("2026-11");
+    let explain = || w.run(&["explain", "--partner", "A", "--refresh", "2026-11"]);
+    assert_success(&explain());
+    // October is published again from another roster: its directory state, November's
+    // baseline, changes, so November's published submission is not what it gives now.
+    w.write("partners.csv", &roster("Alpha Academy"));
+    w.refresh("2026-10");
+    w.write("partners.csv", &roster("Alpha Learning"));
+    let out = explain();
+    assert_exit(&out, 66, "directory-submission-2026-11.csv");
+    assert!(stderr(&out).contains("kpi-refresh run --refresh 2026-11"));
+}

@@ -50,7 +50,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     published::check_inputs(&cfg, &manifest, &inputs.files)?;
     let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
     let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
-    check_partners(&cfg, &manifest, &inputs, &c, &staging)?;
+    check_published(&cfg, &manifest, &inputs, &c, &staging)?;
     let d = c
         .decisions
         .iter()
@@ -61,8 +61,9 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The decisions worked out now must be those of the published `partners-R.csv`.
-fn check_partners(
+/// The decisions and directory changes worked out now must be those of the published
+/// `partners-R.csv` and `directory-submission-R.csv`.
+fn check_published(
     cfg: &RunConfig,
     manifest: &Manifest,
     inputs: &refresh::Inputs,
@@ -80,16 +81,25 @@ fn check_partners(
         rejected: &c.rejected_last,
         reject_reasons: &c.reject_reasons_last,
     };
-    let sheet = computed.partners(true);
-    let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
-    let rows = sheet
-        .rows
-        .iter()
-        .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
-    let rel = format!("reports/{r}/partners-{r}.csv");
-    let path = staging.path(&rel)?;
-    csv_out::write(&path, &header, rows)?;
-    published::check_output(cfg, manifest, &rel, &path)
+    let files = [
+        (format!("partners-{r}.csv"), computed.partners(true)),
+        (
+            format!("directory-submission-{r}.csv"),
+            computed.directory_submission(true),
+        ),
+    ];
+    for (name, sheet) in files {
+        let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
+        let rows = sheet
+            .rows
+            .iter()
+            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
+        let rel = format!("reports/{r}/{name}");
+        let path = staging.path(&rel)?;
+        csv_out::write(&path, &header, rows)?;
+        published::check_output(cfg, manifest, &rel, &path)?;
+    }
+    Ok(())
 }
 
 fn story(
