@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// Fail when a delivery judged by this run rejects a larger share of its rows.
     #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
     pub max_reject_rate: f64,
+    /// A month with no delivery folder that the refresh may do without (repeatable).
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    pub allow_missing: Vec<Month>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +89,9 @@ pub struct BackfillArgs {
     pub to: Month,
     #[command(flatten)]
     pub folders: Folders,
+    /// A month with no delivery folder that the refresh may do without (repeatable).
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    pub allow_missing: Vec<Month>,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +102,9 @@ pub struct ValidateArgs {
     /// The input folder.
     #[arg(long, default_value = "input")]
     pub input: PathBuf,
+    /// A month with no delivery folder that the refresh may do without (repeatable).
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    pub allow_missing: Vec<Month>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,33 @@ impl Entry {
         }
     }
 
+    /// The fields the directory would show differently from `before`, as (field, before,
+    /// now), by the rule of [`Entry::same_listing`].
+    pub fn changed_fields<'a>(
+        &'a self,
+        before: &'a Entry,
+    ) -> Vec<(&'static str, &'a str, &'a str)> {
+        let mut out = Vec::new();
+        if self.directory_name != before.directory_name {
+            out.push((
+                "directory_name",
+                before.directory_name.as_str(),
+                self.directory_name.as_str(),
+            ));
+        }
+        if self.country != before.country {
+            out.push(("country", before.country.as_str(), self.country.as_str()));
+        }
+        if url_key(&self.landing_page_url) != url_key(&before.landing_page_url) {
+            out.push((
+                "landing_page_url",
+                before.landing_page_url.as_str(),
+                self.landing_page_url.as_str(),
+            ));
+        }
+        out
+    }
+
     /// Whether the directory would show the same: name, country and URL (scheme and host
     /// compared case-insensitively).
     pub fn same_listing(&self, other: &Entry) -> bool {
@@ -97,6 +124,8 @@ impl Action {
 pub struct Change {
     pub action: Action,
     pub entry: Entry,
+    /// For UPDATE, the baseline's entry (what the directory shows until the change).
+    pub before: Option<Entry>,
     pub submit_from: NaiveDate,
     pub submit_to: NaiveDate,
     pub visible_by: NaiveDate,
@@ -227,9 +256,10 @@ pub fn build(
     refresh: Month,
 ) -> Directory {
     let cal = &program.calendar;
-    let dated = |action, entry| Change {
+    let dated = |action, entry, before| Change {
         action,
         entry,
+        before,
         submit_from: refresh.day(cal.directory_submit_from_day),
         submit_to: refresh.day(cal.directory_submit_to_day),
         visible_by: refresh.plus(1).day(cal.directory_visible_by_day),
@@ -256,19 +286,23 @@ pub fn build(
                 out.state.extend(listed);
             }
             (None, None) => {
-                out.changes.push(dated(Action::Add, entry.clone()));
+                out.changes.push(dated(Action::Add, entry.clone(), None));
                 out.state.push(entry);
             }
             (None, Some(old)) if old.same_listing(&entry) => out.state.push(old),
-            (None, Some(_)) => {
-                out.changes.push(dated(Action::Update, entry.clone()));
+            (None, Some(old)) => {
+                out.changes
+                    .push(dated(Action::Update, entry.clone(), Some(old)));
                 out.state.push(entry);
             }
         }
     }
     // What is left of the baseline no longer belongs on the directory.
-    out.changes
-        .extend(baseline.into_values().map(|old| dated(Action::Remove, old)));
+    out.changes.extend(
+        baseline
+            .into_values()
+            .map(|old| dated(Action::Remove, old, None)),
+    );
     out.changes
         .sort_by(|a, b| (a.action, &a.entry.partner_id).cmp(&(b.action, &b.entry.partner_id)));
     out.state.sort();

@@ -21,6 +21,9 @@ pub struct RowProblem {
 
 impl fmt::Display for RowProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            return write!(f, "row {}: {}", self.row, self.reason);
+        }
         write!(
             f,
             "row {}, column {}: {}",
@@ -77,6 +80,25 @@ pub enum Error {
     #[error("{what} not found: {path}")]
     MissingInput { what: String, path: PathBuf },
 
+    /// Exit 66: months between the earliest delivery and R-1 have no delivery folder.
+    #[error(
+        "no delivery folder for {} (between the earliest delivery {earliest} and {last}): the \
+         window would miss those months' invoices. Add the deliveries under extracts/, or, if \
+         a month truly has none, name it with {}",
+        crate::gaps::list(months),
+        months.iter().map(|m| format!("--allow-missing {m}")).collect::<Vec<_>>().join(" ")
+    )]
+    Gap {
+        months: Vec<Month>,
+        earliest: Month,
+        last: Month,
+    },
+
+    /// Exit 66: a command that tells what a refresh published finds it not published (or no
+    /// longer what the inputs give).
+    #[error("{reason}; run `{command}` first")]
+    NotPublished { reason: String, command: String },
+
     /// Exit 75: the refresh is not open yet (or no longer the current month).
     #[error("{0}")]
     NotOpen(String),
@@ -116,7 +138,7 @@ impl Error {
             | Error::MissingColumn { .. }
             | Error::Unreadable { .. }
             | Error::RejectRate { .. } => 65,
-            Error::MissingInput { .. } => 66,
+            Error::MissingInput { .. } | Error::Gap { .. } | Error::NotPublished { .. } => 66,
             Error::Internal(_) => 70,
             Error::Write { .. } => 73,
             Error::NotOpen(_) | Error::Locked { .. } => 75,

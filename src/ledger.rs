@@ -33,8 +33,9 @@ use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
 use crate::publish::Staging;
 
 /// Bumped when the partition layout, the parsing or the judging rules change, so old partitions
-/// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ.)
-pub const FORMAT: u32 = 3;
+/// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ. 4: a row
+/// with more fields than its header is rejected as `extra_fields`.)
+pub const FORMAT: u32 = 4;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";

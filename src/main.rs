@@ -20,7 +20,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
         }
     };
-    kpi_refresh::logging::init(cli.log_format, cli.verbose, cli.quiet);
+    // explain's answer is for people on stdout: its stage lines only with -v.
+    let quiet = cli.quiet
+        || (cli.verbose == 0 && matches!(cli.command, kpi_refresh::cli::Command::Explain(_)));
+    kpi_refresh::logging::init(cli.log_format, cli.verbose, quiet);
     // A panic inside the XLSX reader is a malformed file, reported as such (exit 65): no
     // panic message for it. Any other panic is printed and ends as exit 70 below.
     let print_panic = std::panic::take_hook();
@@ -31,6 +34,12 @@ fn main() -> ExitCode {
     }));
     match std::panic::catch_unwind(|| kpi_refresh::commands::execute(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        // Exit 75 (not open yet, or another run holds the lock) is "try again later", not a
+        // failure: a warning.
+        Ok(Err(e)) if e.exit_code() == 75 => {
+            tracing::warn!(exit_code = 75, "{e:#}");
+            ExitCode::from(75)
+        }
         Ok(Err(e)) => {
             tracing::error!(exit_code = e.exit_code(), "{e:#}");
             ExitCode::from(e.exit_code())

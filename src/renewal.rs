@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::{round4, PartnerKpis};
 use crate::report::csv_out::read_latest_state;
+use crate::why;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
@@ -373,14 +374,9 @@ pub fn decide_one(
     }
 }
 
-fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
+/// How `p` fares against `level` at `date`; the unmet requirements are worded by
+/// [`crate::why`], KPIs first (in category order), then the Action Pack, MCTs, exams and the
+/// performance commitment.
 fn check_level(
     program: &Program,
     p: &Partner,
@@ -393,40 +389,29 @@ fn check_level(
         return LevelCheck {
             level,
             requirement: None,
-            unmet: vec![format!(
-                "no requirement block for {level} applies on {date}"
-            )],
+            unmet: vec![why::no_requirement(level, date)],
         };
     };
     let mut unmet = Vec::new();
-    if level == Level::ActionPack && !p.action_pack_active {
-        unmet.push("no active Action Pack subscription".to_string());
-    }
-    if p.mct_count < block.min_mct {
-        unmet.push(format!(
-            "{} MCT(s), {} required",
-            p.mct_count, block.min_mct
-        ));
-    }
-    if block.exams_required && !p.exams_met {
-        unmet.push(format!(
-            "exam requirements not met (exams_met = {})",
-            yes(p.exams_met)
-        ));
-    }
-    if block.performance_commitment_required && !p.performance_commitment {
-        unmet.push("no performance commitment".to_string());
-    }
     if level.has_kpis() {
         for (k, category) in program.categories.iter().enumerate() {
             let value = round4(kpis.kpi[k]);
             if value < block.kpi[k] {
-                unmet.push(format!(
-                    "KPI {} is {} of {} required",
-                    category.name, value, block.kpi[k]
-                ));
+                unmet.push(why::kpi(&category.name, value, block.kpi[k]));
             }
         }
+    }
+    if level == Level::ActionPack && !p.action_pack_active {
+        unmet.push(why::action_pack());
+    }
+    if p.mct_count < block.min_mct {
+        unmet.push(why::mct(p.mct_count, block.min_mct));
+    }
+    if block.exams_required && !p.exams_met {
+        unmet.push(why::exams());
+    }
+    if block.performance_commitment_required && !p.performance_commitment {
+        unmet.push(why::performance_commitment());
     }
     let position = program
         .requirements

@@ -340,7 +340,7 @@ fn invoice_detail_saved_apart_fits_the_workbook_it_is_assembled_into() {
         let id = &num_fmt_of_xf[s];
         codes[id].clone()
     };
-    assert_eq!(format_of("I2"), "#,##0.00##");
-    assert_eq!(format_of("L2"), "#,##0.00##");
+    assert_eq!(format_of("I2"), "#,##0.00");
+    assert_eq!(format_of("L2"), "#,##0.00");
     assert_eq!(format_of("G2"), "0");
 }

@@ -113,7 +113,8 @@ fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
         header[10..13],
         ["KPI courseware", "KPI certification", "KPI labs"]
     );
-    assert_eq!(header.last().unwrap(), "Gap labs");
+    // The workbook's Partners sheet ends with Why, after the CSV's last column.
+    assert_eq!(header[header.len() - 2..], ["Gap labs", "Why"]);
     for (row, csv_row) in partners.iter().zip(&csv).skip(1) {
         let cells: Vec<String> = row.iter().map(text).collect();
         // Text columns agree (the CSV escapes formula-like text with a leading quote).
@@ -251,12 +252,18 @@ fn validate_and_explain_write_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("2026-04: read"), "{stdout}");
     assert!(!w.output().exists());
+    // explain tells what was published: nothing yet, so it names the run to do.
+    let out = w.run(&["explain", "--partner", "P03", "--refresh", "2026-05"]);
+    assert_exit(&out, 66, "kpi-refresh run --refresh 2026-05");
+    assert!(!w.output().exists());
+    w.refresh("2026-05");
+    let before = tree_hashes(&w.output());
     let out = w.run(&["explain", "--partner", "P03", "--refresh", "2026-05"]);
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Decision: downgrade"), "{stdout}");
     assert!(stdout.contains("courseware"), "{stdout}");
-    assert!(!w.output().exists());
+    assert_eq!(tree_hashes(&w.output()), before);
 }
 
 #[test]

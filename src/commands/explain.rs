@@ -13,13 +13,17 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::kpi::round4;
 use crate::publish::{self, Staging};
+use crate::published;
 use crate::renewal::{self, Decision, Status};
 use crate::report::csv_out::number;
+use crate::report::manifest::Manifest;
+use crate::report::{csv_out, Computed, Value};
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
     let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
     cfg.max_reject_rate = 1.0;
-    // explain reads the published ledger and state: complete a half-done commit first.
+    // explain reads the published ledger and state: a commit that a killed run left half done
+    // was already decided (every file staged), so it is completed first, as the next run would.
     let _lock = if publish::has_pending_commit(&cfg.output) {
         let lock = publish::lock(&cfg.output, true)?;
         publish::recover(&cfg.output)?;
@@ -27,6 +31,13 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     } else {
         None
     };
+    // What R published is the answer: R must be published, from the same inputs.
+    let manifest = published::manifest(&cfg)?;
+    cfg.allowed_missing = manifest
+        .allowed_missing
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
     let (staging, _tmp) = Staging::detached(&cfg.output)?;
     let mut inputs = refresh::load_inputs(&cfg)?;
     if inputs.roster.get(&args.partner).is_none() {
@@ -36,8 +47,10 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         )));
     }
     let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &cfg.output)?;
+    published::check_inputs(&cfg, &manifest, &inputs.files)?;
     let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
     let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
+    check_published(&cfg, &manifest, &inputs, &c, &staging)?;
     let d = c
         .decisions
         .iter()
@@ -45,6 +58,48 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         .expect("every roster partner is decided");
     let p = inputs.roster.get(&args.partner).expect("checked above");
     print!("{}", story(&cfg, p, d, &c)?);
+    Ok(())
+}
+
+/// The decisions and directory changes worked out now must be those of the published
+/// `partners-R.csv` and `directory-submission-R.csv`.
+fn check_published(
+    cfg: &RunConfig,
+    manifest: &Manifest,
+    inputs: &refresh::Inputs,
+    c: &refresh::Computation,
+    staging: &Staging,
+) -> Result<()> {
+    let r = cfg.refresh;
+    let computed = Computed {
+        refresh: r,
+        program: &cfg.program,
+        roster: &inputs.roster,
+        decisions: &c.decisions,
+        watch: &c.watch,
+        directory: &c.directory,
+        monthly: &c.monthly,
+        rejected: &c.rejected_last,
+        reject_reasons: &c.reject_reasons_last,
+    };
+    let files = [
+        (format!("partners-{r}.csv"), computed.partners(true)),
+        (
+            format!("directory-submission-{r}.csv"),
+            computed.directory_submission(true),
+        ),
+    ];
+    for (name, sheet) in files {
+        let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
+        let rows = sheet
+            .rows
+            .iter()
+            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
+        let rel = format!("reports/{r}/{name}");
+        let path = staging.path(&rel)?;
+        csv_out::write(&path, &header, rows)?;
+        published::check_output(cfg, manifest, &rel, &path)?;
+    }
     Ok(())
 }
 
@@ -183,6 +238,10 @@ fn story(
         "\nDecision: {} — {reason}. Effective level after {r}: {}. Outlook: {}.",
         d.status, d.effective_level, d.outlook
     );
+    let why = crate::why::of(d);
+    if !why.is_empty() {
+        let _ = writeln!(s, "Why: {why}.");
+    }
     if d.gap.iter().any(|g| *g > 0.0) {
         let gaps: Vec<String> = program
             .categories

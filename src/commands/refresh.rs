@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use polars::prelude::*;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::calendar::Month;
 use crate::config::RunConfig;
@@ -64,9 +64,6 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     if !fx.unknown_columns.is_empty() {
         info!(file = %fx_path.display(), columns = ?fx.unknown_columns, "unknown columns ignored");
     }
-    for key in &cfg.program.unknown_keys {
-        warn!(key = %key, "program.toml: unknown key ignored");
-    }
     let program_sha = sha(&cfg.program_path)?;
     let roster_sha = sha(&roster_path)?;
     let mut files = vec![
@@ -113,6 +110,8 @@ pub struct Ingested {
     pub outcomes: Vec<Outcome>,
     /// Partitions to remove: deliveries ≤ R-1 no longer in the input.
     pub stale: Vec<Month>,
+    /// Gaps in the deliveries allowed by `--allow-missing` (see [`crate::gaps`]).
+    pub allowed_missing: Vec<Month>,
 }
 
 impl Ingested {
@@ -138,6 +137,8 @@ pub fn ingest(
             path: cfg.input.join("extracts").join(last.to_string()),
         });
     }
+    let present: Vec<Month> = deliveries.iter().map(|d| d.month).collect();
+    let allowed_missing = crate::gaps::check(&present, last, &cfg.allowed_missing)?;
     if let Some(empty) = deliveries.iter().find(|d| d.files.is_empty()) {
         return Err(Error::MissingInput {
             what: format!("a .csv or .xlsx file in delivery {}", empty.month),
@@ -195,7 +196,11 @@ pub fn ingest(
         ms = started.elapsed().as_millis() as u64,
         "ingest: ledger up to date"
     );
-    Ok(Ingested { outcomes, stale })
+    Ok(Ingested {
+        outcomes,
+        stale,
+        allowed_missing,
+    })
 }
 
 /// KPIs, decisions and directory of refresh R.

@@ -33,6 +33,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     cfg.force = args.force;
     cfg.dry_run = args.dry_run;
     cfg.max_reject_rate = args.max_reject_rate;
+    cfg.allowed_missing = args.allow_missing.clone();
     cfg.check_open(today()?)?;
     refresh_month(&cfg)
 }
@@ -50,6 +51,7 @@ pub fn backfill(args: &BackfillArgs) -> Result<()> {
         let mut cfg = RunConfig::build(Some(month), &args.folders.input, &args.folders.output)?;
         // Past months are what backfill is for; the current and later months must be open.
         cfg.force = month < current;
+        cfg.allowed_missing = args.allow_missing.clone();
         cfg.check_open(today()?)?;
         info!(refresh = %month, "backfill: refresh {} of {}", month.index() - args.from.index() + 1, args.to.index() - args.from.index() + 1);
         refresh_month(&cfg)?;
@@ -81,8 +83,8 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         (Staging::create(out)?, None)
     };
     let result = compute_and_stage(cfg, &staging, started_at, clock);
-    let moves = match result {
-        Ok(moves) => moves,
+    let (moves, summary) = match result {
+        Ok(done) => done,
         Err(e) => {
             if !cfg.dry_run {
                 let _ = std::fs::remove_dir_all(&staging.root);
@@ -91,6 +93,7 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         }
     };
     if cfg.dry_run {
+        print!("{summary}");
         println!(
             "dry run of the refresh of {}: nothing was written. It would write:",
             cfg.refresh
@@ -127,6 +130,7 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         peak_rss_mib = peak_rss_mib(),
         "refresh done"
     );
+    print!("{summary}");
     Ok(())
 }
 
@@ -135,7 +139,7 @@ fn compute_and_stage(
     staging: &Staging,
     started_at: chrono::DateTime<chrono::Local>,
     clock: Instant,
-) -> Result<Vec<Move>> {
+) -> Result<(Vec<Move>, String)> {
     let mut inputs = refresh::load_inputs(cfg)?;
     let ingested = refresh::ingest(cfg, &mut inputs, staging, &cfg.output)?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
@@ -161,27 +165,37 @@ fn compute_and_stage(
         total_ms = clock.elapsed().as_millis() as u64,
         "report: files staged"
     );
-    if cfg.dry_run {
-        let c = &computation;
-        println!(
-            "refresh {}: {} partners, {} lines in the window, {} due, {} directory changes, {} exceptions",
-            cfg.refresh,
-            c.decisions.len(),
-            c.lines_in_window,
-            c.decisions.iter().filter(|d| d.due).count(),
-            c.directory.changes.len(),
-            c.directory.exceptions.len()
-        );
-        for change in &c.directory.changes {
-            println!(
-                "  {:<6} {}  {}",
-                change.action.as_str(),
-                change.entry.partner_id,
-                change.entry.directory_name
-            );
-        }
+    let summary = summary(cfg, &computation, &ingested);
+    Ok((moves, summary))
+}
+
+/// The one-paragraph summary a run ends with (a dry run prints it before what it would write).
+fn summary(cfg: &RunConfig, c: &Computation, ingested: &Ingested) -> String {
+    let mut s = format!(
+        "refresh {}: {} partners, {} lines in the window, {} due, {} directory changes, {} exceptions",
+        cfg.refresh,
+        c.decisions.len(),
+        c.lines_in_window,
+        c.decisions.iter().filter(|d| d.due).count(),
+        c.directory.changes.len(),
+        c.directory.exceptions.len()
+    );
+    if !ingested.allowed_missing.is_empty() {
+        s.push_str(&format!(
+            "; deliveries missing, allowed: {}",
+            crate::gaps::list(&ingested.allowed_missing)
+        ));
     }
-    Ok(moves)
+    s.push('\n');
+    for change in &c.directory.changes {
+        s.push_str(&format!(
+            "  {:<6} {}  {}\n",
+            change.action.as_str(),
+            change.entry.partner_id,
+            change.entry.directory_name
+        ));
+    }
+    s
 }
 
 fn stage_outputs(
@@ -238,6 +252,10 @@ fn stage_outputs(
             )),
         ]);
     }
+    info_rows.push(vec![
+        Value::text("allowed missing"),
+        Value::text(crate::gaps::list(&ingested.allowed_missing)),
+    ]);
     info_rows.push(vec![
         Value::text("partners"),
         Value::Int(c.decisions.len() as i64),
@@ -372,6 +390,11 @@ fn stage_outputs(
         started_at: started_at.to_rfc3339(),
         finished_at: chrono::Local::now().to_rfc3339(),
         inputs: inputs.files.clone(),
+        allowed_missing: ingested
+            .allowed_missing
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
         deliveries: ingested
             .outcomes
             .iter()

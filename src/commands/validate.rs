@@ -14,6 +14,7 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     let mut cfg = RunConfig::build(args.refresh, &args.input, &nowhere)?;
     // Report the shares first; the gate is applied below with the run's default.
     cfg.max_reject_rate = 1.0;
+    cfg.allowed_missing = args.allow_missing.clone();
     println!(
         "program.toml: ok ({} categories, {} requirement blocks, {} extensions)",
         cfg.program.categories.len(),
@@ -29,6 +30,12 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
         cfg.refresh.plus(-1),
         cfg.refresh
     );
+    if !ingested.allowed_missing.is_empty() {
+        println!(
+            "  missing, allowed by --allow-missing: {}",
+            crate::gaps::list(&ingested.allowed_missing)
+        );
+    }
     let limit = 0.05;
     let mut over = None;
     for o in &ingested.outcomes {

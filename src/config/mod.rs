@@ -4,6 +4,7 @@
 //! month and its window, the folders, the flags and the program rules of `program.toml`
 //! ([`program`]). A bad month, folder or rule fails here, in milliseconds, not after ingest.
 
+pub mod keys;
 pub mod program;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct RunConfig {
     pub force: bool,
     pub dry_run: bool,
     pub max_reject_rate: f64,
+    /// Months named with `--allow-missing`: gaps in the deliveries the run may do without.
+    pub allowed_missing: Vec<Month>,
     pub program: Program,
     pub program_path: PathBuf,
 }
@@ -67,6 +70,7 @@ impl RunConfig {
             force: false,
             dry_run: false,
             max_reject_rate: 0.05,
+            allowed_missing: Vec::new(),
             program,
             program_path,
         })
@@ -115,6 +119,7 @@ mod tests {
             force: false,
             dry_run: false,
             max_reject_rate: 0.05,
+            allowed_missing: Vec::new(),
             program: Program::parse("[kpi_categories]\nc = [\"MOC\"]").unwrap(),
             program_path: "program.toml".into(),
         }

@@ -11,6 +11,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use toml::{Table, Value};
 
+use super::keys;
 use crate::calendar::parse_date;
 use crate::error::{Error, Result};
 
@@ -85,6 +86,8 @@ pub struct Category {
 pub struct Requirement {
     /// Position in program.toml (0-based), to name the block in messages.
     pub position: usize,
+    /// The line of its `[[requirements]]` header, when the file has one per block.
+    pub line: Option<usize>,
     pub effective_from: NaiveDate,
     pub level: Level,
     /// `None` is `"*"`, every market.
@@ -101,12 +104,18 @@ impl Requirement {
     /// A short name for the block, as an analyst would look it up in program.toml.
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "requirements[{}] ({} from {}, market {}",
-            self.position,
+            "the {} [[requirements]] block",
+            keys::ordinal(self.position + 1)
+        );
+        if let Some(line) = self.line {
+            s.push_str(&format!(", line {line}"));
+        }
+        s.push_str(&format!(
+            " ({} from {}, market {}",
             self.level,
             self.effective_from,
             self.market.as_deref().unwrap_or("*")
-        );
+        ));
         if let Some(c) = &self.competency {
             s.push_str(&format!(", competency {c}"));
         }
@@ -147,10 +156,8 @@ pub struct Program {
     market_of_country: HashMap<String, String>,
     pub requirements: Vec<Requirement>,
     pub extensions: Vec<Extension>,
-    /// `[watch] lead_months`: how many months ahead the anniversary watch looks (0-12).
+    /// `[watch] lead_months`: how many months ahead the anniversary watch looks (0–12).
     pub watch_lead_months: u32,
-    /// Keys the program does not know, for the log.
-    pub unknown_keys: Vec<String>,
 }
 
 impl Program {
@@ -176,26 +183,11 @@ impl Program {
                 .map(|l| format!("line {l}"));
             (at.unwrap_or_else(|| "(file)".into()), message)
         })?;
-        let mut unknown_keys = Vec::new();
-        for key in root.keys() {
-            if ![
-                "calendar",
-                "kpi_categories",
-                "markets",
-                "requirements",
-                "extensions",
-                "watch",
-            ]
-            .contains(&key.as_str())
-            {
-                unknown_keys.push(key.clone());
-            }
-        }
-
-        let calendar = parse_calendar(root.get("calendar"), &mut unknown_keys)?;
-        let watch_lead_months = parse_watch(root.get("watch"), &mut unknown_keys)?;
+        keys::only_known(&root, &keys::TOP_LEVEL, "")?;
+        let calendar = parse_calendar(root.get("calendar"))?;
         let (categories, omlp_types) = parse_categories(root.get("kpi_categories"))?;
         let (default_market, markets, market_of_country) = parse_markets(root.get("markets"))?;
+        let watch_lead_months = keys::parse_watch(root.get("watch"))?;
         let mut program = Program {
             calendar,
             categories,
@@ -206,10 +198,15 @@ impl Program {
             requirements: Vec::new(),
             extensions: Vec::new(),
             watch_lead_months,
-            unknown_keys,
         };
-        program.requirements = parse_requirements(root.get("requirements"), &program)?;
-        program.extensions = parse_extensions(root.get("extensions"))?;
+        let count = |k: &str| match root.get(k) {
+            Some(Value::Array(a)) => a.len(),
+            _ => 0,
+        };
+        let blocks = keys::Blocks::find(text, "requirements", count("requirements"));
+        program.requirements = parse_requirements(root.get("requirements"), &program, &blocks)?;
+        let blocks = keys::Blocks::find(text, "extensions", count("extensions"));
+        program.extensions = parse_extensions(root.get("extensions"), &blocks)?;
         Ok(program)
     }
 
@@ -345,7 +342,7 @@ fn boolean(value: &Value, key: &str) -> Result<bool, Failure> {
     }
 }
 
-fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Calendar, Failure> {
+fn parse_calendar(value: Option<&Value>) -> Result<Calendar, Failure> {
     let mut calendar = Calendar::default();
     let Some(t) = table(value, "calendar")? else {
         return Ok(calendar);
@@ -358,8 +355,11 @@ fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Ca
             "directory_submit_to_day" => &mut calendar.directory_submit_to_day,
             "directory_visible_by_day" => &mut calendar.directory_visible_by_day,
             _ => {
-                unknown.push(key);
-                continue;
+                return fail(
+                    key,
+                    "unknown key (known here: refresh_day, directory_submit_from_day, \
+                     directory_submit_to_day, directory_visible_by_day)",
+                )
             }
         };
         *slot = day(v, &key)?;
@@ -371,29 +371,6 @@ fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Ca
         );
     }
     Ok(calendar)
-}
-
-/// The default of `[watch] lead_months`.
-pub const DEFAULT_LEAD_MONTHS: u32 = 3;
-
-/// `[watch]`: `lead_months`, an integer from 0 to 12 (a fraction or text is refused).
-fn parse_watch(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<u32, Failure> {
-    let mut lead_months = DEFAULT_LEAD_MONTHS;
-    let Some(t) = table(value, "watch")? else {
-        return Ok(lead_months);
-    };
-    for (k, v) in t {
-        let key = format!("watch.{k}");
-        if k != "lead_months" {
-            unknown.push(key);
-            continue;
-        }
-        lead_months = match v {
-            Value::Integer(n) if (0..=12).contains(n) => *n as u32,
-            _ => return fail(key, "must be a whole number of months from 0 to 12"),
-        };
-    }
-    Ok(lead_months)
 }
 
 type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
@@ -482,8 +459,9 @@ fn parse_markets(value: Option<&Value>) -> Result<Markets, Failure> {
 fn parse_requirements(
     value: Option<&Value>,
     program: &Program,
+    blocks: &keys::Blocks,
 ) -> Result<Vec<Requirement>, Failure> {
-    let blocks = match value {
+    let array = match value {
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
         Some(_) => {
@@ -494,10 +472,10 @@ fn parse_requirements(
         }
     };
     let mut out = Vec::new();
-    for (position, block) in blocks.iter().enumerate() {
-        let at = |k: &str| format!("requirements[{position}].{k}");
+    for (position, block) in array.iter().enumerate() {
+        let at = |k: &str| blocks.key(position, k);
         let Value::Table(t) = block else {
-            return fail(format!("requirements[{position}]"), "must be a table");
+            return fail(at(""), "must be a table");
         };
         let level = match t.get("level") {
             None => return fail(at("level"), "is missing"),
@@ -556,7 +534,7 @@ fn parse_requirements(
                 return fail(at("kpi"), "must be a table of category = threshold");
             };
             for (name, value) in thresholds {
-                let key = format!("{}.{name}", at("kpi"));
+                let key = at(&format!("kpi.{name}"));
                 let Some(index) = program.categories.iter().position(|c| &c.name == name) else {
                     return fail(key, format!("unknown KPI category {name:?}"));
                 };
@@ -583,11 +561,18 @@ fn parse_requirements(
                 "kpi",
             ];
             if !known.contains(&k.as_str()) {
-                return fail(at(k), "unknown key in a requirement block");
+                return fail(
+                    at(k),
+                    format!(
+                        "unknown key in a requirement block (known: {})",
+                        known.join(", ")
+                    ),
+                );
             }
         }
         out.push(Requirement {
             position,
+            line: blocks.line(position),
             effective_from,
             level,
             market,
@@ -601,18 +586,32 @@ fn parse_requirements(
     Ok(out)
 }
 
-fn parse_extensions(value: Option<&Value>) -> Result<Vec<Extension>, Failure> {
-    let blocks = match value {
+fn parse_extensions(
+    value: Option<&Value>,
+    blocks: &keys::Blocks,
+) -> Result<Vec<Extension>, Failure> {
+    let array = match value {
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
         Some(_) => return fail("extensions", "must be an array of tables ([[extensions]])"),
     };
     let mut out = Vec::new();
-    for (position, block) in blocks.iter().enumerate() {
-        let at = |k: &str| format!("extensions[{position}].{k}");
+    for (position, block) in array.iter().enumerate() {
+        let at = |k: &str| blocks.key(position, k);
         let Value::Table(t) = block else {
-            return fail(format!("extensions[{position}]"), "must be a table");
+            return fail(at(""), "must be a table");
         };
+        keys::only_known(
+            t,
+            &[
+                "name",
+                "anniversary_from",
+                "anniversary_to",
+                "exclude_competencies",
+            ],
+            "",
+        )
+        .map_err(|(k, m)| (at(&k), m))?;
         let get = |k: &str| t.get(k).ok_or_else(|| (at(k), "is missing".to_string()));
         let name = string(get("name")?, &at("name"))?;
         let anniversary_from = date(get("anniversary_from")?, &at("anniversary_from"))?;
@@ -695,8 +694,65 @@ exclude_competencies = ["Cloud Business Applications"]
         parse_date(s).unwrap()
     }
 
+    /// The machine part of the key an error names (before the block's name for people).
     fn key_of(text: &str) -> String {
-        Program::parse(text).unwrap_err().0
+        let key = Program::parse(text).unwrap_err().0;
+        key.split(" (").next().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_anywhere_are_errors_naming_them() {
+        let e =
+            Program::parse(&SAMPLE.replace("refresh_day = 15", "refresh_dya = 15")).unwrap_err();
+        assert_eq!(e.0, "calendar.refresh_dya");
+        assert_eq!(
+            key_of(&format!(
+                "{SAMPLE}
+[extras]
+x = 1"
+            )),
+            "extras"
+        );
+        assert_eq!(
+            key_of(&format!(
+                "{SAMPLE}
+[watch]
+lead_month = 1"
+            )),
+            "watch.lead_month"
+        );
+        let p = Program::parse(&format!(
+            "{SAMPLE}
+[watch]
+lead_months = 6"
+        ))
+        .unwrap();
+        assert_eq!(p.watch_lead_months, 6);
+        assert_eq!(Program::parse(SAMPLE).unwrap().watch_lead_months, 3);
+        let bad_ext = SAMPLE.replace("exclude_competencies", "exclude_competency");
+        assert_eq!(key_of(&bad_ext), "extensions[0].exclude_competency");
+    }
+
+    #[test]
+    fn blocks_are_named_as_a_person_counts_them_with_their_line() {
+        let text = SAMPLE.replacen("level = \"silver\"", "level = \"platinum\"", 1);
+        let (key, _) = Program::parse(&text).unwrap_err();
+        let line = SAMPLE
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[requirements]]")
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        assert_eq!(
+            key,
+            format!("requirements[1].level (the 2nd [[requirements]] block, line {line})")
+        );
+        let p = Program::parse(SAMPLE).unwrap();
+        assert!(p.requirements[1].describe().starts_with(&format!(
+            "the 2nd [[requirements]] block, line {line} (silver"
+        )));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Invoice extracts (SPEC 3.4): reading a delivery's files into parsed rows.
 //!
 //! Parsing checks everything a row can be judged on by itself, in the contract's order:
-//! `missing_value`, `invalid_value`, `not_an_invoice`, `unknown_document_type` and
+//! `extra_fields`, `missing_value`, `invalid_value`, `not_an_invoice`, `unknown_document_type` and
 //! `future_date`. What depends on the roster, rates, rules or earlier deliveries is left to
 //! [`super::judge`], so that judging again after a roster change needs no re-parse.
 
@@ -139,7 +139,7 @@ impl Parsed {
             let row = row?;
             let cells: [&str; 10] = std::array::from_fn(|k| columns.get(&row, k));
             let bad: [bool; 10] = std::array::from_fn(|k| columns.bad_encoding(&row, k));
-            parsed.push(row.row, cells, bad, delivery);
+            parsed.push_row(row.row, cells, bad, row.extra_fields > 0, delivery);
         }
         let rows = parsed.len() as u64;
         let frame = parsed
@@ -155,8 +155,22 @@ impl Parsed {
         ))
     }
 
-    /// Appends one row, judging what it can be judged on by itself.
+    /// Appends one well-formed row (no field beyond the header), judging what it can be
+    /// judged on by itself.
     pub fn push(&mut self, row: u32, cells: [&str; 10], bad: [bool; 10], delivery: Month) {
+        self.push_row(row, cells, bad, false, delivery)
+    }
+
+    /// Appends one row; `extra_fields` when it has more fields than the header (the first
+    /// reason of all, since its values have shifted).
+    pub fn push_row(
+        &mut self,
+        row: u32,
+        cells: [&str; 10],
+        bad: [bool; 10],
+        extra_fields: bool,
+        delivery: Month,
+    ) {
         let line_no = parse_line(cells[1]);
         let date = parse_date(cells[2]);
         let kpi = parse_decimal(cells[7]);
@@ -182,7 +196,9 @@ impl Parsed {
             rev.is_some(),
             ccy.is_some(),
         ];
-        let reason = if let Some(k) = (0..10).find(|&k| cells[k].is_empty()) {
+        let reason = if extra_fields {
+            Some("extra_fields".to_string())
+        } else if let Some(k) = (0..10).find(|&k| cells[k].is_empty()) {
             Some(format!("missing_value:{}", COLUMNS[k]))
         } else if let Some(k) = (0..10).find(|&k| bad[k] || !valid[k]) {
             Some(format!("invalid_value:{}", COLUMNS[k]))
@@ -395,6 +411,29 @@ mod tests {
         );
         assert_eq!(r(&[(2, "2026-11-01")]).as_deref(), Some("future_date"));
         assert_eq!(r(&[(3, "CREDIT NOTE"), (2, "2025-01-31")]), None);
+    }
+
+    #[test]
+    fn a_row_with_extra_fields_is_rejected_before_anything_else() {
+        let mut p = Parsed::new("f.csv", 2);
+        let month = "2026-10".parse().unwrap();
+        p.push_row(
+            2,
+            with(&[(0, ""), (3, "Proforma")]),
+            [true; 10],
+            true,
+            month,
+        );
+        p.push_row(3, GOOD, [false; 10], false, month);
+        let df = p.into_frame().unwrap();
+        let reasons: Vec<Option<&str>> = df
+            .column("pre_reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(reasons, [Some("extra_fields"), None]);
     }
 
     #[test]

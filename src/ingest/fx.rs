@@ -32,6 +32,10 @@ impl FxRates {
         for row in t.rows {
             let row = row?;
             rows_read += 1;
+            if let Some(problem) = row.extra_fields_problem() {
+                problems.push(problem);
+                continue;
+            }
             let mut report = |column: &str, reason: String| {
                 problems.push(RowProblem {
                     row: row.row as usize,

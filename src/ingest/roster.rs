@@ -83,6 +83,10 @@ impl Roster {
         let mut seen: HashMap<String, u32> = HashMap::new();
         for row in t.rows {
             let row = row?;
+            if let Some(problem) = row.extra_fields_problem() {
+                problems.push(problem);
+                continue;
+            }
             let mut report = |column: &str, reason: String| {
                 problems.push(RowProblem {
                     row: row.row as usize,

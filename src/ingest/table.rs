@@ -23,11 +23,28 @@ pub struct RawRow {
     pub cells: Vec<String>,
     /// Indices of cells that were not valid UTF-8 (decoded lossily).
     pub bad_encoding: Vec<usize>,
+    /// Fields beyond the header's last column (CSV), or non-empty cells right of it (XLSX):
+    /// a malformed row, whose values after an unquoted comma have shifted.
+    pub extra_fields: usize,
 }
 
 impl RawRow {
     pub fn cell(&self, index: usize) -> &str {
         self.cells.get(index).map_or("", |s| s.as_str())
+    }
+
+    /// For a row with more fields than the header: the problem to list (its values have
+    /// shifted, so no other check of the row means anything).
+    pub fn extra_fields_problem(&self) -> Option<crate::error::RowProblem> {
+        (self.extra_fields > 0).then(|| crate::error::RowProblem {
+            row: self.row as usize,
+            column: String::new(),
+            reason: format!(
+                "has more fields than the header ({} extra; an unquoted comma shifts every value \
+                 after it): quote the value that holds the comma",
+                self.extra_fields
+            ),
+        })
     }
 }
 
@@ -90,6 +107,7 @@ fn open_csv(path: &Path) -> Result<Table> {
         Err(e) => return Err(csv_error(path, e)),
     };
     let path: PathBuf = path.to_path_buf();
+    let width = header.len();
     let rows = std::iter::from_fn(move || loop {
         match csv.read_byte_record(&mut record) {
             Ok(false) => return None,
@@ -101,10 +119,12 @@ fn open_csv(path: &Path) -> Result<Table> {
                     continue;
                 }
                 let row = u32::try_from(row).unwrap_or(u32::MAX);
+                let extra_fields = cells.len().saturating_sub(width);
                 return Some(Ok(RawRow {
                     row,
                     cells,
                     bad_encoding,
+                    extra_fields,
                 }));
             }
         }
@@ -305,6 +325,8 @@ fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
     // cell to the last, which a single stray cell at XFD1048576 makes billions of cells wide.
     // Cells right of the header's last column belong to no column and are not kept.
     let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    // Rows with values right of the header's last column, and how many.
+    let mut beyond: std::collections::BTreeMap<u32, usize> = Default::default();
     let mut text_kept = 0usize;
     let mut width: Option<u32> = None;
     {
@@ -333,7 +355,13 @@ fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
                         .unwrap_or(0),
                 );
             }
-            if text.is_empty() || col >= XLSX_MAX_COLUMNS || width.is_some_and(|w| col >= w) {
+            if text.is_empty() {
+                continue;
+            }
+            if col >= XLSX_MAX_COLUMNS || width.is_some_and(|w| col >= w) {
+                if row > 0 {
+                    *beyond.entry(row + 1).or_default() += 1;
+                }
                 continue;
             }
             text_kept += text.len();
@@ -359,29 +387,69 @@ fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
     for (_, c, text) in &header_cells {
         header[*c as usize] = text.clone();
     }
-    let mut rows: Vec<Result<RawRow>> = Vec::new();
+    let mut rows: Vec<RawRow> = Vec::new();
     let mut current: Option<RawRow> = None;
     for (r, c, text) in cells
         .into_iter()
         .filter(|(r, c, _)| *r > 0 && (*c as usize) < width)
     {
         if current.as_ref().is_none_or(|row| row.row != r + 1) {
-            rows.extend(current.take().map(Ok));
+            rows.extend(current.take());
             current = Some(RawRow {
                 row: r + 1,
                 cells: vec![String::new(); width],
-                bad_encoding: Vec::new(),
+                ..RawRow::default()
             });
         }
         if let Some(row) = current.as_mut() {
             row.cells[c as usize] = text;
         }
     }
-    rows.extend(current.map(Ok));
+    rows.extend(current);
+    // A row whose only values lie right of the header is a data row too (a malformed one).
+    let rows: Vec<Result<RawRow>> = with_extra_fields(rows, &beyond, width)
+        .into_iter()
+        .map(Ok)
+        .collect();
     Ok(Table {
         header,
         rows: Box::new(rows.into_iter()),
     })
+}
+
+/// Marks the rows with values right of the header (`beyond`: row number -> how many), adding
+/// those that hold no other value, in row order.
+fn with_extra_fields(
+    rows: Vec<RawRow>,
+    beyond: &std::collections::BTreeMap<u32, usize>,
+    width: usize,
+) -> Vec<RawRow> {
+    if beyond.is_empty() {
+        return rows;
+    }
+    let mut out: Vec<RawRow> = Vec::with_capacity(rows.len() + beyond.len());
+    let mut extra = beyond.iter().peekable();
+    for mut row in rows {
+        while let Some((&r, &n)) = extra.next_if(|&(&r, _)| r < row.row) {
+            out.push(RawRow {
+                row: r,
+                cells: vec![String::new(); width],
+                extra_fields: n,
+                ..RawRow::default()
+            });
+        }
+        if let Some((_, &n)) = extra.next_if(|&(&r, _)| r == row.row) {
+            row.extra_fields = n;
+        }
+        out.push(row);
+    }
+    out.extend(extra.map(|(&r, &n)| RawRow {
+        row: r,
+        cells: vec![String::new(); width],
+        extra_fields: n,
+        ..RawRow::default()
+    }));
+    out
 }
 
 /// The text of one XLSX cell, as the contract reads it.
@@ -621,6 +689,42 @@ mod tests {
         let (_, rows) = read(b"a,b\rx,1\ry,2\r\"multi\rline\",3\rz,4\r");
         let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
         assert_eq!(at, [(2, "x"), (3, "y"), (4, "multi\rline"), (5, "z")]);
+    }
+
+    #[test]
+    fn fields_beyond_the_header_are_counted() {
+        let (_, rows) = read(b"a,b\n1,2\n1,2,3\n\"1,5\",2\n1\n1,2,,\n");
+        let extra: Vec<usize> = rows.iter().map(|r| r.extra_fields).collect();
+        assert_eq!(extra, [0, 1, 0, 0, 2]);
+        assert!(rows[0].extra_fields_problem().is_none());
+        let problem = rows[1].extra_fields_problem().unwrap();
+        assert_eq!(problem.row, 3);
+        assert!(
+            problem.to_string().starts_with("row 3: has more fields"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn xlsx_values_right_of_the_header_make_a_malformed_row() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write(0, 0, "a").unwrap();
+        sheet.write(0, 1, "b").unwrap();
+        sheet.write(1, 0, "ok").unwrap();
+        sheet.write(2, 0, "x").unwrap();
+        sheet.write(2, 3, "stray").unwrap();
+        // Only a value right of the header: still a (malformed) data row.
+        sheet.write(4, 2, "alone").unwrap();
+        sheet.write(5, 1, "ok").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        std::fs::write(&path, book.save_to_buffer().unwrap()).unwrap();
+        let t = open(&path).unwrap();
+        let rows: Vec<RawRow> = t.rows.collect::<Result<_>>().unwrap();
+        let at: Vec<(u32, usize)> = rows.iter().map(|r| (r.row, r.extra_fields)).collect();
+        assert_eq!(at, [(2, 0), (3, 1), (5, 1), (6, 0)]);
+        assert_eq!(rows[1].cells, ["x", ""]);
     }
 
     #[test]

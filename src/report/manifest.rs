@@ -58,12 +58,36 @@ pub struct Manifest {
     pub started_at: String,
     pub finished_at: String,
     pub inputs: Vec<InputFile>,
+    /// Months between the earliest delivery and R-1 without a delivery folder, allowed by
+    /// `--allow-missing` (empty when there is no gap).
+    #[serde(default)]
+    pub allowed_missing: Vec<String>,
     pub deliveries: Vec<DeliveryCounts>,
     pub counts: Counts,
     pub outputs: Vec<OutputFile>,
 }
 
 impl Manifest {
+    /// Reads a published manifest; `None` when the file is not there.
+    pub fn read(path: &Path) -> Result<Option<Manifest>> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Unreadable {
+                    file: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| Error::Unreadable {
+                file: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+    }
+
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text =
             serde_json::to_vec_pretty(self).map_err(|e| Error::internal("manifest", e))?;

@@ -5,7 +5,9 @@
 //! workbook are written from the same rows, so they cannot disagree.
 
 pub mod csv_out;
+pub mod layout;
 pub mod manifest;
+pub mod submission;
 mod watch;
 pub mod workbook;
 
@@ -150,6 +152,7 @@ impl Computed<'_> {
                 .map(String::from),
             );
             h.extend(cats.iter().map(|c| format!("Gap {c}")));
+            h.push("Why".into());
             h
         };
         let rows = self
@@ -180,6 +183,9 @@ impl Computed<'_> {
                     Value::text(d.outlook.as_str()),
                 ]);
                 row.extend(d.gap.iter().map(|g| Value::Number(*g)));
+                if !snake {
+                    row.push(Value::text(crate::why::of(d)));
+                }
                 row
             })
             .collect();
@@ -207,6 +213,7 @@ impl Computed<'_> {
         .to_vec();
         header.extend(cats.iter().map(|c| format!("KPI {c}")));
         header.extend(cats.iter().map(|c| format!("Required {c}")));
+        header.push("Why".into());
         let rows = self
             .roster
             .partners
@@ -230,6 +237,7 @@ impl Computed<'_> {
                     Some(req) => row.extend(req.iter().map(|t| Value::Number(*t))),
                     None => row.extend(cats.iter().map(|_| Value::Empty)),
                 }
+                row.push(Value::text(crate::why::of(d)));
                 row
             })
             .collect();
@@ -265,12 +273,16 @@ impl Computed<'_> {
                 "Visible by",
             ]
         };
+        let mut header: Vec<String> = header.map(String::from).to_vec();
+        if !snake {
+            header.extend(["Changed".to_string(), "Why".to_string()]);
+        }
         let rows = self
             .directory
             .changes
             .iter()
             .map(|c| {
-                vec![
+                let mut row = vec![
                     Value::text(c.action.as_str()),
                     Value::text(&c.entry.partner_id),
                     Value::text(&c.entry.directory_name),
@@ -279,12 +291,17 @@ impl Computed<'_> {
                     Value::Date(c.submit_from),
                     Value::Date(c.submit_to),
                     Value::Date(c.visible_by),
-                ]
+                ];
+                if !snake {
+                    row.push(Value::text(submission::changed(c)));
+                    row.push(Value::text(submission::why(c, self.decisions)));
+                }
+                row
             })
             .collect();
         Sheet {
             name: "Directory submission".into(),
-            header: header.map(String::from).to_vec(),
+            header,
             rows,
         }
     }
@@ -388,6 +405,16 @@ impl Computed<'_> {
                 Value::text("Refresh"),
                 Value::text("partners"),
                 Value::Int(self.decisions.len() as i64),
+            ],
+            vec![
+                Value::text("Directory"),
+                Value::text("changes to submit"),
+                Value::Int(self.directory.changes.len() as i64),
+            ],
+            vec![
+                Value::text("Directory"),
+                Value::text("exceptions"),
+                Value::Int(self.directory.exceptions.len() as i64),
             ],
         ];
         let count =

@@ -24,11 +24,11 @@ use std::path::Path;
 use polars::prelude::*;
 use polars_excel_writer::PolarsExcelWriter;
 use rust_xlsxwriter::{
-    Chart, ChartType, ConditionalFormatText, ConditionalFormatTextRule, DocProperties, Format,
-    FormatBorder, Workbook, Worksheet, XlsxError,
+    ConditionalFormatText, ConditionalFormatTextRule, DocProperties, Format, FormatBorder,
+    Workbook, Worksheet, XlsxError,
 };
 
-use super::{Computed, Sheet, Value};
+use super::{layout, Computed, Sheet, Value};
 use crate::calendar::Month;
 use crate::error::{Error, Result};
 
@@ -50,7 +50,7 @@ impl Styles {
                 .set_bold()
                 .set_background_color("#DDEBF7")
                 .set_border_bottom(FormatBorder::Thin),
-            number: Format::new().set_num_format("#,##0.00##"),
+            number: Format::new().set_num_format("#,##0.00"),
             integer: Format::new().set_num_format("0"),
             date: Format::new().set_num_format("yyyy-mm-dd"),
         }
@@ -415,6 +415,8 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         ws.set_name(name).map_err(&err)?;
         ws.autofilter(0, 0, (rows as u32).max(1), DETAIL_HEADER.len() as u16 - 1)
             .map_err(&err)?;
+        // Print titles are names of the workbook part, which is this package's.
+        ws.set_repeat_rows(0, 0).map_err(&err)?;
         stand_ins.push(book.worksheets_mut().len());
     }
     for sheet in &tail {
@@ -699,21 +701,22 @@ fn excel_text(s: &str) -> &str {
 
 /// Frozen header, autofilter, and colours for the status columns.
 fn finish_sheet(ws: &mut Worksheet, header: &[String], data_rows: u32) -> Result<(), XlsxError> {
-    ws.set_freeze_panes(1, 0)?;
+    layout::sheet(ws, header, data_rows)?;
     let last_col = header.len().saturating_sub(1) as u16;
     ws.autofilter(0, 0, data_rows.max(1), last_col)?;
     if data_rows == 0 {
         return Ok(());
     }
-    let bad = Format::new()
-        .set_background_color("#F8CBAD")
-        .set_font_color("#9C0006");
-    let warn = Format::new()
-        .set_background_color("#FFEB9C")
-        .set_font_color("#9C5700");
-    let good = Format::new()
-        .set_background_color("#C6EFCE")
-        .set_font_color("#006100");
+    let colour = |(fill, font): (&str, &str)| {
+        Format::new()
+            .set_background_color(fill)
+            .set_font_color(font)
+    };
+    let (bad, warn, good) = (
+        colour(layout::BAD),
+        colour(layout::WARN),
+        colour(layout::GOOD),
+    );
     for (col, h) in header.iter().enumerate() {
         if !matches!(
             h.as_str(),
@@ -813,14 +816,20 @@ fn write_monthly(
     let mut writer = PolarsExcelWriter::new();
     writer
         .set_header_format(&styles.header)
-        .set_dtype_float_format("#,##0.00##")
-        .set_freeze_panes(1, 0)
+        .set_dtype_float_format("#,##0.00")
+        .set_freeze_panes(1, 1)
         .set_autofit(true);
     for (part, ws) in sheets.into_iter().enumerate() {
         let chunk = df.slice((part * per_sheet) as i64, per_sheet);
         writer
             .write_dataframe_to_worksheet(&chunk, ws, 0, 0)
             .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+        let header: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        layout::sheet(ws, &header, chunk.height() as u32)?;
     }
     Ok(())
 }
@@ -837,23 +846,30 @@ fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxEr
         (idx[0], *idx.last().expect("group present"))
     };
     let ws = book.worksheet_from_name("Summary")?;
-    for (n, (group, title)) in [
-        ("Renewal status", "Partners by renewal status"),
-        ("Outlook", "Partners by outlook"),
-        ("Forecast status", "Watched partners by forecast status"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (first, last) = rows_of(group);
-        let mut chart = Chart::new(ChartType::Bar);
-        chart
-            .add_series()
-            .set_name(*title)
-            .set_categories(("Summary", first, 1, last, 1))
-            .set_values(("Summary", first, 2, last, 2));
-        chart.title().set_name(*title);
-        chart.legend().set_hidden();
+    let items = |first: u32, last: u32| -> Vec<String> {
+        (first..=last)
+            .map(|r| summary.rows[r as usize - 1][1].csv())
+            .collect()
+    };
+    // The decisions of R: the statuses of the partners due (not_enrolled and not_due are no
+    // decision of R, and come first in the table).
+    let (first, last) = rows_of("Renewal status");
+    let due_from = first + 2;
+    let charts = [
+        ("Decisions of R (partners due)", due_from, last),
+        (
+            "Partners by outlook",
+            rows_of("Outlook").0,
+            rows_of("Outlook").1,
+        ),
+        (
+            "Watched partners by forecast status",
+            rows_of("Forecast status").0,
+            rows_of("Forecast status").1,
+        ),
+    ];
+    for (n, (title, first, last)) in charts.into_iter().enumerate() {
+        let chart = layout::summary_chart(title, first, last, &items(first, last));
         ws.insert_chart(1 + 16 * n as u32, 4, &chart)?;
     }
     Ok(())
