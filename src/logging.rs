@@ -1,8 +1,9 @@
 //! Logs on stderr through `tracing`: text for people, one JSON object per line for log
 //! collectors. `-v` adds detail, `-q` keeps warnings and errors only.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
@@ -11,8 +12,34 @@ use crate::cli::LogFormat;
 
 static PROGRESS: AtomicBool = AtomicBool::new(false);
 
+/// The progress bar on screen, if any: log lines are written above it, so it stays at the
+/// bottom of the terminal.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Standard error, with the progress bar on screen (if any) lifted while a log line is written
+/// and drawn again below it.
+struct AboveTheBar;
+
+impl Write for AboveTheBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let shown = SHOWN.lock().ok().and_then(|bar| bar.clone());
+        match shown {
+            Some(bar) if !bar.is_finished() => {
+                bar.suspend(|| std::io::stderr().write_all(buf))?;
+                Ok(buf.len())
+            }
+            _ => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// A progress bar on stderr, shown only when stderr is a terminal and the log is plain text
-/// at its normal level; hidden (and free) otherwise.
+/// at its normal level; hidden (and free) otherwise. Log lines are written above it while it
+/// is shown, and `finish_and_clear` leaves nothing of it behind.
 pub fn progress(len: u64, unit: &str) -> ProgressBar {
     if !PROGRESS.load(Ordering::Relaxed) {
         return ProgressBar::hidden();
@@ -21,6 +48,9 @@ pub fn progress(len: u64, unit: &str) -> ProgressBar {
     let template = format!("{{bar:30}} {{pos}}/{{len}} {unit} {{msg}} ({{elapsed}})");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
+    }
+    if let Ok(mut shown) = SHOWN.lock() {
+        *shown = Some(bar.clone());
     }
     bar
 }
@@ -39,7 +69,7 @@ pub fn init(format: LogFormat, verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveTheBar)
         .with_env_filter(EnvFilter::new(filter))
         .with_target(false);
     let _ = match format {
