@@ -137,6 +137,11 @@ pub fn check(entry: &Entry, owned_domains: &str) -> Option<&'static str> {
         return Some("invalid_country");
     }
     let raw = entry.landing_page_url.as_str();
+    // URL parsers silently strip tabs and line breaks (and trim spaces): a URL holding any
+    // whitespace or control character is refused before it is parsed.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("invalid_url");
+    }
     let Ok(url) = Url::parse(raw) else {
         return Some("invalid_url");
     };
@@ -302,7 +307,7 @@ mod tests {
     #[test]
     fn each_reason_in_order() {
         let ok = "https://learn.contoso.com/microsoft";
-        let cases: [(Entry, &str, Option<&str>); 24] = [
+        let cases: [(Entry, &str, Option<&str>); 29] = [
             (entry("Contoso", "SE", ok), "contoso.com", None),
             (
                 entry("Contoso", "SE", "https://CONTOSO.com./x"),
@@ -405,6 +410,31 @@ mod tests {
                 entry("Contoso", "SE", "https://evilcontoso.com/"),
                 "contoso.com",
                 Some("url_not_partner_owned"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/a\nb"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.con\ttoso.com/"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/a b"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/\u{7f}"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/\u{a0}x"),
+                "contoso.com",
+                Some("invalid_url"),
             ),
             (
                 entry("Contoso", "SE", "https://contoso.com.evil.net/"),

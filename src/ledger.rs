@@ -110,19 +110,30 @@ pub fn deliveries(input: &Path, last: Month) -> Result<Vec<DeliveryInput>> {
         Ok(e) => e,
         Err(_) => return Ok(out),
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let Ok(month) = name.parse::<Month>() else {
-            info!(path = %path.display(), "ignored: not a delivery folder named YYYY-MM");
-            continue;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::Unreadable {
+                file: root.clone(),
+                reason: e.to_string(),
+            })?
+            .path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let month = match name.parse::<Month>() {
+            Ok(month) if path.is_dir() => month,
+            _ => {
+                info!(path = %path.display(), "ignored: not a delivery folder named YYYY-MM");
+                continue;
+            }
         };
-        if month > last || !path.is_dir() {
+        if month > last {
             continue;
         }
         let (files, ignored) = extract::list_files(&path)?;
         for f in ignored {
-            info!(path = %f.display(), "ignored: only .csv and .xlsx files are read");
+            info!(path = %f.display(), "ignored: only files ending in .csv or .xlsx are read");
         }
         out.push(DeliveryInput {
             month,

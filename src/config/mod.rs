@@ -46,6 +46,7 @@ impl RunConfig {
             Some(m) => m,
             None => Month::of(today()?),
         };
+        let refresh = crate::calendar::check_refresh(refresh).map_err(Error::Usage)?;
         if !input.is_dir() {
             return Err(Error::MissingInput {
                 what: "input folder".into(),

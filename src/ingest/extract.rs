@@ -268,7 +268,11 @@ pub fn parse_line(s: &str) -> Option<i64> {
     digits.parse::<i64>().ok().filter(|n| *n >= 1)
 }
 
-/// A decimal: an optional sign, digits, optionally a point with 1 to 4 digits.
+/// The most digits a decimal may hold, leading zeros aside: an `f64` keeps 15 exactly.
+const DECIMAL_DIGITS: usize = 15;
+
+/// A decimal: an optional sign, digits (leading zeros allowed and not counted), optionally a
+/// point with 1 to 4 digits; at most 15 digits in all, integer and fraction together.
 pub fn parse_decimal(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (int, frac) = match body.split_once('.') {
@@ -277,8 +281,8 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     };
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let ok = digits(int) && frac.is_none_or(|f| digits(f) && f.len() <= 4);
-    // Very long digit strings would lose precision as f64; no real amount has 16 digits.
-    (ok && int.len() <= 15)
+    let counted = int.trim_start_matches('0').len() + frac.map_or(0, str::len);
+    (ok && counted <= DECIMAL_DIGITS)
         .then(|| s.parse::<f64>().ok())
         .flatten()
 }
@@ -409,11 +413,33 @@ mod tests {
 
     #[test]
     fn decimals_are_strict() {
-        for ok in ["0", "12", "-3.5", "+1.2345", "007.1"] {
+        for ok in [
+            "0",
+            "12",
+            "-3.5",
+            "+1.2345",
+            "007.1",
+            "0000000000000000000001",
+            "123456789012345",
+            "12345678901.2345",
+            "-0000000000000000000.0001",
+        ] {
             assert!(parse_decimal(ok).is_some(), "{ok}");
         }
+        assert_eq!(parse_decimal("0000000000000000000001"), Some(1.0));
         for bad in [
-            "", ".5", "5.", "1e3", "1,000", "1.23456", "--1", "NaN", "inf", " 1",
+            "",
+            ".5",
+            "5.",
+            "1e3",
+            "1,000",
+            "1.23456",
+            "--1",
+            "NaN",
+            "inf",
+            " 1",
+            "1234567890123456",
+            "123456789012.3456",
         ] {
             assert!(parse_decimal(bad).is_none(), "{bad}");
         }

@@ -143,7 +143,7 @@ impl Roster {
             } else if enrolled_on.is_none() {
                 report(
                     "enrolled_on",
-                    format!("{enrolled_raw:?} is not a date YYYY-MM-DD"),
+                    format!("{enrolled_raw:?} is not a date YYYY-MM-DD in the years 1900 to 9999"),
                 );
             }
             let mct_raw = get(6);

@@ -37,13 +37,16 @@ pub struct Table {
     pub rows: Box<dyn Iterator<Item = Result<RawRow>>>,
 }
 
-/// The kind of a file, by its name; `None` for files that are not read.
+/// The kind of a file, by how its name ends (any case); `None` for files that are not read.
+/// A file named `.csv` ends in `.csv` too: it is read like any other.
 pub fn kind_of(path: &Path) -> Option<Kind> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    match ext.as_str() {
-        "csv" => Some(Kind::Csv),
-        "xlsx" => Some(Kind::Xlsx),
-        _ => None,
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".csv") {
+        Some(Kind::Csv)
+    } else if name.ends_with(".xlsx") {
+        Some(Kind::Xlsx)
+    } else {
+        None
     }
 }
 
@@ -392,21 +395,35 @@ pub fn cell_text(cell: &Data) -> String {
         Data::Int(i) => i.to_string(),
         Data::Float(f) => number_text(*f),
         Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        // A date-time cell is its date: the time of day is dropped.
         Data::DateTime(dt) => match dt.as_datetime() {
-            Some(t) if t.time() == chrono::NaiveTime::MIN => {
-                t.date().format("%Y-%m-%d").to_string()
-            }
-            Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-            None => number_text(dt.as_f64()),
+            Some(t) if dt.is_datetime() => t.date().format("%Y-%m-%d").to_string(),
+            _ => number_text(dt.as_f64()),
         },
-        Data::DateTimeIso(s) => s.strip_suffix("T00:00:00").unwrap_or(s).trim().to_string(),
+        Data::DateTimeIso(s) => iso_date(s.trim()),
         Data::DurationIso(s) => s.trim().to_string(),
         Data::Error(e) => format!("#{e:?}"),
     }
 }
 
-/// A number as plain text: whole numbers without `.0`, others in their shortest exact form.
+/// An ISO date-time's date (`2026-10-03T13:45:00` is `2026-10-03`); other text as it is.
+fn iso_date(s: &str) -> String {
+    match s.split_once('T') {
+        Some((date, _)) if crate::calendar::parse_date(date).is_some() => date.to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// A number as Excel shows it: rounded to 15 significant digits, then written plainly (whole
+/// numbers without `.0`, no exponent). A cell holding 3.3000000000000003 (what `=1.1*3`
+/// stores) is `3.3`.
 pub fn number_text(f: f64) -> String {
+    if !f.is_finite() {
+        return format!("{f}");
+    }
+    // `{:.14e}` rounds to 15 significant digits; reading it back gives the nearest double,
+    // whose shortest form has no digits past the 15th.
+    let f: f64 = format!("{f:.14e}").parse().unwrap_or(f);
     if f.fract() == 0.0 && f.abs() < 1e15 {
         format!("{}", f as i64)
     } else {
@@ -491,6 +508,15 @@ mod tests {
             to.write_all(&text).unwrap();
         }
         to.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn files_are_told_by_how_their_names_end() {
+        assert_eq!(kind_of(Path::new("d/.csv")), Some(Kind::Csv));
+        assert_eq!(kind_of(Path::new("d/.XLSX")), Some(Kind::Xlsx));
+        assert_eq!(kind_of(Path::new("d/a.Csv")), Some(Kind::Csv));
+        assert_eq!(kind_of(Path::new("d/a.csv.txt")), None);
+        assert_eq!(kind_of(Path::new("d/csv")), None);
     }
 
     #[test]
@@ -637,6 +663,30 @@ mod tests {
         assert_eq!(number_text(-3.0), "-3");
         assert_eq!(cell_text(&Data::Float(7.0)), "7");
         assert_eq!(cell_text(&Data::String(" x ".into())), "x");
+    }
+
+    #[test]
+    fn numbers_read_as_excel_shows_them() {
+        assert_eq!(number_text(1.1 * 3.0), "3.3");
+        assert_eq!(number_text(0.1 + 0.2), "0.3");
+        assert_eq!(number_text(123456789012345.0), "123456789012345");
+        assert_eq!(number_text(1e20), "100000000000000000000");
+        assert_eq!(number_text(-0.0001), "-0.0001");
+        assert_eq!(number_text(2.5e-7), "0.00000025");
+    }
+
+    #[test]
+    fn a_date_time_cell_is_its_date() {
+        use calamine::{ExcelDateTime, ExcelDateTimeType};
+        // 2026-10-03 13:45 as Excel stores it.
+        let dt = ExcelDateTime::new(46298.0 + 13.75 / 24.0, ExcelDateTimeType::DateTime, false);
+        assert_eq!(cell_text(&Data::DateTime(dt)), "2026-10-03");
+        let midnight = ExcelDateTime::new(46298.0, ExcelDateTimeType::DateTime, false);
+        assert_eq!(cell_text(&Data::DateTime(midnight)), "2026-10-03");
+        assert_eq!(
+            cell_text(&Data::DateTimeIso("2026-10-03T13:45:00".into())),
+            "2026-10-03"
+        );
     }
 
     #[test]
