@@ -77,6 +77,11 @@ pub enum Error {
     #[error("{what} not found: {path}")]
     MissingInput { what: String, path: PathBuf },
 
+    /// Exit 66: an input is not a regular file (a FIFO, a device, a folder): it is refused
+    /// without being opened for reading, which could block the run for good.
+    #[error("{path}: is {kind}, not a regular file; refused without reading it")]
+    NotAFile { path: PathBuf, kind: String },
+
     /// Exit 75: the refresh is not open yet (or no longer the current month).
     #[error("{0}")]
     NotOpen(String),
@@ -116,7 +121,7 @@ impl Error {
             | Error::MissingColumn { .. }
             | Error::Unreadable { .. }
             | Error::RejectRate { .. } => 65,
-            Error::MissingInput { .. } => 66,
+            Error::MissingInput { .. } | Error::NotAFile { .. } => 66,
             Error::Internal(_) => 70,
             Error::Write { .. } => 73,
             Error::NotOpen(_) | Error::Locked { .. } => 75,

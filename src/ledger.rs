@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::calendar::Month;
-use crate::digest::{sha256_bytes, sha256_file};
+use crate::digest::sha256_bytes;
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
 use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
@@ -241,27 +241,18 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
 }
 
-/// `work` applied to each file, one thread per file, results in the files' order.
+/// `work` applied to each file by a bounded pool of threads, results in the files' order.
 fn per_file<T: Send>(
     paths: &[PathBuf],
     work: impl Fn(&PathBuf) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = paths.iter().map(|path| s.spawn(|| work(path))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("file work does not panic"))
-            .collect()
-    })
+    crate::pool::map(paths, work)
 }
 
 /// SHA-256 of each file of a delivery.
 fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
     per_file(paths, |path| {
-        let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
-            file: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let sha256 = crate::source::digest_file(path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -293,18 +284,13 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
-    // Every delivery's files are hashed first (all at once), so that what each delivery needs
+    // Every delivery's files are hashed first, so that what each delivery needs
     // is known before any is judged.
-    let found = std::thread::scope(|s| {
-        let hashing: Vec<_> = inputs
-            .iter()
-            .map(|input| s.spawn(|| find(ctx.output, input)))
-            .collect();
-        hashing
-            .into_iter()
-            .map(|h| h.join().expect("hashing does not panic"))
-            .collect::<Result<Vec<_>>>()
-    })?;
+    // (One delivery after another; each one's files by a bounded pool of threads.)
+    let found = inputs
+        .iter()
+        .map(|input| find(ctx.output, input))
+        .collect::<Result<Vec<_>>>()?;
     let steps = plan(ctx, inputs, found);
     // The deliveries to judge are read (parsed from their files, or their kept rows) and their
     // verdicts worked out up to `duplicate_line` on a thread of their own, one delivery ahead
@@ -614,6 +600,11 @@ fn judge_in_order(
                                     Some(reads) => {
                                         for (f, read) in files.iter_mut().zip(reads) {
                                             f.rows = read.rows;
+                                            // The digest recorded is of the bytes parsed.
+                                            if f.sha256 != read.sha256 {
+                                                warn!(delivery = %input.month, file = %f.name, "changed while this run read it: the digest of the rows parsed is kept, and the next run judges it again");
+                                                f.sha256 = read.sha256.clone();
+                                            }
                                             if !read.unknown_columns.is_empty() {
                                                 unknown_columns
                                                     .push((read.name, read.unknown_columns));

@@ -18,6 +18,8 @@ pub mod ingest;
 pub mod kpi;
 pub mod ledger;
 pub mod logging;
+pub mod pool;
 pub mod publish;
 pub mod renewal;
 pub mod report;
+pub mod source;

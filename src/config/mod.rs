@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub max_reject_rate: f64,
     pub program: Program,
     pub program_path: PathBuf,
+    /// SHA-256 of the program.toml bytes `program` was parsed from.
+    pub program_sha: String,
 }
 
 /// Today, from the clock or from [`TODAY_ENV`].
@@ -60,7 +62,7 @@ impl RunConfig {
             ));
         }
         let program_path = input.join("program.toml");
-        let program = Program::load(&program_path)?;
+        let (program, program_sha) = Program::load_with_digest(&program_path)?;
         Ok(RunConfig {
             refresh,
             input: input.to_path_buf(),
@@ -70,6 +72,7 @@ impl RunConfig {
             max_reject_rate: 0.05,
             program,
             program_path,
+            program_sha,
         })
     }
 
@@ -118,6 +121,7 @@ mod tests {
             max_reject_rate: 0.05,
             program: Program::parse("[kpi_categories]\nc = [\"MOC\"]").unwrap(),
             program_path: "program.toml".into(),
+            program_sha: String::new(),
         }
     }
 

@@ -153,14 +153,24 @@ pub struct Program {
 
 impl Program {
     pub fn load(path: &Path) -> Result<Program> {
-        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::MissingInput {
+        Program::load_with_digest(path).map(|(program, _)| program)
+    }
+
+    /// Loads program.toml, reading it once: the program and the SHA-256 of the bytes parsed.
+    pub fn load_with_digest(path: &Path) -> Result<(Program, String)> {
+        let source = crate::source::read(path).map_err(|e| match e {
+            Error::MissingInput { .. } => Error::MissingInput {
                 what: "program rules".into(),
                 path: path.to_path_buf(),
             },
-            _ => Error::config(path, "(file)", e.to_string()),
+            Error::Unreadable { reason, .. } => Error::config(path, "(file)", reason),
+            other => other,
         })?;
-        Program::parse(&text).map_err(|(key, message)| Error::config(path, key, message))
+        let text = std::str::from_utf8(&source.bytes)
+            .map_err(|e| Error::config(path, "(file)", format!("not UTF-8: {e}")))?;
+        let program =
+            Program::parse(text).map_err(|(key, message)| Error::config(path, key, message))?;
+        Ok((program, source.sha256))
     }
 
     /// Parses and checks program.toml text; an error names the key.

@@ -29,26 +29,24 @@ pub const COLUMNS: [&str; 10] = [
     "currency",
 ];
 
-/// A delivery's files: `*.csv` and `*.xlsx` (any case) in name order, and the others.
+/// A delivery's files: `*.csv` and `*.xlsx` (any case, a file named `.csv` included) in name
+/// order, and the others (folders among them), which the caller names in the log. One of
+/// the files to read that is not a regular file (a FIFO, a device) is refused (exit 66).
 pub fn list_files(folder: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let entries = std::fs::read_dir(folder).map_err(|e| Error::Unreadable {
+    let unreadable = |e: std::io::Error| Error::Unreadable {
         file: folder.to_path_buf(),
         reason: e.to_string(),
-    })?;
+    };
     let mut read = Vec::new();
     let mut ignored = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| Error::Unreadable {
-                file: folder.to_path_buf(),
-                reason: e.to_string(),
-            })?
-            .path();
-        if path.is_file() && table::kind_of(&path).is_some() {
-            read.push(path);
-        } else {
+    for entry in std::fs::read_dir(folder).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if table::kind_of(&path).is_none() || path.is_dir() {
             ignored.push(path);
+            continue;
         }
+        crate::source::check_regular(&path)?;
+        read.push(path);
     }
     read.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     ignored.sort();
@@ -76,6 +74,8 @@ pub struct Parsed {
 #[derive(Clone, Debug)]
 pub struct FileRead {
     pub name: String,
+    /// SHA-256 of the bytes the rows were parsed from (the file is read once).
+    pub sha256: String,
     pub rows: u64,
     pub unknown_columns: Vec<String>,
 }
@@ -113,7 +113,9 @@ impl Parsed {
 
     /// Reads one extract file of `delivery`: its rows as a frame (see [`Parsed::into_frame`]).
     pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
-        let mut t = table::open(path)?;
+        let source = crate::source::read(path)?;
+        let sha256 = source.sha256;
+        let mut t = table::parse(path, source.bytes)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
         // invoice_number column.
         if !t
@@ -149,6 +151,7 @@ impl Parsed {
             frame,
             FileRead {
                 name,
+                sha256,
                 rows,
                 unknown_columns: columns.unknown,
             },

@@ -21,10 +21,16 @@ pub struct FxRates {
 impl FxRates {
     /// Loads the rates; an absent file means "USD only".
     pub fn load(path: &Path) -> Result<FxRates> {
-        if !path.exists() {
+        if std::fs::symlink_metadata(path).is_err() {
             return Ok(FxRates::default());
         }
-        let t = table::open(path)?;
+        FxRates::from_source(&crate::source::read(path)?)
+    }
+
+    /// The rates in the bytes of `source`, read once (their digest is `source.sha256`).
+    pub fn from_source(source: &crate::source::Source) -> Result<FxRates> {
+        let path = source.path.as_path();
+        let t = table::parse(path, source.bytes.clone())?;
         let columns = Columns::resolve(path, &t.header, &COLUMNS, &COLUMNS)?;
         let mut rates = HashMap::new();
         let mut problems = Vec::new();

@@ -7,8 +7,7 @@
 //! but still counted, as a spreadsheet would number them. Header names are matched
 //! case-insensitively after trimming.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -56,10 +55,17 @@ pub enum Kind {
     Xlsx,
 }
 
+/// Reads the file at `path` once (a regular file only) and opens it as a table.
 pub fn open(path: &Path) -> Result<Table> {
+    let source = crate::source::read(path)?;
+    parse(path, source.bytes)
+}
+
+/// Opens the bytes of the file at `path` as a table: its name says CSV or XLSX.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Table> {
     match kind_of(path) {
-        Some(Kind::Xlsx) => open_xlsx(path),
-        _ => open_csv(path),
+        Some(Kind::Xlsx) => open_xlsx(path, bytes),
+        _ => open_csv(path, bytes),
     }
 }
 
@@ -70,8 +76,7 @@ fn unreadable(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-fn open_csv(path: &Path) -> Result<Table> {
-    let mut data = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+fn open_csv(path: &Path, mut data: Vec<u8>) -> Result<Table> {
     if data.starts_with(b"\xEF\xBB\xBF") {
         data.drain(..3);
     }
@@ -222,9 +227,8 @@ fn is_worksheet(name: &str) -> bool {
 
 /// Reads every part of the workbook, counting the bytes they really expand to, whatever sizes
 /// the ZIP declares: worksheets against one budget, every other part against another.
-fn check_expansion(path: &Path, limits: Limits) -> Result<()> {
-    let file = File::open(path).map_err(|e| unreadable(path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(path, e))?;
+fn check_expansion(path: &Path, bytes: &[u8], limits: Limits) -> Result<()> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| unreadable(path, e))?;
     let mut parts_left = limits.parts;
     let mut sheets_left = limits.sheets;
     for i in 0..zip.len() {
@@ -291,13 +295,13 @@ fn in_calamine<T, E: std::fmt::Display>(
     }
 }
 
-fn open_xlsx(path: &Path) -> Result<Table> {
-    open_xlsx_within(path, LIMITS)
+fn open_xlsx(path: &Path, bytes: Vec<u8>) -> Result<Table> {
+    open_xlsx_within(path, bytes, LIMITS)
 }
 
-fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
-    check_expansion(path, limits)?;
-    let mut book: Xlsx<BufReader<File>> = in_calamine(path, || calamine::open_workbook(path))?;
+fn open_xlsx_within(path: &Path, bytes: Vec<u8>, limits: Limits) -> Result<Table> {
+    check_expansion(path, &bytes, limits)?;
+    let mut book: Xlsx<Cursor<Vec<u8>>> = in_calamine(path, || Xlsx::new(Cursor::new(bytes)))?;
     let first = book
         .sheets_metadata()
         .iter()
@@ -548,16 +552,15 @@ mod tests {
     fn cells_right_of_the_header_do_not_count_and_text_is_capped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.xlsx");
-        let refused = |limits: Limits| open_xlsx_within(&path, limits).map(|_| ()).unwrap_err();
+        let within =
+            |limits: Limits| open_xlsx_within(&path, std::fs::read(&path).unwrap(), limits);
+        let refused = |limits: Limits| within(limits).map(|_| ()).unwrap_err();
         std::fs::write(&path, wide_xlsx(10, "x")).unwrap();
         // 2 header cells and 10 rows of 2 cells: 22 cells kept, the third column ignored.
-        let t = open_xlsx_within(
-            &path,
-            Limits {
-                cells: 22,
-                ..LIMITS
-            },
-        )
+        let t = within(Limits {
+            cells: 22,
+            ..LIMITS
+        })
         .unwrap();
         assert_eq!(t.rows.count(), 10);
         let err = refused(Limits {
@@ -575,13 +578,10 @@ mod tests {
             .exit_code(),
             65
         );
-        assert!(open_xlsx_within(
-            &path,
-            Limits {
-                text: 25_000,
-                ..LIMITS
-            }
-        )
+        assert!(within(Limits {
+            text: 25_000,
+            ..LIMITS
+        })
         .is_ok());
         // Parts past their budget.
         let err = refused(Limits {

