@@ -17,7 +17,6 @@ use crate::config::program::{Level, Program};
 use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::renewal::Decision;
-use crate::report::csv_out::read_latest_state;
 
 /// The officially assigned ISO 3166-1 alpha-2 codes.
 const ISO_3166_ALPHA2: &str = "\
@@ -200,12 +199,40 @@ fn authority(raw: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// The columns of `state/directory/YYYY-MM.csv`.
+pub const STATE_HEADER: [&str; 4] = [
+    "partner_id",
+    "directory_name",
+    "country",
+    "landing_page_url",
+];
+
+/// What is wrong with a row of `state/directory/` (every listed entry has a name, a
+/// two-letter country and a URL).
+fn check_state_row(cells: &[String; 4]) -> Vec<(&'static str, String)> {
+    let mut wrong = Vec::new();
+    for k in [1, 3] {
+        if cells[k].is_empty() {
+            wrong.push((STATE_HEADER[k], "is empty".to_string()));
+        }
+    }
+    if cells[2].len() != 2 || !cells[2].bytes().all(|b| b.is_ascii_uppercase()) {
+        wrong.push((
+            STATE_HEADER[2],
+            format!("{:?} is not a two-letter country code", cells[2]),
+        ));
+    }
+    wrong
+}
+
 /// The latest `state/directory/M.csv` with M < `refresh`: (month, entries by partner_id).
 pub fn load_baseline(
     output: &Path,
     refresh: Month,
 ) -> Result<Option<(Month, BTreeMap<String, Entry>)>> {
-    let Some((month, rows)) = read_latest_state(&output.join("state/directory"), refresh)? else {
+    let dir = output.join("state/directory");
+    let read = crate::state_file::read_latest(&dir, refresh, &STATE_HEADER, check_state_row)?;
+    let Some((month, rows)) = read else {
         return Ok(None);
     };
     let entries = rows

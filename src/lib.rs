@@ -23,3 +23,4 @@ pub mod publish;
 pub mod renewal;
 pub mod report;
 pub mod source;
+pub mod state_file;

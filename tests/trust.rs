@@ -71,6 +71,25 @@ fn an_input_that_is_a_fifo_is_66_without_hanging() {
 }
 
 #[test]
+fn a_state_file_with_an_invalid_row_is_65_naming_file_and_row() {
+    for (dir, bad) in [
+        ("levels", "partner_id,roster_enrollment,enrolled_on,effective_level\nP1,silver,2025-03-05,platinum\n"),
+        ("directory", "partner_id,directory_name,country,landing_page_url\nP1,Contoso Learning,SE,https://learn.contoso.se/courses\nP1,Again,SE,https://x.contoso.se/\n"),
+    ] {
+        let w = base();
+        let path = w.output().join("state").join(dir).join("2026-10.csv");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bad).unwrap();
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 65, "2026-10.csv");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("state/{dir}")), "{err}");
+        assert!(err.contains("row 2") || err.contains("row 3"), "{err}");
+        assert!(!w.output().join("reports/2026-11").exists());
+    }
+}
+
+#[test]
 fn the_manifest_digests_are_of_the_bytes_parsed() {
     let w = base();
     w.refresh("2026-11");
@@ -121,4 +140,30 @@ fn two_thousand_small_files_in_one_delivery() {
         .unwrap();
     assert_eq!(oct["read"], 2002);
     assert_eq!(oct["accepted"], 2002);
+}
+
+/// program.toml with `n` KPI categories (the base's two first), thresholds 0.
+fn with_categories(w: &Work, n: usize) {
+    let base = std::fs::read_to_string(corpus_base().join("program.toml")).unwrap();
+    let extra: String = (2..n).map(|i| format!("c{i} = [\"T{i}\"]\n")).collect();
+    let program = base.replace(
+        "certification = [\"Exam Voucher\"]\n",
+        &format!("certification = [\"Exam Voucher\"]\n{extra}"),
+    );
+    std::fs::write(w.input().join("program.toml"), program).unwrap();
+}
+
+#[test]
+fn too_many_kpi_categories_are_78_naming_the_key_and_the_most_that_fit_work() {
+    let w = base();
+    with_categories(&w, 8200);
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 78, "kpi_categories");
+    assert!(stderr(&out).contains("3274"), "{}", stderr(&out));
+    let w = base();
+    with_categories(&w, 3274);
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    let header = w.report("2026-11", "partners-2026-11.csv");
+    assert!(header.lines().next().unwrap().contains("gap_c3273"));
 }

@@ -308,12 +308,7 @@ fn stage_outputs(
         });
         csv_out::write_state(
             &staging.path(&directory_rel)?,
-            &[
-                "partner_id",
-                "directory_name",
-                "country",
-                "landing_page_url",
-            ],
+            &crate::directory::STATE_HEADER,
             entries,
         )?;
         saving.join().expect("saving does not panic")?;

@@ -380,6 +380,14 @@ fn parse_calendar(value: Option<&Value>, unknown: &mut Vec<String>) -> Result<Ca
 
 type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
 
+/// The most columns a worksheet holds.
+pub const EXCEL_COLUMNS: usize = 16_384;
+
+/// The most KPI categories a program may name: the widest sheet, the Anniversary watch, has
+/// eleven columns and five per category (secured, leaving, required, still needed, per
+/// month), and must fit in one worksheet.
+pub const MAX_CATEGORIES: usize = (EXCEL_COLUMNS - 11) / 5;
+
 fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
     let Some(t) = table(value, "kpi_categories")? else {
         return fail(
@@ -389,6 +397,17 @@ fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
     };
     if t.is_empty() {
         return fail("kpi_categories", "names no category");
+    }
+    if t.len() > MAX_CATEGORIES {
+        return fail(
+            "kpi_categories",
+            format!(
+                "names {} categories; at most {MAX_CATEGORIES} fit the workbook (the Anniversary \
+                 watch sheet has five columns per category, and a worksheet holds {} columns)",
+                t.len(),
+                crate::config::program::EXCEL_COLUMNS
+            ),
+        );
     }
     let mut categories = Vec::new();
     let mut lookup: HashMap<String, (String, usize)> = HashMap::new();
