@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod logging;
 pub mod pool;
 pub mod publish;
+pub mod publish_guard;
 pub mod renewal;
 pub mod report;
 pub mod source;

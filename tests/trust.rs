@@ -45,6 +45,16 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The published files (the program's own folder aside) without run times.
+fn published(w: &Work) -> Vec<(String, String)> {
+    tree_hashes(&w.output())
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.starts_with(".kpi-refresh") && !p.ends_with("manifest.json") && !p.ends_with(".xlsx")
+        })
+        .collect()
+}
+
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
@@ -87,6 +97,88 @@ fn a_state_file_with_an_invalid_row_is_65_naming_file_and_row() {
         assert!(err.contains("row 2") || err.contains("row 3"), "{err}");
         assert!(!w.output().join("reports/2026-11").exists());
     }
+}
+
+#[test]
+fn a_symlinked_lock_is_never_followed() {
+    let w = base();
+    let victim = w.dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::create_dir_all(w.output().join(".kpi-refresh")).unwrap();
+    std::os::unix::fs::symlink(&victim, w.output().join(".kpi-refresh/lock")).unwrap();
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 73, "symbolic link");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// Writes `text` as the journal of a commit left half done.
+fn plant_journal(w: &Work, text: &str) -> PathBuf {
+    let dir = w.output().join(".kpi-refresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_crafted_or_garbage_journal_is_73_and_nothing_is_deleted() {
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("keep.txt"), "keep").unwrap();
+    let target = precious.to_string_lossy().into_owned();
+    let crafted = [
+        format!(r#"{{"staging": ".kpi-refresh/staging-1", "moves": [{{"Remove": "{target}"}}]}}"#),
+        r#"{"staging": ".kpi-refresh/staging-1", "moves": [{"Remove": "../../x"}]}"#.to_string(),
+        format!(r#"{{"staging": "{target}", "moves": [{{"Put": "reports"}}]}}"#),
+        "this is no journal".to_string(),
+        String::new(),
+    ];
+    for text in crafted {
+        let w = base();
+        w.refresh("2026-11");
+        let before = published(&w);
+        let journal = plant_journal(&w, &text);
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 73, "journal.json");
+        assert!(!stderr(&out).contains("panicked"));
+        assert_eq!(
+            std::fs::read_to_string(precious.join("keep.txt")).unwrap(),
+            "keep"
+        );
+        assert_eq!(published(&w), before, "{text}");
+        assert!(
+            journal.exists(),
+            "the refused journal stays for the operator"
+        );
+    }
+}
+
+#[test]
+fn a_publish_failing_half_way_leaves_the_output_as_it_was() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    // Delivery 2026-10 changes: this run would replace its partition, the state and reports.
+    w.write(
+        "extracts/2026-10/c.csv",
+        "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+         purchase_unit,kpi_value,revenue,currency\nC1,1,2026-10-09,Invoice,P1,MOC,kit,5,5,USD\n",
+    );
+    for failpoint in ["cross-device-rename", "cross-device-destination"] {
+        let out = run_with(&w, &[("KPI_REFRESH_FAILPOINT", failpoint)]);
+        assert_exit(&out, 73, "cross");
+        assert_eq!(published(&w), before, "{failpoint}");
+        assert!(
+            !w.output().join(".kpi-refresh/journal.json").exists(),
+            "{failpoint}"
+        );
+    }
+    // The next run proceeds.
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    // courseware: 10 and 5 (2026-10), 40 (2026-09).
+    assert!(w.report("2026-11", "partners-2026-11.csv").contains(",55,"));
 }
 
 #[test]
