@@ -33,8 +33,10 @@ use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
 use crate::publish::Staging;
 
 /// Bumped when the partition layout, the parsing or the judging rules change, so old partitions
-/// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ.)
-pub const FORMAT: u32 = 3;
+/// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ. 4: the
+/// metadata records the digests of the partition's own files and is sealed; Excel numbers
+/// read to 15 significant digits, date-time cells as their date, dates in 1900 … 9999.)
+pub const FORMAT: u32 = 4;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";
@@ -85,6 +87,12 @@ pub struct PartitionMeta {
     pub read: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<String, u64>,
+    /// SHA-256 of each of the partition's own files (see [`crate::partition_check`]).
+    #[serde(default)]
+    pub own_files: BTreeMap<String, String>,
+    /// SHA-256 of this metadata with the seal left empty.
+    #[serde(default)]
+    pub seal: String,
 }
 
 impl PartitionMeta {
@@ -329,7 +337,15 @@ struct Found {
 fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
     let files = hash_files(&input.files)?;
     let published = output.join(partition_rel(input.month));
-    let existing = read_meta(&published).filter(|m| m.format == FORMAT);
+    let existing = read_meta(&published)
+        .filter(|m| m.format == FORMAT)
+        .filter(|m| match crate::partition_check::verify(&published, m) {
+            None => true,
+            Some(why) => {
+                warn!(delivery = %input.month, "ledger: the published partition is not trusted ({why}); it is judged again from its delivery");
+                false
+            }
+        });
     let same_files = existing.as_ref().is_some_and(|m| {
         m.files
             .iter()
@@ -546,6 +562,9 @@ fn judge_in_order(
                         meta.depends = depends;
                         meta.judgement = judgement.clone();
                         meta.rules_answers = rules;
+                        // The same files as the published partition's, checked by `find`.
+                        let own = Some(meta.own_files.clone());
+                        crate::partition_check::seal(&dir, &mut meta, own)?;
                         write_json(&meta, &dir, META)?;
                         let outcome = Outcome {
                             meta,
@@ -668,18 +687,21 @@ fn judge_in_order(
                             ),
                             earlier_keys: earlier_keys.clone(),
                             keys,
+                            own_files: BTreeMap::new(),
+                            seal: String::new(),
                         };
                         if let Some(previous) = writing.take() {
                             finish(previous)?;
                         }
                         let to_write = (keeping, judged, meta.clone(), dir.clone());
                         writing = Some(scope.spawn(move || {
-                            let (keeping, mut judged, meta, dir) = to_write;
+                            let (keeping, mut judged, mut meta, dir) = to_write;
                             if let Some(keeping) = keeping {
                                 finish(keeping)?;
                             }
                             write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
                             write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                            crate::partition_check::seal(&dir, &mut meta, None)?;
                             write_json(&meta, &dir, META)
                         }));
                         Outcome {

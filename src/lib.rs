@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod kpi;
 pub mod ledger;
 pub mod logging;
+pub mod partition_check;
 pub mod pool;
 pub mod publish;
 pub mod publish_guard;

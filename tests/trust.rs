@@ -182,6 +182,64 @@ fn a_publish_failing_half_way_leaves_the_output_as_it_was() {
 }
 
 #[test]
+fn a_damaged_ledger_partition_is_judged_again_never_trusted() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    let ledger = w.output().join("ledger");
+    let (sep, oct) = (
+        ledger.join("delivery=2026-09"),
+        ledger.join("delivery=2026-10"),
+    );
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damages: [Damage; 3] = [
+        (
+            "swapped",
+            Box::new(|| {
+                let a = std::fs::read(sep.join("accepted.parquet")).unwrap();
+                let b = std::fs::read(oct.join("accepted.parquet")).unwrap();
+                std::fs::write(sep.join("accepted.parquet"), b).unwrap();
+                std::fs::write(oct.join("accepted.parquet"), a).unwrap();
+            }),
+        ),
+        (
+            "truncated",
+            Box::new(|| {
+                let p = oct.join("rejected.parquet");
+                let bytes = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+        ),
+        (
+            "edited counts",
+            Box::new(|| {
+                let p = oct.join("_partition.json");
+                let text = std::fs::read_to_string(&p).unwrap();
+                let edited = text.replacen("\"accepted\": 2", "\"accepted\": 1000", 1);
+                assert_ne!(text, edited);
+                std::fs::write(&p, edited).unwrap();
+            }),
+        ),
+    ];
+    for (what, damage) in damages {
+        damage();
+        let out = run_with(&w, &[]);
+        assert_success(&out);
+        assert!(
+            stderr(&out).contains("not trusted"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert_eq!(published(&w), before, "{what}");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+        let oct = &manifest["deliveries"].as_array().unwrap()[1];
+        assert_eq!(oct["delivery"], "2026-10");
+        assert_eq!(oct["accepted"], 2, "{what}");
+    }
+}
+
+#[test]
 fn the_manifest_digests_are_of_the_bytes_parsed() {
     let w = base();
     w.refresh("2026-11");
