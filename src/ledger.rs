@@ -206,7 +206,8 @@ fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<()> {
 }
 
 fn read_asks(dir: &Path) -> Option<Asks> {
-    serde_json::from_slice(&std::fs::read(dir.join(ASKS)).ok()?).ok()
+    // (Regular files only: a FIFO planted in the ledger must not block the run.)
+    serde_json::from_slice(&crate::source::read(&dir.join(ASKS)).ok()?.bytes).ok()
 }
 
 /// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
@@ -228,7 +229,7 @@ fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<Stri
 }
 
 fn read_meta(dir: &Path) -> Option<PartitionMeta> {
-    let text = std::fs::read(dir.join(META)).ok()?;
+    let text = crate::source::read(&dir.join(META)).ok()?.bytes;
     let meta: PartitionMeta = serde_json::from_slice(&text).ok()?;
     let complete = [PARSED, ACCEPTED, REJECTED]
         .iter()
