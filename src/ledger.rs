@@ -338,7 +338,11 @@ struct Found {
 fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
     let files = hash_files(&input.files)?;
     let published = output.join(partition_rel(input.month));
-    let existing = read_meta(&published)
+    let meta = read_meta(&published);
+    if meta.is_none() && std::fs::symlink_metadata(&published).is_ok() {
+        warn!(delivery = %input.month, "ledger: the published partition is not trusted (its metadata or a file is missing, unreadable or not a regular file); it is judged again from its delivery");
+    }
+    let existing = meta
         .filter(|m| m.format == FORMAT)
         .filter(|m| match crate::partition_check::verify(&published, m) {
             None => true,

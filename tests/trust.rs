@@ -317,3 +317,23 @@ fn too_many_kpi_categories_are_78_naming_the_key_and_the_most_that_fit_work() {
     let header = w.report("2026-11", "partners-2026-11.csv");
     assert!(header.lines().next().unwrap().contains("gap_c3273"));
 }
+
+#[test]
+fn a_fifo_planted_in_the_ledger_or_the_state_does_not_block_the_run() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    let meta = w.output().join("ledger/delivery=2026-10/_partition.json");
+    std::fs::remove_file(&meta).unwrap();
+    mkfifo(&meta);
+    // The partition cannot be checked: it is judged again from its delivery.
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert_eq!(published(&w), before);
+    // A state file that is a FIFO is refused unopened.
+    let state = w.output().join("state/levels/2026-10.csv");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    mkfifo(&state);
+    assert_exit(&run_with(&w, &[]), 66, "2026-10.csv");
+}
