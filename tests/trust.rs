@@ -169,10 +169,14 @@ fn a_publish_failing_half_way_leaves_the_output_as_it_was() {
         let out = run_with(&w, &[("KPI_REFRESH_FAILPOINT", failpoint)]);
         assert_exit(&out, 73, "cross");
         assert_eq!(published(&w), before, "{failpoint}");
-        assert!(
-            !w.output().join(".kpi-refresh/journal.json").exists(),
-            "{failpoint}"
-        );
+        let work = w.output().join(".kpi-refresh");
+        assert!(!work.join("journal.json").exists(), "{failpoint}");
+        let left: Vec<_> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock")
+            .collect();
+        assert!(left.is_empty(), "{failpoint}: {left:?}");
     }
     // The next run proceeds.
     let out = run_with(&w, &[]);
