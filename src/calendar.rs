@@ -110,7 +110,30 @@ impl FromStr for Month {
     }
 }
 
-/// Parses exactly `YYYY-MM-DD` (four-digit year, two-digit month and day).
+/// The years a date of the inputs may lie in (Excel's dates start in 1900).
+pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+/// The refresh months a run accepts: their windows, anniversaries and directory dates all
+/// stay within [`DATE_YEARS`].
+pub fn check_refresh(month: Month) -> Result<Month, String> {
+    let (first, last) = (
+        Month {
+            year: 1901,
+            month: 1,
+        },
+        Month {
+            year: 9998,
+            month: 12,
+        },
+    );
+    if month < first || month > last {
+        return Err(format!("refresh month {month} is outside {first} … {last}"));
+    }
+    Ok(month)
+}
+
+/// Parses exactly `YYYY-MM-DD` (four-digit year, two-digit month and day) with a year in
+/// [`DATE_YEARS`].
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     let shape = b.len() == 10
@@ -122,11 +145,11 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     if !shape {
         return None;
     }
-    NaiveDate::from_ymd_opt(
-        s[..4].parse().ok()?,
-        s[5..7].parse().ok()?,
-        s[8..].parse().ok()?,
-    )
+    let year = s[..4].parse().ok()?;
+    if !DATE_YEARS.contains(&year) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year, s[5..7].parse().ok()?, s[8..].parse().ok()?)
 }
 
 /// The anniversary of `enrolled_on` in `year`; 29 February becomes 28 February in common years.
@@ -203,9 +226,21 @@ mod tests {
             "2026-02-28T00:00",
             "2026/02/28",
             "",
+            "0001-01-01",
+            "1899-12-31",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
+        assert_eq!(parse_date("1900-01-01"), Some(d("1900-01-01")));
+        assert_eq!(parse_date("9999-12-31"), Some(d("9999-12-31")));
+    }
+
+    #[test]
+    fn refresh_months_stay_within_the_dates() {
+        assert!(check_refresh(m("1901-01")).is_ok());
+        assert!(check_refresh(m("9998-12")).is_ok());
+        assert!(check_refresh(m("1900-12")).is_err());
+        assert!(check_refresh(m("9999-01")).is_err());
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub struct ExplainArgs {
 }
 
 fn parse_month(s: &str) -> Result<Month, String> {
-    s.parse()
+    crate::calendar::check_refresh(s.parse()?)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

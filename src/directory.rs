@@ -17,7 +17,6 @@ use crate::config::program::{Level, Program};
 use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::renewal::Decision;
-use crate::report::csv_out::read_latest_state;
 
 /// The officially assigned ISO 3166-1 alpha-2 codes.
 const ISO_3166_ALPHA2: &str = "\
@@ -166,6 +165,11 @@ pub fn check(entry: &Entry, owned_domains: &str) -> Option<&'static str> {
         return Some("invalid_country");
     }
     let raw = entry.landing_page_url.as_str();
+    // URL parsers silently strip tabs and line breaks (and trim spaces): a URL holding any
+    // whitespace or control character is refused before it is parsed.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("invalid_url");
+    }
     let Ok(url) = Url::parse(raw) else {
         return Some("invalid_url");
     };
@@ -224,12 +228,40 @@ fn authority(raw: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// The columns of `state/directory/YYYY-MM.csv`.
+pub const STATE_HEADER: [&str; 4] = [
+    "partner_id",
+    "directory_name",
+    "country",
+    "landing_page_url",
+];
+
+/// What is wrong with a row of `state/directory/` (every listed entry has a name, a
+/// two-letter country and a URL).
+fn check_state_row(cells: &[String; 4]) -> Vec<(&'static str, String)> {
+    let mut wrong = Vec::new();
+    for k in [1, 3] {
+        if cells[k].is_empty() {
+            wrong.push((STATE_HEADER[k], "is empty".to_string()));
+        }
+    }
+    if cells[2].len() != 2 || !cells[2].bytes().all(|b| b.is_ascii_uppercase()) {
+        wrong.push((
+            STATE_HEADER[2],
+            format!("{:?} is not a two-letter country code", cells[2]),
+        ));
+    }
+    wrong
+}
+
 /// The latest `state/directory/M.csv` with M < `refresh`: (month, entries by partner_id).
 pub fn load_baseline(
     output: &Path,
     refresh: Month,
 ) -> Result<Option<(Month, BTreeMap<String, Entry>)>> {
-    let Some((month, rows)) = read_latest_state(&output.join("state/directory"), refresh)? else {
+    let dir = output.join("state/directory");
+    let read = crate::state_file::read_latest(&dir, refresh, &STATE_HEADER, check_state_row)?;
+    let Some((month, rows)) = read else {
         return Ok(None);
     };
     let entries = rows
@@ -336,7 +368,7 @@ mod tests {
     #[test]
     fn each_reason_in_order() {
         let ok = "https://learn.contoso.com/microsoft";
-        let cases: [(Entry, &str, Option<&str>); 24] = [
+        let cases: [(Entry, &str, Option<&str>); 29] = [
             (entry("Contoso", "SE", ok), "contoso.com", None),
             (
                 entry("Contoso", "SE", "https://CONTOSO.com./x"),
@@ -439,6 +471,31 @@ mod tests {
                 entry("Contoso", "SE", "https://evilcontoso.com/"),
                 "contoso.com",
                 Some("url_not_partner_owned"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/a\nb"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.con\ttoso.com/"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/a b"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/\u{7f}"),
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                entry("Contoso", "SE", "https://learn.contoso.com/\u{a0}x"),
+                "contoso.com",
+                Some("invalid_url"),
             ),
             (
                 entry("Contoso", "SE", "https://contoso.com.evil.net/"),

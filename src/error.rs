@@ -99,6 +99,11 @@ pub enum Error {
     #[error("{reason}; run `{command}` first")]
     NotPublished { reason: String, command: String },
 
+    /// Exit 66: an input is not a regular file (a FIFO, a device, a folder): it is refused
+    /// without being opened for reading, which could block the run for good.
+    #[error("{path}: is {kind}, not a regular file; refused without reading it")]
+    NotAFile { path: PathBuf, kind: String },
+
     /// Exit 75: the refresh is not open yet (or no longer the current month).
     #[error("{0}")]
     NotOpen(String),
@@ -138,7 +143,10 @@ impl Error {
             | Error::MissingColumn { .. }
             | Error::Unreadable { .. }
             | Error::RejectRate { .. } => 65,
-            Error::MissingInput { .. } | Error::Gap { .. } | Error::NotPublished { .. } => 66,
+            Error::MissingInput { .. }
+            | Error::Gap { .. }
+            | Error::NotPublished { .. }
+            | Error::NotAFile { .. } => 66,
             Error::Internal(_) => 70,
             Error::Write { .. } => 73,
             Error::NotOpen(_) | Error::Locked { .. } => 75,

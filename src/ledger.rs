@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::calendar::Month;
-use crate::digest::{sha256_bytes, sha256_file};
+use crate::digest::sha256_bytes;
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
 use crate::ingest::judge::{self, Asks, Lookups, PriorKeys};
@@ -34,8 +34,10 @@ use crate::publish::Staging;
 
 /// Bumped when the partition layout, the parsing or the judging rules change, so old partitions
 /// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ. 4: a row
-/// with more fields than its header is rejected as `extra_fields`.)
-pub const FORMAT: u32 = 4;
+/// with more fields than its header is rejected as `extra_fields`. 5: the metadata records
+/// the digests of the partition's own files and is sealed; Excel numbers read to 15
+/// significant digits, date-time cells as their date, dates in 1900 … 9999.)
+pub const FORMAT: u32 = 5;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";
@@ -86,6 +88,12 @@ pub struct PartitionMeta {
     pub read: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<String, u64>,
+    /// SHA-256 of each of the partition's own files (see [`crate::partition_check`]).
+    #[serde(default)]
+    pub own_files: BTreeMap<String, String>,
+    /// SHA-256 of this metadata with the seal left empty.
+    #[serde(default)]
+    pub seal: String,
 }
 
 impl PartitionMeta {
@@ -111,19 +119,30 @@ pub fn deliveries(input: &Path, last: Month) -> Result<Vec<DeliveryInput>> {
         Ok(e) => e,
         Err(_) => return Ok(out),
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let Ok(month) = name.parse::<Month>() else {
-            info!(path = %path.display(), "ignored: not a delivery folder named YYYY-MM");
-            continue;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::Unreadable {
+                file: root.clone(),
+                reason: e.to_string(),
+            })?
+            .path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let month = match name.parse::<Month>() {
+            Ok(month) if path.is_dir() => month,
+            _ => {
+                info!(path = %path.display(), "ignored: not a delivery folder named YYYY-MM");
+                continue;
+            }
         };
-        if month > last || !path.is_dir() {
+        if month > last {
             continue;
         }
         let (files, ignored) = extract::list_files(&path)?;
         for f in ignored {
-            info!(path = %f.display(), "ignored: only .csv and .xlsx files are read");
+            info!(path = %f.display(), "ignored: only files ending in .csv or .xlsx are read");
         }
         out.push(DeliveryInput {
             month,
@@ -188,7 +207,8 @@ fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<()> {
 }
 
 fn read_asks(dir: &Path) -> Option<Asks> {
-    serde_json::from_slice(&std::fs::read(dir.join(ASKS)).ok()?).ok()
+    // (Regular files only: a FIFO planted in the ledger must not block the run.)
+    serde_json::from_slice(&crate::source::read(&dir.join(ASKS)).ok()?.bytes).ok()
 }
 
 /// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
@@ -210,7 +230,7 @@ fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<Stri
 }
 
 fn read_meta(dir: &Path) -> Option<PartitionMeta> {
-    let text = std::fs::read(dir.join(META)).ok()?;
+    let text = crate::source::read(&dir.join(META)).ok()?.bytes;
     let meta: PartitionMeta = serde_json::from_slice(&text).ok()?;
     let complete = [PARSED, ACCEPTED, REJECTED]
         .iter()
@@ -231,27 +251,18 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
 }
 
-/// `work` applied to each file, one thread per file, results in the files' order.
+/// `work` applied to each file by a bounded pool of threads, results in the files' order.
 fn per_file<T: Send>(
     paths: &[PathBuf],
     work: impl Fn(&PathBuf) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = paths.iter().map(|path| s.spawn(|| work(path))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("file work does not panic"))
-            .collect()
-    })
+    crate::pool::map(paths, work)
 }
 
 /// SHA-256 of each file of a delivery.
 fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
     per_file(paths, |path| {
-        let sha256 = sha256_file(path).map_err(|e| Error::Unreadable {
-            file: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let sha256 = crate::source::digest_file(path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -283,18 +294,13 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
 
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
-    // Every delivery's files are hashed first (all at once), so that what each delivery needs
+    // Every delivery's files are hashed first, so that what each delivery needs
     // is known before any is judged.
-    let found = std::thread::scope(|s| {
-        let hashing: Vec<_> = inputs
-            .iter()
-            .map(|input| s.spawn(|| find(ctx.output, input)))
-            .collect();
-        hashing
-            .into_iter()
-            .map(|h| h.join().expect("hashing does not panic"))
-            .collect::<Result<Vec<_>>>()
-    })?;
+    // (One delivery after another; each one's files by a bounded pool of threads.)
+    let found = inputs
+        .iter()
+        .map(|input| find(ctx.output, input))
+        .collect::<Result<Vec<_>>>()?;
     let steps = plan(ctx, inputs, found);
     // The deliveries to judge are read (parsed from their files, or their kept rows) and their
     // verdicts worked out up to `duplicate_line` on a thread of their own, one delivery ahead
@@ -333,7 +339,19 @@ struct Found {
 fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
     let files = hash_files(&input.files)?;
     let published = output.join(partition_rel(input.month));
-    let existing = read_meta(&published).filter(|m| m.format == FORMAT);
+    let meta = read_meta(&published);
+    if meta.is_none() && std::fs::symlink_metadata(&published).is_ok() {
+        warn!(delivery = %input.month, "ledger: the published partition is not trusted (its metadata or a file is missing, unreadable or not a regular file); it is judged again from its delivery");
+    }
+    let existing = meta
+        .filter(|m| m.format == FORMAT)
+        .filter(|m| match crate::partition_check::verify(&published, m) {
+            None => true,
+            Some(why) => {
+                warn!(delivery = %input.month, "ledger: the published partition is not trusted ({why}); it is judged again from its delivery");
+                false
+            }
+        });
     let same_files = existing.as_ref().is_some_and(|m| {
         m.files
             .iter()
@@ -550,6 +568,9 @@ fn judge_in_order(
                         meta.depends = depends;
                         meta.judgement = judgement.clone();
                         meta.rules_answers = rules;
+                        // The same files as the published partition's, checked by `find`.
+                        let own = Some(meta.own_files.clone());
+                        crate::partition_check::seal(&dir, &mut meta, own)?;
                         write_json(&meta, &dir, META)?;
                         let outcome = Outcome {
                             meta,
@@ -604,6 +625,11 @@ fn judge_in_order(
                                     Some(reads) => {
                                         for (f, read) in files.iter_mut().zip(reads) {
                                             f.rows = read.rows;
+                                            // The digest recorded is of the bytes parsed.
+                                            if f.sha256 != read.sha256 {
+                                                warn!(delivery = %input.month, file = %f.name, "changed while this run read it: the digest of the rows parsed is kept, and the next run judges it again");
+                                                f.sha256 = read.sha256.clone();
+                                            }
                                             if !read.unknown_columns.is_empty() {
                                                 unknown_columns
                                                     .push((read.name, read.unknown_columns));
@@ -667,18 +693,21 @@ fn judge_in_order(
                             ),
                             earlier_keys: earlier_keys.clone(),
                             keys,
+                            own_files: BTreeMap::new(),
+                            seal: String::new(),
                         };
                         if let Some(previous) = writing.take() {
                             finish(previous)?;
                         }
                         let to_write = (keeping, judged, meta.clone(), dir.clone());
                         writing = Some(scope.spawn(move || {
-                            let (keeping, mut judged, meta, dir) = to_write;
+                            let (keeping, mut judged, mut meta, dir) = to_write;
                             if let Some(keeping) = keeping {
                                 finish(keeping)?;
                             }
                             write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
                             write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                            crate::partition_check::seal(&dir, &mut meta, None)?;
                             write_json(&meta, &dir, META)
                         }));
                         Outcome {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::publish_guard;
 
 /// The program's own folder inside the output folder.
 pub const WORK_DIR: &str = ".kpi-refresh";
@@ -35,16 +36,18 @@ pub struct Lock {
 /// `record` writes the holder's pid and start time into the lock file (a dry run, which writes
 /// nothing, does not).
 pub fn lock(output: &Path, record: bool) -> Result<Lock> {
-    let dir = output.join(WORK_DIR);
-    fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    fs::create_dir_all(output).map_err(write_err(output))?;
+    let dir = publish_guard::work_dir(output, WORK_DIR)?;
     let path = dir.join("lock");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(write_err(&path))?;
+    // Never through a symbolic link: one planted here would have the run truncate its target.
+    let mut file = publish_guard::open_nofollow(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        &path,
+    )?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -88,6 +91,12 @@ pub fn failpoint(name: &str) -> Result<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// Whether the failpoint `name` is set (for faults that are not an error of the program's
+/// own, such as a rename that fails with "cross-device link").
+pub fn failpoint_is(name: &str) -> bool {
+    std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name)
 }
 
 /// One move of a commit, by path relative to the output folder.
@@ -169,7 +178,13 @@ pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
             }
         }
     }
-    let work = staging.output.join(WORK_DIR);
+    let work = publish_guard::work_dir(&staging.output, WORK_DIR)?;
+    // Every destination is made ready and checked before the journal exists: on another file
+    // system, the commit is refused with nothing moved.
+    let rels = moves.iter().map(|m| match m {
+        Move::Put(rel) | Move::Remove(rel) => rel.as_str(),
+    });
+    publish_guard::prepare_destinations(&staging.output, &staging.root, rels)?;
     // The staging folder is named relative to the output folder, so that a later run reaching
     // the same folder by another path (relative, absolute) still finds it.
     let relative = staging
@@ -184,20 +199,53 @@ pub fn commit(staging: &Staging, moves: &[Move]) -> Result<()> {
     let tmp = work.join("journal.json.tmp");
     let text = serde_json::to_vec_pretty(&journal).map_err(|e| Error::internal("journal", e))?;
     {
-        let mut f = File::create(&tmp).map_err(write_err(&tmp))?;
+        let mut f = publish_guard::open_nofollow(
+            OpenOptions::new().write(true).create(true).truncate(true),
+            &tmp,
+        )?;
         f.write_all(&text)
             .and_then(|_| f.sync_all())
             .map_err(write_err(&tmp))?;
     }
     fs::rename(&tmp, &path).map_err(write_err(&path))?;
-    apply(&staging.output, &journal)?;
-    fs::remove_file(&path).map_err(write_err(&path))?;
-    Ok(())
+    // A move that fails is undone with every move before it, and the journal goes: the output
+    // is as it was. Only if undoing fails too does the journal stay, for the next run.
+    match apply(&staging.output, &journal) {
+        Ok(()) => fs::remove_file(&path).map_err(write_err(&path)),
+        Err(Failed { error, undone }) => {
+            if undone {
+                let _ = fs::remove_file(&path);
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Whether a killed run left a commit half done (its journal is still there).
 pub fn has_pending_commit(output: &Path) -> bool {
-    output.join(WORK_DIR).join(JOURNAL).is_file()
+    fs::symlink_metadata(output.join(WORK_DIR).join(JOURNAL)).is_ok()
+}
+
+/// Reads the journal at `path` (never through a symbolic link) and checks every path it
+/// names; one that cannot be read or names a path outside the output folder is refused.
+fn read_journal(output: &Path, path: &Path) -> Result<Journal> {
+    let mut text = Vec::new();
+    publish_guard::open_nofollow(OpenOptions::new().read(true), path)?
+        .read_to_end(&mut text)
+        .map_err(write_err(path))?;
+    let journal: Journal = serde_json::from_slice(&text).map_err(|e| {
+        Error::write(
+            path,
+            std::io::Error::other(format!(
+                "cannot be read ({e}); refused, nothing was moved or deleted"
+            )),
+        )
+    })?;
+    let rels = journal.moves.iter().map(|m| match m {
+        Move::Put(rel) | Move::Remove(rel) => rel.as_str(),
+    });
+    publish_guard::check_journal(output, path, WORK_DIR, &journal.staging, rels)?;
+    Ok(journal)
 }
 
 /// Completes a commit that a killed run left half done, and clears what it left aside.
@@ -205,11 +253,10 @@ pub fn recover(output: &Path) -> Result<bool> {
     let work = output.join(WORK_DIR);
     let path = work.join(JOURNAL);
     let mut recovered = false;
-    if path.exists() {
-        let text = fs::read(&path).map_err(write_err(&path))?;
-        let journal: Journal = serde_json::from_slice(&text)
-            .map_err(|e| Error::internal(format!("reading {}", path.display()), e))?;
-        apply(output, &journal)?;
+    if has_pending_commit(output) {
+        publish_guard::work_dir(output, WORK_DIR)?;
+        let journal = read_journal(output, &path)?;
+        apply(output, &journal).map_err(|f| f.error)?;
         fs::remove_file(&path).map_err(write_err(&path))?;
         recovered = true;
     }
@@ -229,37 +276,105 @@ pub fn recover(output: &Path) -> Result<bool> {
     Ok(recovered)
 }
 
-fn apply(output: &Path, journal: &Journal) -> Result<()> {
+/// A commit that failed half-way: the error, and whether the moves done were all undone.
+struct Failed {
+    error: Error,
+    undone: bool,
+}
+
+/// One move done by [`apply`]: what went in place, and what was set aside for it.
+#[derive(Default)]
+struct Done {
+    put: Option<(PathBuf, PathBuf)>,
+    aside: Option<(PathBuf, PathBuf)>,
+}
+
+/// Performs the journal's moves; what a move replaces or removes is set aside, not lost, until
+/// all are done. When a move fails, the moves done by this call are undone, last first.
+fn apply(output: &Path, journal: &Journal) -> Result<(), Failed> {
     let staging = output.join(&journal.staging);
     let trash = output.join(WORK_DIR).join("trash");
-    fs::create_dir_all(&trash).map_err(write_err(&trash))?;
+    let failed = |error| Failed {
+        error,
+        undone: true,
+    };
+    fs::create_dir_all(&trash).map_err(|e| failed(Error::write(&trash, e)))?;
+    let mut done: Vec<Done> = Vec::new();
     for (i, m) in journal.moves.iter().enumerate() {
-        match m {
-            Move::Put(rel) => {
-                let from = staging.join(rel);
-                let to = output.join(rel);
-                if !from.exists() {
-                    continue; // already moved
-                }
-                if let Some(parent) = to.parent() {
-                    fs::create_dir_all(parent).map_err(write_err(parent))?;
-                }
-                if to.is_dir() {
-                    let aside = trash.join(i.to_string());
-                    fs::rename(&to, &aside).map_err(write_err(&to))?;
-                }
-                fs::rename(&from, &to).map_err(write_err(&to))?;
-                failpoint("abort-during-commit")?;
+        if let Err(error) = apply_one(output, &staging, &trash.join(i.to_string()), m, &mut done) {
+            let undone = undo(&done).is_ok();
+            if undone {
+                let _ = fs::remove_dir_all(&trash);
             }
-            Move::Remove(rel) => {
-                let target = output.join(rel);
-                if target.exists() {
-                    fs::rename(&target, trash.join(i.to_string())).map_err(write_err(&target))?;
-                }
+            return Err(Failed { error, undone });
+        }
+    }
+    fs::remove_dir_all(&trash).map_err(|e| failed(Error::write(&trash, e)))?;
+    Ok(())
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn apply_one(
+    output: &Path,
+    staging: &Path,
+    aside: &Path,
+    m: &Move,
+    done: &mut Vec<Done>,
+) -> Result<()> {
+    match m {
+        Move::Put(rel) => {
+            let from = staging.join(rel);
+            let to = output.join(rel);
+            if !exists(&from) {
+                return Ok(()); // already moved
+            }
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(write_err(parent))?;
+            }
+            let mut step = Done::default();
+            if exists(&to) {
+                fs::rename(&to, aside).map_err(write_err(&to))?;
+                step.aside = Some((aside.to_path_buf(), to.clone()));
+            }
+            let renamed = if failpoint_is("cross-device-rename") && !done.is_empty() {
+                Err(std::io::Error::from_raw_os_error(libc::EXDEV))
+            } else {
+                fs::rename(&from, &to)
+            };
+            if renamed.is_ok() {
+                step.put = Some((from, to.clone()));
+            }
+            done.push(step);
+            renamed.map_err(write_err(&to))?;
+            failpoint("abort-during-commit")?;
+        }
+        Move::Remove(rel) => {
+            let target = output.join(rel);
+            if exists(&target) {
+                fs::rename(&target, aside).map_err(write_err(&target))?;
+                done.push(Done {
+                    put: None,
+                    aside: Some((aside.to_path_buf(), target)),
+                });
             }
         }
     }
-    fs::remove_dir_all(&trash).map_err(write_err(&trash))?;
+    Ok(())
+}
+
+/// Undoes the moves in `done`, last first.
+fn undo(done: &[Done]) -> std::io::Result<()> {
+    for step in done.iter().rev() {
+        if let Some((from, to)) = &step.put {
+            fs::rename(to, from)?;
+        }
+        if let Some((aside, original)) = &step.aside {
+            fs::rename(aside, original)?;
+        }
+    }
     Ok(())
 }
 

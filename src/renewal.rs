@@ -18,7 +18,6 @@ use crate::config::program::{Level, Program};
 use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::{round4, PartnerKpis};
-use crate::report::csv_out::read_latest_state;
 use crate::why;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,7 +157,9 @@ pub type PreviousLevels = (Month, HashMap<String, LevelRow>);
 
 /// The latest `state/levels/M.csv` with M < `refresh`, if any.
 pub fn load_previous_levels(output: &Path, refresh: Month) -> Result<Option<PreviousLevels>> {
-    let Some((month, rows)) = read_latest_state(&output.join("state/levels"), refresh)? else {
+    let dir = output.join("state/levels");
+    let read = crate::state_file::read_latest(&dir, refresh, &LEVELS_HEADER, check_level_row)?;
+    let Some((month, rows)) = read else {
         return Ok(None);
     };
     let rows = rows
@@ -175,6 +176,22 @@ pub fn load_previous_levels(output: &Path, refresh: Month) -> Result<Option<Prev
         })
         .collect();
     Ok(Some((month, rows)))
+}
+
+/// What is wrong with a row of `state/levels/` (levels as the program writes them, an
+/// enrollment date empty or a date).
+fn check_level_row(cells: &[String; 4]) -> Vec<(&'static str, String)> {
+    let level = |k: usize| {
+        (!Level::ALL.iter().any(|l| l.as_str() == cells[k])).then(|| {
+            (
+                LEVELS_HEADER[k],
+                format!("{:?} is not none, action_pack, silver or gold", cells[k]),
+            )
+        })
+    };
+    let date = (!cells[2].is_empty() && crate::calendar::parse_date(&cells[2]).is_none())
+        .then(|| (LEVELS_HEADER[2], format!("{:?} is not a date", cells[2])));
+    [level(1), date, level(3)].into_iter().flatten().collect()
 }
 
 /// Decides every roster partner's renewal in `refresh`, sorted by partner_id.

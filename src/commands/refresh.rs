@@ -11,7 +11,6 @@ use tracing::info;
 
 use crate::calendar::Month;
 use crate::config::RunConfig;
-use crate::digest::sha256_file;
 use crate::directory::{self, Directory};
 use crate::error::{Error, Result};
 use crate::ingest::fx::FxRates;
@@ -34,13 +33,6 @@ pub struct Inputs {
     pub program_sha: String,
 }
 
-fn sha(path: &Path) -> Result<String> {
-    sha256_file(path).map_err(|e| Error::Unreadable {
-        file: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
 fn rel(base: &Path, path: &Path) -> String {
     path.strip_prefix(base)
         .unwrap_or(path)
@@ -55,17 +47,26 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     if both {
         info!("both partners.csv and partners.xlsx exist; partners.csv is used");
     }
-    let roster = Roster::load(&roster_path)?;
+    // Each file is read once: its digest is of the very bytes its rows come from.
+    let roster_source = crate::source::read(&roster_path)?;
+    let roster = Roster::from_source(&roster_source)?;
     if !roster.unknown_columns.is_empty() {
         info!(file = %roster_path.display(), columns = ?roster.unknown_columns, "unknown columns ignored");
     }
     let fx_path = cfg.input.join("fx_rates.csv");
-    let fx = FxRates::load(&fx_path)?;
+    let fx_source = match std::fs::symlink_metadata(&fx_path) {
+        Ok(_) => Some(crate::source::read(&fx_path)?),
+        Err(_) => None,
+    };
+    let fx = match &fx_source {
+        Some(source) => FxRates::from_source(source)?,
+        None => FxRates::default(),
+    };
     if !fx.unknown_columns.is_empty() {
         info!(file = %fx_path.display(), columns = ?fx.unknown_columns, "unknown columns ignored");
     }
-    let program_sha = sha(&cfg.program_path)?;
-    let roster_sha = sha(&roster_path)?;
+    let program_sha = cfg.program_sha.clone();
+    let roster_sha = roster_source.sha256.clone();
     let mut files = vec![
         InputFile {
             path: rel(&cfg.input, &cfg.program_path),
@@ -78,16 +79,16 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
             rows: Some(roster.partners.len() as u64),
         },
     ];
-    let fx_sha = if fx_path.exists() {
-        let s = sha(&fx_path)?;
-        files.push(InputFile {
-            path: rel(&cfg.input, &fx_path),
-            sha256: s.clone(),
-            rows: Some(fx.rows_read),
-        });
-        s
-    } else {
-        "absent".to_string()
+    let fx_sha = match &fx_source {
+        Some(source) => {
+            files.push(InputFile {
+                path: rel(&cfg.input, &fx_path),
+                sha256: source.sha256.clone(),
+                rows: Some(fx.rows_read),
+            });
+            source.sha256.clone()
+        }
+        None => "absent".to_string(),
     };
     info!(
         partners = roster.partners.len(),

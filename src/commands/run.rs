@@ -116,7 +116,13 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         let _ = std::fs::remove_dir_all(&staging.root);
         return Err(e);
     }
-    publish::commit(&staging, &moves)?;
+    if let Err(e) = publish::commit(&staging, &moves) {
+        // Undone: the staged files go. (A journal left for the next run needs them.)
+        if !publish::has_pending_commit(out) {
+            let _ = std::fs::remove_dir_all(&staging.root);
+        }
+        return Err(e);
+    }
     let _ = std::fs::remove_dir_all(&staging.root);
     info!(
         files = moves.len(),
@@ -328,12 +334,7 @@ fn stage_outputs(
         });
         csv_out::write_state(
             &staging.path(&directory_rel)?,
-            &[
-                "partner_id",
-                "directory_name",
-                "country",
-                "landing_page_url",
-            ],
+            &crate::directory::STATE_HEADER,
             entries,
         )?;
         saving.join().expect("saving does not panic")?;

@@ -31,6 +31,8 @@ pub struct RunConfig {
     pub allowed_missing: Vec<Month>,
     pub program: Program,
     pub program_path: PathBuf,
+    /// SHA-256 of the program.toml bytes `program` was parsed from.
+    pub program_sha: String,
 }
 
 /// Today, from the clock or from [`TODAY_ENV`].
@@ -49,6 +51,7 @@ impl RunConfig {
             Some(m) => m,
             None => Month::of(today()?),
         };
+        let refresh = crate::calendar::check_refresh(refresh).map_err(Error::Usage)?;
         if !input.is_dir() {
             return Err(Error::MissingInput {
                 what: "input folder".into(),
@@ -62,7 +65,7 @@ impl RunConfig {
             ));
         }
         let program_path = input.join("program.toml");
-        let program = Program::load(&program_path)?;
+        let (program, program_sha) = Program::load_with_digest(&program_path)?;
         Ok(RunConfig {
             refresh,
             input: input.to_path_buf(),
@@ -73,6 +76,7 @@ impl RunConfig {
             allowed_missing: Vec::new(),
             program,
             program_path,
+            program_sha,
         })
     }
 
@@ -122,6 +126,7 @@ mod tests {
             allowed_missing: Vec::new(),
             program: Program::parse("[kpi_categories]\nc = [\"MOC\"]").unwrap(),
             program_path: "program.toml".into(),
+            program_sha: String::new(),
         }
     }
 

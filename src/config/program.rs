@@ -162,14 +162,24 @@ pub struct Program {
 
 impl Program {
     pub fn load(path: &Path) -> Result<Program> {
-        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::MissingInput {
+        Program::load_with_digest(path).map(|(program, _)| program)
+    }
+
+    /// Loads program.toml, reading it once: the program and the SHA-256 of the bytes parsed.
+    pub fn load_with_digest(path: &Path) -> Result<(Program, String)> {
+        let source = crate::source::read(path).map_err(|e| match e {
+            Error::MissingInput { .. } => Error::MissingInput {
                 what: "program rules".into(),
                 path: path.to_path_buf(),
             },
-            _ => Error::config(path, "(file)", e.to_string()),
+            Error::Unreadable { reason, .. } => Error::config(path, "(file)", reason),
+            other => other,
         })?;
-        Program::parse(&text).map_err(|(key, message)| Error::config(path, key, message))
+        let text = std::str::from_utf8(&source.bytes)
+            .map_err(|e| Error::config(path, "(file)", format!("not UTF-8: {e}")))?;
+        let program =
+            Program::parse(text).map_err(|(key, message)| Error::config(path, key, message))?;
+        Ok((program, source.sha256))
     }
 
     /// Parses and checks program.toml text; an error names the key.
@@ -375,6 +385,14 @@ fn parse_calendar(value: Option<&Value>) -> Result<Calendar, Failure> {
 
 type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
 
+/// The most columns a worksheet holds.
+pub const EXCEL_COLUMNS: usize = 16_384;
+
+/// The most KPI categories a program may name: the widest sheet, the Anniversary watch, has
+/// eleven columns and five per category (secured, leaving, required, still needed, per
+/// month), and must fit in one worksheet.
+pub const MAX_CATEGORIES: usize = (EXCEL_COLUMNS - 11) / 5;
+
 fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
     let Some(t) = table(value, "kpi_categories")? else {
         return fail(
@@ -384,6 +402,17 @@ fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
     };
     if t.is_empty() {
         return fail("kpi_categories", "names no category");
+    }
+    if t.len() > MAX_CATEGORIES {
+        return fail(
+            "kpi_categories",
+            format!(
+                "names {} categories; at most {MAX_CATEGORIES} fit the workbook (the Anniversary \
+                 watch sheet has five columns per category, and a worksheet holds {} columns)",
+                t.len(),
+                crate::config::program::EXCEL_COLUMNS
+            ),
+        );
     }
     let mut categories = Vec::new();
     let mut lookup: HashMap<String, (String, usize)> = HashMap::new();

@@ -29,26 +29,24 @@ pub const COLUMNS: [&str; 10] = [
     "currency",
 ];
 
-/// A delivery's files: `*.csv` and `*.xlsx` (any case) in name order, and the others.
+/// A delivery's files: `*.csv` and `*.xlsx` (any case, a file named `.csv` included) in name
+/// order, and the others (folders among them), which the caller names in the log. One of
+/// the files to read that is not a regular file (a FIFO, a device) is refused (exit 66).
 pub fn list_files(folder: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let entries = std::fs::read_dir(folder).map_err(|e| Error::Unreadable {
+    let unreadable = |e: std::io::Error| Error::Unreadable {
         file: folder.to_path_buf(),
         reason: e.to_string(),
-    })?;
+    };
     let mut read = Vec::new();
     let mut ignored = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| Error::Unreadable {
-                file: folder.to_path_buf(),
-                reason: e.to_string(),
-            })?
-            .path();
-        if path.is_file() && table::kind_of(&path).is_some() {
-            read.push(path);
-        } else {
+    for entry in std::fs::read_dir(folder).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if table::kind_of(&path).is_none() || path.is_dir() {
             ignored.push(path);
+            continue;
         }
+        crate::source::check_regular(&path)?;
+        read.push(path);
     }
     read.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     ignored.sort();
@@ -76,6 +74,8 @@ pub struct Parsed {
 #[derive(Clone, Debug)]
 pub struct FileRead {
     pub name: String,
+    /// SHA-256 of the bytes the rows were parsed from (the file is read once).
+    pub sha256: String,
     pub rows: u64,
     pub unknown_columns: Vec<String>,
 }
@@ -113,7 +113,12 @@ impl Parsed {
 
     /// Reads one extract file of `delivery`: its rows as a frame (see [`Parsed::into_frame`]).
     pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
-        let mut t = table::open(path)?;
+        let source = crate::source::read(path)?;
+        let sha256 = source.sha256;
+        // Room for the rows the file likely holds (a row takes some 60 bytes or more): a
+        // delivery of 40,000 one-row files must not reserve 1,024 rows for each.
+        let capacity = (source.bytes.len() / 64).clamp(1, 1 << 16);
+        let mut t = table::parse(path, source.bytes)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
         // invoice_number column.
         if !t
@@ -134,7 +139,7 @@ impl Parsed {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut parsed = Parsed::new(&name, 1024);
+        let mut parsed = Parsed::new(&name, capacity);
         for row in t.rows {
             let row = row?;
             let cells: [&str; 10] = std::array::from_fn(|k| columns.get(&row, k));
@@ -149,6 +154,7 @@ impl Parsed {
             frame,
             FileRead {
                 name,
+                sha256,
                 rows,
                 unknown_columns: columns.unknown,
             },
@@ -284,7 +290,11 @@ pub fn parse_line(s: &str) -> Option<i64> {
     digits.parse::<i64>().ok().filter(|n| *n >= 1)
 }
 
-/// A decimal: an optional sign, digits, optionally a point with 1 to 4 digits.
+/// The most digits before a decimal's point, leading zeros included.
+const DECIMAL_DIGITS: usize = 15;
+
+/// A decimal: an optional sign, digits (leading zeros allowed, at most 15 in all, the leading
+/// zeros counted), optionally a point with 1 to 4 digits.
 pub fn parse_decimal(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (int, frac) = match body.split_once('.') {
@@ -293,8 +303,7 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     };
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let ok = digits(int) && frac.is_none_or(|f| digits(f) && f.len() <= 4);
-    // Very long digit strings would lose precision as f64; no real amount has 16 digits.
-    (ok && int.len() <= 15)
+    (ok && int.len() <= DECIMAL_DIGITS)
         .then(|| s.parse::<f64>().ok())
         .flatten()
 }
@@ -448,11 +457,33 @@ mod tests {
 
     #[test]
     fn decimals_are_strict() {
-        for ok in ["0", "12", "-3.5", "+1.2345", "007.1"] {
+        for ok in [
+            "0",
+            "12",
+            "-3.5",
+            "+1.2345",
+            "007.1",
+            "000000000000001",
+            "123456789012345",
+            "123456789012345.1234",
+            "-000000000000000.0001",
+        ] {
             assert!(parse_decimal(ok).is_some(), "{ok}");
         }
+        assert_eq!(parse_decimal("000000000000001"), Some(1.0));
         for bad in [
-            "", ".5", "5.", "1e3", "1,000", "1.23456", "--1", "NaN", "inf", " 1",
+            "",
+            ".5",
+            "5.",
+            "1e3",
+            "1,000",
+            "1.23456",
+            "--1",
+            "NaN",
+            "inf",
+            " 1",
+            "1234567890123456",
+            "0000000000000000000001",
         ] {
             assert!(parse_decimal(bad).is_none(), "{bad}");
         }

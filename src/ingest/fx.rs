@@ -21,10 +21,16 @@ pub struct FxRates {
 impl FxRates {
     /// Loads the rates; an absent file means "USD only".
     pub fn load(path: &Path) -> Result<FxRates> {
-        if !path.exists() {
+        if std::fs::symlink_metadata(path).is_err() {
             return Ok(FxRates::default());
         }
-        let t = table::open(path)?;
+        FxRates::from_source(&crate::source::read(path)?)
+    }
+
+    /// The rates in the bytes of `source`, read once (their digest is `source.sha256`).
+    pub fn from_source(source: &crate::source::Source) -> Result<FxRates> {
+        let path = source.path.as_path();
+        let t = table::parse(path, source.bytes.clone())?;
         let columns = Columns::resolve(path, &t.header, &COLUMNS, &COLUMNS)?;
         let mut rates = HashMap::new();
         let mut problems = Vec::new();
@@ -60,7 +66,10 @@ impl FxRates {
             match rate {
                 None => report(
                     "usd_per_unit",
-                    format!("{rate_raw:?} is not a number above 0"),
+                    format!(
+                        "{rate_raw:?} is not a plain decimal above 0 and below 1,000,000 \
+                         (at most {RATE_FRACTION_DIGITS} digits after the point)"
+                    ),
                 ),
                 Some(r) if currency == "USD" && r != 1.0 => {
                     report("usd_per_unit", "USD is always 1".into())
@@ -112,16 +121,21 @@ impl FxRates {
     }
 }
 
-/// A plain positive decimal: digits, optionally a point and digits.
+/// The most digits a rate may have after its point.
+const RATE_FRACTION_DIGITS: usize = 12;
+/// Every rate lies below this bound: no currency is worth a million dollars a unit.
+const RATE_BOUND: f64 = 1_000_000.0;
+
+/// A plain decimal rate: digits, optionally a point and 1 to 12 more digits; above 0 and
+/// below 1,000,000 (so a USD revenue can never overflow into a report).
 fn parse_rate(s: &str) -> Option<f64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
-    let plain = !int.is_empty()
-        && !frac.is_empty()
-        && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let plain = all_digits(int) && all_digits(frac) && frac.len() <= RATE_FRACTION_DIGITS;
     plain
         .then(|| s.parse::<f64>().ok())
         .flatten()
-        .filter(|r| *r > 0.0 && r.is_finite())
+        .filter(|r| *r > 0.0 && *r < RATE_BOUND)
 }
 
 #[cfg(test)]
@@ -142,6 +156,31 @@ mod tests {
             .unwrap()
             .rate(oct, "EUR")
             .is_none());
+    }
+
+    #[test]
+    fn rates_are_plain_decimals_within_bounds() {
+        for ok in ["1", "0.5", "1.085600000000", "999999.999999", "0001.5"] {
+            assert!(parse_rate(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "0",
+            "0.000",
+            "1e300",
+            "1000000",
+            "1000000.0",
+            "10000000000000000000000",
+            "1.0856000000001",
+            "1.",
+            ".5",
+            "-1",
+            "+1",
+            "inf",
+            "NaN",
+            "1,5",
+        ] {
+            assert!(parse_rate(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Roster {
     pub fn locate(input: &Path) -> Result<(PathBuf, bool)> {
         let csv = input.join("partners.csv");
         let xlsx = input.join("partners.xlsx");
-        match (csv.is_file(), xlsx.is_file()) {
+        match (csv.exists(), xlsx.exists()) {
             (true, both) => Ok((csv, both)),
             (false, true) => Ok((xlsx, false)),
             (false, false) => Err(Error::MissingInput {
@@ -76,7 +76,13 @@ impl Roster {
     }
 
     pub fn load(path: &Path) -> Result<Roster> {
-        let t = table::open(path)?;
+        Roster::from_source(&crate::source::read(path)?)
+    }
+
+    /// The roster in the bytes of `source`, read once (their digest is `source.sha256`).
+    pub fn from_source(source: &crate::source::Source) -> Result<Roster> {
+        let path = source.path.as_path();
+        let t = table::parse(path, source.bytes.clone())?;
         let columns = Columns::resolve(path, &t.header, &COLUMNS, REQUIRED)?;
         let mut partners = Vec::new();
         let mut problems = Vec::new();
@@ -147,7 +153,7 @@ impl Roster {
             } else if enrolled_on.is_none() {
                 report(
                     "enrolled_on",
-                    format!("{enrolled_raw:?} is not a date YYYY-MM-DD"),
+                    format!("{enrolled_raw:?} is not a date YYYY-MM-DD in the years 1900 to 9999"),
                 );
             }
             let mct_raw = get(6);

@@ -7,8 +7,7 @@
 //! but still counted, as a spreadsheet would number them. Header names are matched
 //! case-insensitively after trimming.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -54,13 +53,16 @@ pub struct Table {
     pub rows: Box<dyn Iterator<Item = Result<RawRow>>>,
 }
 
-/// The kind of a file, by its name; `None` for files that are not read.
+/// The kind of a file, by how its name ends (any case); `None` for files that are not read.
+/// A file named `.csv` ends in `.csv` too: it is read like any other.
 pub fn kind_of(path: &Path) -> Option<Kind> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    match ext.as_str() {
-        "csv" => Some(Kind::Csv),
-        "xlsx" => Some(Kind::Xlsx),
-        _ => None,
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".csv") {
+        Some(Kind::Csv)
+    } else if name.ends_with(".xlsx") {
+        Some(Kind::Xlsx)
+    } else {
+        None
     }
 }
 
@@ -70,10 +72,17 @@ pub enum Kind {
     Xlsx,
 }
 
+/// Reads the file at `path` once (a regular file only) and opens it as a table.
 pub fn open(path: &Path) -> Result<Table> {
+    let source = crate::source::read(path)?;
+    parse(path, source.bytes)
+}
+
+/// Opens the bytes of the file at `path` as a table: its name says CSV or XLSX.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Table> {
     match kind_of(path) {
-        Some(Kind::Xlsx) => open_xlsx(path),
-        _ => open_csv(path),
+        Some(Kind::Xlsx) => open_xlsx(path, bytes),
+        _ => open_csv(path, bytes),
     }
 }
 
@@ -84,8 +93,7 @@ fn unreadable(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-fn open_csv(path: &Path) -> Result<Table> {
-    let mut data = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+fn open_csv(path: &Path, mut data: Vec<u8>) -> Result<Table> {
     if data.starts_with(b"\xEF\xBB\xBF") {
         data.drain(..3);
     }
@@ -239,9 +247,8 @@ fn is_worksheet(name: &str) -> bool {
 
 /// Reads every part of the workbook, counting the bytes they really expand to, whatever sizes
 /// the ZIP declares: worksheets against one budget, every other part against another.
-fn check_expansion(path: &Path, limits: Limits) -> Result<()> {
-    let file = File::open(path).map_err(|e| unreadable(path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(path, e))?;
+fn check_expansion(path: &Path, bytes: &[u8], limits: Limits) -> Result<()> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| unreadable(path, e))?;
     let mut parts_left = limits.parts;
     let mut sheets_left = limits.sheets;
     for i in 0..zip.len() {
@@ -308,13 +315,13 @@ fn in_calamine<T, E: std::fmt::Display>(
     }
 }
 
-fn open_xlsx(path: &Path) -> Result<Table> {
-    open_xlsx_within(path, LIMITS)
+fn open_xlsx(path: &Path, bytes: Vec<u8>) -> Result<Table> {
+    open_xlsx_within(path, bytes, LIMITS)
 }
 
-fn open_xlsx_within(path: &Path, limits: Limits) -> Result<Table> {
-    check_expansion(path, limits)?;
-    let mut book: Xlsx<BufReader<File>> = in_calamine(path, || calamine::open_workbook(path))?;
+fn open_xlsx_within(path: &Path, bytes: Vec<u8>, limits: Limits) -> Result<Table> {
+    check_expansion(path, &bytes, limits)?;
+    let mut book: Xlsx<Cursor<Vec<u8>>> = in_calamine(path, || Xlsx::new(Cursor::new(bytes)))?;
     let first = book
         .sheets_metadata()
         .iter()
@@ -460,21 +467,35 @@ pub fn cell_text(cell: &Data) -> String {
         Data::Int(i) => i.to_string(),
         Data::Float(f) => number_text(*f),
         Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        // A date-time cell is its date: the time of day is dropped.
         Data::DateTime(dt) => match dt.as_datetime() {
-            Some(t) if t.time() == chrono::NaiveTime::MIN => {
-                t.date().format("%Y-%m-%d").to_string()
-            }
-            Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-            None => number_text(dt.as_f64()),
+            Some(t) if dt.is_datetime() => t.date().format("%Y-%m-%d").to_string(),
+            _ => number_text(dt.as_f64()),
         },
-        Data::DateTimeIso(s) => s.strip_suffix("T00:00:00").unwrap_or(s).trim().to_string(),
+        Data::DateTimeIso(s) => iso_date(s.trim()),
         Data::DurationIso(s) => s.trim().to_string(),
         Data::Error(e) => format!("#{e:?}"),
     }
 }
 
-/// A number as plain text: whole numbers without `.0`, others in their shortest exact form.
+/// An ISO date-time's date (`2026-10-03T13:45:00` is `2026-10-03`); other text as it is.
+fn iso_date(s: &str) -> String {
+    match s.split_once('T') {
+        Some((date, _)) if crate::calendar::parse_date(date).is_some() => date.to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// A number as Excel shows it: rounded to 15 significant digits, then written plainly (whole
+/// numbers without `.0`, no exponent). A cell holding 3.3000000000000003 (what `=1.1*3`
+/// stores) is `3.3`.
 pub fn number_text(f: f64) -> String {
+    if !f.is_finite() {
+        return format!("{f}");
+    }
+    // `{:.14e}` rounds to 15 significant digits; reading it back gives the nearest double,
+    // whose shortest form has no digits past the 15th.
+    let f: f64 = format!("{f:.14e}").parse().unwrap_or(f);
     if f.fract() == 0.0 && f.abs() < 1e15 {
         format!("{}", f as i64)
     } else {
@@ -562,6 +583,15 @@ mod tests {
     }
 
     #[test]
+    fn files_are_told_by_how_their_names_end() {
+        assert_eq!(kind_of(Path::new("d/.csv")), Some(Kind::Csv));
+        assert_eq!(kind_of(Path::new("d/.XLSX")), Some(Kind::Xlsx));
+        assert_eq!(kind_of(Path::new("d/a.Csv")), Some(Kind::Csv));
+        assert_eq!(kind_of(Path::new("d/a.csv.txt")), None);
+        assert_eq!(kind_of(Path::new("d/csv")), None);
+    }
+
+    #[test]
     fn worksheets_are_told_from_the_parts_read_whole() {
         assert!(is_worksheet("xl/worksheets/sheet1.xml"));
         assert!(is_worksheet("xl/Worksheets/Sheet12.XML"));
@@ -590,16 +620,15 @@ mod tests {
     fn cells_right_of_the_header_do_not_count_and_text_is_capped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.xlsx");
-        let refused = |limits: Limits| open_xlsx_within(&path, limits).map(|_| ()).unwrap_err();
+        let within =
+            |limits: Limits| open_xlsx_within(&path, std::fs::read(&path).unwrap(), limits);
+        let refused = |limits: Limits| within(limits).map(|_| ()).unwrap_err();
         std::fs::write(&path, wide_xlsx(10, "x")).unwrap();
         // 2 header cells and 10 rows of 2 cells: 22 cells kept, the third column ignored.
-        let t = open_xlsx_within(
-            &path,
-            Limits {
-                cells: 22,
-                ..LIMITS
-            },
-        )
+        let t = within(Limits {
+            cells: 22,
+            ..LIMITS
+        })
         .unwrap();
         assert_eq!(t.rows.count(), 10);
         let err = refused(Limits {
@@ -617,13 +646,10 @@ mod tests {
             .exit_code(),
             65
         );
-        assert!(open_xlsx_within(
-            &path,
-            Limits {
-                text: 25_000,
-                ..LIMITS
-            }
-        )
+        assert!(within(Limits {
+            text: 25_000,
+            ..LIMITS
+        })
         .is_ok());
         // Parts past their budget.
         let err = refused(Limits {
@@ -741,6 +767,30 @@ mod tests {
         assert_eq!(number_text(-3.0), "-3");
         assert_eq!(cell_text(&Data::Float(7.0)), "7");
         assert_eq!(cell_text(&Data::String(" x ".into())), "x");
+    }
+
+    #[test]
+    fn numbers_read_as_excel_shows_them() {
+        assert_eq!(number_text(1.1 * 3.0), "3.3");
+        assert_eq!(number_text(0.1 + 0.2), "0.3");
+        assert_eq!(number_text(123456789012345.0), "123456789012345");
+        assert_eq!(number_text(1e20), "100000000000000000000");
+        assert_eq!(number_text(-0.0001), "-0.0001");
+        assert_eq!(number_text(2.5e-7), "0.00000025");
+    }
+
+    #[test]
+    fn a_date_time_cell_is_its_date() {
+        use calamine::{ExcelDateTime, ExcelDateTimeType};
+        // 2026-10-03 13:45 as Excel stores it.
+        let dt = ExcelDateTime::new(46298.0 + 13.75 / 24.0, ExcelDateTimeType::DateTime, false);
+        assert_eq!(cell_text(&Data::DateTime(dt)), "2026-10-03");
+        let midnight = ExcelDateTime::new(46298.0, ExcelDateTimeType::DateTime, false);
+        assert_eq!(cell_text(&Data::DateTime(midnight)), "2026-10-03");
+        assert_eq!(
+            cell_text(&Data::DateTimeIso("2026-10-03T13:45:00".into())),
+            "2026-10-03"
+        );
     }
 
     #[test]

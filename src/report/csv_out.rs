@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use crate::calendar::Month;
 use crate::error::{Error, Result};
 
 /// Whether `s` is a plain number (an optional sign, digits, an optional fraction).
@@ -92,39 +91,6 @@ fn write_with(
     }
     w.flush().map_err(|e| Error::write(path, e))?;
     Ok(())
-}
-
-/// The latest state file `<dir>/YYYY-MM.csv` whose month is before `refresh`: its month and
-/// its rows (header left out), unescaped. State files have four columns; a short row reads as
-/// empty values.
-pub fn read_latest_state(dir: &Path, refresh: Month) -> Result<Option<(Month, Vec<[String; 4]>)>> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
-    };
-    let latest = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let month: Month = name.strip_suffix(".csv")?.parse().ok()?;
-            (month < refresh).then(|| (month, e.path()))
-        })
-        .max_by_key(|(m, _)| *m);
-    let Some((month, path)) = latest else {
-        return Ok(None);
-    };
-    let unreadable = |e: csv::Error| Error::Unreadable {
-        file: path.clone(),
-        reason: e.to_string(),
-    };
-    let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(unreadable)?;
-        rows.push(std::array::from_fn(|i| {
-            unescape(record.get(i).unwrap_or(""))
-        }));
-    }
-    Ok(Some((month, rows)))
 }
 
 #[cfg(test)]

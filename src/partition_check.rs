@@ -1,0 +1,75 @@
+//! Trusting a ledger partition only as far as it can be checked: when a partition is written,
+//! its `_partition.json` records the SHA-256 of each of the partition's own files and a seal
+//! (the SHA-256 of the metadata itself); when a later run would reuse it, both are checked
+//! again. A partition whose files were swapped, edited or truncated, or whose metadata was
+//! edited, is not reused: it is judged again from its delivery, and the log says why.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::digest::sha256_bytes;
+use crate::error::{Error, Result};
+use crate::ledger::{PartitionMeta, ACCEPTED, ASKS, PARSED, REJECTED};
+
+/// The partition's own files whose digests are recorded.
+pub const OWN_FILES: [&str; 4] = [PARSED, ACCEPTED, REJECTED, ASKS];
+
+/// SHA-256 of each of the partition's own files in `dir`.
+pub fn own_digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    OWN_FILES
+        .iter()
+        .map(|name| {
+            Ok((
+                name.to_string(),
+                crate::source::digest_file(&dir.join(name))?,
+            ))
+        })
+        .collect()
+}
+
+/// The seal of `meta`: SHA-256 of its JSON with the seal left empty.
+fn seal_of(meta: &PartitionMeta) -> Result<String> {
+    let mut unsealed = meta.clone();
+    unsealed.seal = String::new();
+    let text =
+        serde_json::to_vec(&unsealed).map_err(|e| Error::internal("partition metadata", e))?;
+    Ok(sha256_bytes(&text))
+}
+
+/// Records the digests of the partition's own files (`own`, or those found in `dir`) and
+/// seals `meta`, which is then ready to be written.
+pub fn seal(
+    dir: &Path,
+    meta: &mut PartitionMeta,
+    own: Option<BTreeMap<String, String>>,
+) -> Result<()> {
+    meta.own_files = match own {
+        Some(own) => own,
+        None => own_digests(dir)?,
+    };
+    meta.seal = seal_of(meta)?;
+    Ok(())
+}
+
+/// Why the partition in `dir` cannot be trusted as `meta` describes it, if it cannot.
+pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
+    match seal_of(meta) {
+        Ok(seal) if seal == meta.seal => {}
+        _ => return Some("its metadata does not match its seal (edited or damaged)".into()),
+    }
+    for name in OWN_FILES {
+        let Some(recorded) = meta.own_files.get(name) else {
+            return Some(format!("no digest is recorded for {name}"));
+        };
+        match crate::source::digest_file(&dir.join(name)) {
+            Ok(found) if &found == recorded => {}
+            Ok(_) => {
+                return Some(format!(
+                    "{name} does not match the digest recorded when it was written"
+                ))
+            }
+            Err(e) => return Some(format!("{name} cannot be checked: {e}")),
+        }
+    }
+    None
+}

@@ -1,0 +1,343 @@
+//! Trusting nothing on disk blindly: inputs that are not regular files, state and ledger files
+//! damaged by hand, a crafted publish journal, symbolic links where the program writes, a
+//! publish that fails half-way, many files in one delivery, and digests of the bytes parsed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn corpus_base() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/base")
+}
+
+/// The corpus's base input (two partners, rates, delivery 2026-10) and a delivery 2026-09.
+fn base() -> Work {
+    let w = Work::empty();
+    copy_dir(&corpus_base(), &w.input());
+    w.write(
+        "extracts/2026-09/s.csv",
+        "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+         purchase_unit,kpi_value,revenue,currency\n\
+         S1,1,2026-09-02,Invoice,P1,MOC,kit,40,400.00,USD\n\
+         S2,1,2026-09-03,Invoice,P1,Exam Voucher,voucher,3,30.00,EUR\n",
+    );
+    w
+}
+
+fn run_with(w: &Work, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--refresh", "2026-11", "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_TODAY", "2026-11-20")
+        .env_remove("KPI_REFRESH_FAILPOINT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The published files (the program's own folder aside) without run times.
+fn published(w: &Work) -> Vec<(String, String)> {
+    tree_hashes(&w.output())
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.starts_with(".kpi-refresh") && !p.ends_with("manifest.json") && !p.ends_with(".xlsx")
+        })
+        .collect()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_input_that_is_a_fifo_is_66_without_hanging() {
+    for rel in [
+        "program.toml",
+        "partners.csv",
+        "fx_rates.csv",
+        "extracts/2026-10/b.csv",
+    ] {
+        let w = base();
+        let path = w.input().join(rel);
+        let _ = std::fs::remove_file(&path);
+        mkfifo(&path);
+        // No writer ever opens the FIFO: a reader would block for good.
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 66, rel.rsplit('/').next().unwrap());
+        assert!(stderr(&out).contains("FIFO"), "{rel}: {}", stderr(&out));
+        assert!(!w.output().join("reports/2026-11").exists(), "{rel}");
+    }
+}
+
+#[test]
+fn a_state_file_with_an_invalid_row_is_65_naming_file_and_row() {
+    for (dir, bad) in [
+        ("levels", "partner_id,roster_enrollment,enrolled_on,effective_level\nP1,silver,2025-03-05,platinum\n"),
+        ("directory", "partner_id,directory_name,country,landing_page_url\nP1,Contoso Learning,SE,https://learn.contoso.se/courses\nP1,Again,SE,https://x.contoso.se/\n"),
+    ] {
+        let w = base();
+        let path = w.output().join("state").join(dir).join("2026-10.csv");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bad).unwrap();
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 65, "2026-10.csv");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("state/{dir}")), "{err}");
+        assert!(err.contains("row 2") || err.contains("row 3"), "{err}");
+        assert!(!w.output().join("reports/2026-11").exists());
+    }
+}
+
+#[test]
+fn a_symlinked_lock_is_never_followed() {
+    let w = base();
+    let victim = w.dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::create_dir_all(w.output().join(".kpi-refresh")).unwrap();
+    std::os::unix::fs::symlink(&victim, w.output().join(".kpi-refresh/lock")).unwrap();
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 73, "symbolic link");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// Writes `text` as the journal of a commit left half done.
+fn plant_journal(w: &Work, text: &str) -> PathBuf {
+    let dir = w.output().join(".kpi-refresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_crafted_or_garbage_journal_is_73_and_nothing_is_deleted() {
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("keep.txt"), "keep").unwrap();
+    let target = precious.to_string_lossy().into_owned();
+    let crafted = [
+        format!(r#"{{"staging": ".kpi-refresh/staging-1", "moves": [{{"Remove": "{target}"}}]}}"#),
+        r#"{"staging": ".kpi-refresh/staging-1", "moves": [{"Remove": "../../x"}]}"#.to_string(),
+        format!(r#"{{"staging": "{target}", "moves": [{{"Put": "reports"}}]}}"#),
+        "this is no journal".to_string(),
+        String::new(),
+    ];
+    for text in crafted {
+        let w = base();
+        w.refresh("2026-11");
+        let before = published(&w);
+        let journal = plant_journal(&w, &text);
+        let out = run_with(&w, &[]);
+        assert_exit(&out, 73, "journal.json");
+        assert!(!stderr(&out).contains("panicked"));
+        assert_eq!(
+            std::fs::read_to_string(precious.join("keep.txt")).unwrap(),
+            "keep"
+        );
+        assert_eq!(published(&w), before, "{text}");
+        assert!(
+            journal.exists(),
+            "the refused journal stays for the operator"
+        );
+    }
+}
+
+#[test]
+fn a_publish_failing_half_way_leaves_the_output_as_it_was() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    // Delivery 2026-10 changes: this run would replace its partition, the state and reports.
+    w.write(
+        "extracts/2026-10/c.csv",
+        "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+         purchase_unit,kpi_value,revenue,currency\nC1,1,2026-10-09,Invoice,P1,MOC,kit,5,5,USD\n",
+    );
+    for failpoint in ["cross-device-rename", "cross-device-destination"] {
+        let out = run_with(&w, &[("KPI_REFRESH_FAILPOINT", failpoint)]);
+        assert_exit(&out, 73, "cross");
+        assert_eq!(published(&w), before, "{failpoint}");
+        let work = w.output().join(".kpi-refresh");
+        assert!(!work.join("journal.json").exists(), "{failpoint}");
+        let left: Vec<_> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock")
+            .collect();
+        assert!(left.is_empty(), "{failpoint}: {left:?}");
+    }
+    // The next run proceeds.
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    // courseware: 10 and 5 (2026-10), 40 (2026-09).
+    assert!(w.report("2026-11", "partners-2026-11.csv").contains(",55,"));
+}
+
+#[test]
+fn a_damaged_ledger_partition_is_judged_again_never_trusted() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    let ledger = w.output().join("ledger");
+    let (sep, oct) = (
+        ledger.join("delivery=2026-09"),
+        ledger.join("delivery=2026-10"),
+    );
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damages: [Damage; 3] = [
+        (
+            "swapped",
+            Box::new(|| {
+                let a = std::fs::read(sep.join("accepted.parquet")).unwrap();
+                let b = std::fs::read(oct.join("accepted.parquet")).unwrap();
+                std::fs::write(sep.join("accepted.parquet"), b).unwrap();
+                std::fs::write(oct.join("accepted.parquet"), a).unwrap();
+            }),
+        ),
+        (
+            "truncated",
+            Box::new(|| {
+                let p = oct.join("rejected.parquet");
+                let bytes = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+        ),
+        (
+            "edited counts",
+            Box::new(|| {
+                let p = oct.join("_partition.json");
+                let text = std::fs::read_to_string(&p).unwrap();
+                let edited = text.replacen("\"accepted\": 2", "\"accepted\": 1000", 1);
+                assert_ne!(text, edited);
+                std::fs::write(&p, edited).unwrap();
+            }),
+        ),
+    ];
+    for (what, damage) in damages {
+        damage();
+        let out = run_with(&w, &[]);
+        assert_success(&out);
+        assert!(
+            stderr(&out).contains("not trusted"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert_eq!(published(&w), before, "{what}");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+        let oct = &manifest["deliveries"].as_array().unwrap()[1];
+        assert_eq!(oct["delivery"], "2026-10");
+        assert_eq!(oct["accepted"], 2, "{what}");
+    }
+}
+
+#[test]
+fn the_manifest_digests_are_of_the_bytes_parsed() {
+    let w = base();
+    w.refresh("2026-11");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    let inputs = manifest["inputs"].as_array().unwrap();
+    for rel in [
+        "program.toml",
+        "partners.csv",
+        "fx_rates.csv",
+        "extracts/2026-09/s.csv",
+        "extracts/2026-10/a.csv",
+    ] {
+        let entry = inputs
+            .iter()
+            .find(|i| i["path"] == rel)
+            .unwrap_or_else(|| panic!("{rel} in {inputs:?}"));
+        use sha2::Digest;
+        let bytes = std::fs::read(w.input().join(rel)).unwrap();
+        let digest: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(entry["sha256"], digest.as_str(), "{rel}");
+    }
+}
+
+#[test]
+fn two_thousand_small_files_in_one_delivery() {
+    let w = base();
+    let header = "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,\
+                  purchase_unit,kpi_value,revenue,currency\n";
+    for i in 0..2000 {
+        w.write(
+            &format!("extracts/2026-10/f{i:04}.csv"),
+            &format!("{header}M{i},1,2026-10-05,Invoice,P1,MOC,kit,1,1,USD\n"),
+        );
+    }
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    let oct = manifest["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["delivery"] == "2026-10")
+        .unwrap();
+    assert_eq!(oct["read"], 2002);
+    assert_eq!(oct["accepted"], 2002);
+}
+
+/// program.toml with `n` KPI categories (the base's two first), thresholds 0.
+fn with_categories(w: &Work, n: usize) {
+    let base = std::fs::read_to_string(corpus_base().join("program.toml")).unwrap();
+    let extra: String = (2..n).map(|i| format!("c{i} = [\"T{i}\"]\n")).collect();
+    let program = base.replace(
+        "certification = [\"Exam Voucher\"]\n",
+        &format!("certification = [\"Exam Voucher\"]\n{extra}"),
+    );
+    std::fs::write(w.input().join("program.toml"), program).unwrap();
+}
+
+#[test]
+fn too_many_kpi_categories_are_78_naming_the_key_and_the_most_that_fit_work() {
+    let w = base();
+    with_categories(&w, 8200);
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 78, "kpi_categories");
+    assert!(stderr(&out).contains("3274"), "{}", stderr(&out));
+    let w = base();
+    with_categories(&w, 3274);
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    let header = w.report("2026-11", "partners-2026-11.csv");
+    assert!(header.lines().next().unwrap().contains("gap_c3273"));
+}
+
+#[test]
+fn a_fifo_planted_in_the_ledger_or_the_state_does_not_block_the_run() {
+    let w = base();
+    w.refresh("2026-11");
+    let before = published(&w);
+    let meta = w.output().join("ledger/delivery=2026-10/_partition.json");
+    std::fs::remove_file(&meta).unwrap();
+    mkfifo(&meta);
+    // The partition cannot be checked: it is judged again from its delivery.
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert_eq!(published(&w), before);
+    // A state file that is a FIFO is refused unopened.
+    let state = w.output().join("state/levels/2026-10.csv");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    mkfifo(&state);
+    assert_exit(&run_with(&w, &[]), 66, "2026-10.csv");
+}
