@@ -1,6 +1,7 @@
 //! `explain`: one partner's refresh in plain words — its window, KPIs per category and month,
 //! the requirement block applied and why, the decision and its reason, and its directory
-//! outcome. Reads the published ledger and state; writes nothing.
+//! outcome, and what changed since the previous refresh. Reads the published ledger and
+//! state; writes nothing.
 
 use std::fmt::Write as _;
 
@@ -45,6 +46,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         .expect("every roster partner is decided");
     let p = inputs.roster.get(&args.partner).expect("checked above");
     print!("{}", story(&cfg, p, d, &c)?);
+    print!("\n{}", c.changes.story(&p.partner_id, cfg.refresh));
     Ok(())
 }
 

@@ -206,6 +206,8 @@ pub struct Computation {
     pub rejected_last: DataFrame,
     pub reject_reasons_last: BTreeMap<String, u64>,
     pub lines_in_window: u64,
+    pub changes: crate::changes::Changes,
+    pub feeds: crate::feeds::Feeds,
 }
 
 /// The accepted lines that can lie in the window of R. Every line of a delivery is dated in
@@ -298,6 +300,14 @@ pub fn compute(
     );
     let last = ingested.last();
     let rejected_last = ledger::read_rejected(last)?;
+    let changes = crate::changes::compute(
+        published,
+        cfg.refresh,
+        &cfg.program,
+        &decisions,
+        &ingested.outcomes,
+    )?;
+    let feeds = crate::feeds::compute(&ingested.outcomes, cfg.refresh, &cfg.program)?;
     Ok(Computation {
         totals,
         decisions,
@@ -306,5 +316,7 @@ pub fn compute(
         rejected_last,
         reject_reasons_last: last.meta.rejected.clone(),
         lines_in_window,
+        changes,
+        feeds,
     })
 }

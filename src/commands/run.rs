@@ -204,6 +204,8 @@ fn stage_outputs(
         monthly: &c.monthly,
         rejected: &c.rejected_last,
         reject_reasons: &c.reject_reasons_last,
+        changes: &c.changes,
+        feeds: &c.feeds,
     };
     // The workbook, with the run facts.
     let (from, to) = r.window();
@@ -279,6 +281,8 @@ fn stage_outputs(
                 computed.directory_submission(true),
             )?,
             write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
+            write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet(true))?,
+            write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet(true))?,
         ];
 
         // State after R.
