@@ -71,7 +71,7 @@ fn text(d: &Data) -> String {
 }
 
 #[test]
-fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
+fn the_workbook_has_the_contract_sheets_and_agrees_with_the_csv_files() {
     let w = Work::from_fixture("two_refreshes");
     w.refresh("2026-05");
     let mut book = open_workbook(&w, "2026-05");
@@ -83,9 +83,12 @@ fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
             "Monthly KPIs",
             "Renewals",
             "Invoice detail",
+            "Changes",
             "Directory submission",
             "Directory exceptions",
             "Rejected",
+            "Data quality",
+            "Unknown partners",
             "Run info"
         ]
     );
