@@ -8,7 +8,13 @@ use common::*;
 
 fn compare_with_expected(w: &Work, month: &str) {
     let expected = fixture("two_refreshes").join("expected").join(month);
-    for name in ["partners", "directory-submission", "rejected"] {
+    for name in [
+        "partners",
+        "directory-submission",
+        "rejected",
+        "changes",
+        "quality",
+    ] {
         let file = format!("{name}-{month}.csv");
         let want = std::fs::read_to_string(expected.join(&file)).unwrap();
         let got = w.report(month, &file);
