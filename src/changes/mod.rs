@@ -262,18 +262,12 @@ pub fn compute(
     let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
     let before = read_partners(&partners_file(output, previous), &categories)?;
     // Deliveries before P's window hold no line dated in either window.
-    let in_reach: Vec<Outcome> = outcomes
+    let deliveries = outcomes
         .iter()
         .filter(|o| o.month >= previous.window().0)
-        .cloned()
-        .collect();
-    let months: Vec<Month> = in_reach.iter().map(|o| o.month).collect();
-    let splits = if in_reach.is_empty() {
-        HashMap::new()
-    } else {
-        let lines = ledger::scan_accepted(&in_reach)?;
-        split::split(lines, &months, previous, refresh, &categories)?
-    };
+        .map(|o| Ok((o.month, ledger::scan_accepted(std::slice::from_ref(o))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let splits = split::split(deliveries, previous, refresh, &categories)?;
     let after: HashMap<&str, Fields> = decisions
         .iter()
         .map(|d| (d.partner_id.as_str(), fields_of(d)))

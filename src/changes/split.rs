@@ -1,12 +1,15 @@
 //! The split of a KPI change between two refreshes into its causes, computed by the SQL in
-//! `sql/change_*.sql` with polars' `SQLContext`.
+//! `sql/change_months.sql` and `sql/change_split.sql` with polars' `SQLContext`.
 //!
-//! The ledger's accepted lines are registered as `lines`, the two refreshes as the one-row
-//! table `params` (never formatted into SQL text). `change_months.sql` lists the months of
-//! both windows, `change_deliveries.sql` marks the deliveries that arrived after the previous
-//! refresh, and `change_split.sql` is the one scan of the lines: equi-joins on those two small
-//! tables, then sums per partner and category (see `docs/rules.md`, "Changes since the
-//! previous refresh").
+//! The ledger's accepted lines are registered as two tables, `earlier_lines` (deliveries
+//! before the previous refresh P) and `later_lines` (deliveries P … R-1), and the two
+//! refreshes as the one-row table `params` (never formatted into SQL text).
+//! `change_months.sql` lists the months of both windows; `change_split.sql` joins the lines
+//! on them and sums per partner and category (see `docs/rules.md`, "Changes since the
+//! previous refresh"). Each month's lines lie in its delivery or later ones, so of the
+//! earlier deliveries only the lines dated outside R's window or P's can matter: that is
+//! given to their scan as a filter, which polars pushes into the Parquet reader (a monthly
+//! run then decodes the earlier deliveries' month column and few other values).
 
 use std::collections::HashMap;
 
@@ -17,7 +20,6 @@ use crate::calendar::Month;
 use crate::kpi::round4;
 
 const CHANGE_MONTHS: &str = include_str!("../../sql/change_months.sql");
-const CHANGE_DELIVERIES: &str = include_str!("../../sql/change_deliveries.sql");
 const CHANGE_SPLIT: &str = include_str!("../../sql/change_split.sql");
 
 /// The parts of a KPI change that the ledger explains, rounded to 4 decimals.
@@ -35,18 +37,19 @@ pub struct Parts {
 /// without a line in either window has zero parts; a partner without one is absent).
 pub type Splits = HashMap<String, Vec<Parts>>;
 
-/// The split of every partner's KPI change from refresh `previous` to `refresh`. `lines` are
-/// the accepted lines of the ledger as it stands in `refresh` (at least those of deliveries
-/// `previous - 12` … `refresh - 1`), with `partner_id`, `category`, `month_index`,
-/// `kpi_value` and `delivery`; `deliveries` are the months of those deliveries.
+/// One delivery's accepted lines (`partner_id`, `category`, `month_index`, `kpi_value`).
+pub type Delivery = (Month, LazyFrame);
+
+/// The split of every partner's KPI change from refresh `previous` to `refresh`, from the
+/// accepted lines of the ledger as it stands in `refresh`: `deliveries` are (at least) those
+/// of `previous - 12` … `refresh - 1`.
 pub fn split(
-    lines: LazyFrame,
-    deliveries: &[Month],
+    deliveries: Vec<Delivery>,
     previous: Month,
     refresh: Month,
     categories: &[String],
 ) -> PolarsResult<Splits> {
-    let df = split_frame(lines, deliveries, previous, refresh)?;
+    let df = split_frame(deliveries, previous, refresh)?;
     let ids = df.column("partner_id")?.str()?;
     let cats = df.column("category")?.str()?;
     let value = |name: &str| -> PolarsResult<Float64Chunked> {
@@ -73,46 +76,61 @@ pub fn split(
     Ok(out)
 }
 
+/// The lines of `deliveries` as one frame of the columns the split reads (an empty frame of
+/// them when there is none).
+fn lines(deliveries: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
+    let columns = [
+        col("partner_id"),
+        col("category"),
+        col("month_index"),
+        col("kpi_value"),
+    ];
+    if deliveries.is_empty() {
+        let empty = df!(
+            "partner_id" => Vec::<String>::new(),
+            "category" => Vec::<String>::new(),
+            "month_index" => Vec::<i32>::new(),
+            "kpi_value" => Vec::<f64>::new(),
+        )?;
+        return Ok(empty.lazy());
+    }
+    let frames = deliveries
+        .into_iter()
+        .map(|lf| lf.select(columns.clone()))
+        .collect::<Vec<_>>();
+    concat(frames, UnionArgs::default())
+}
+
 /// The SQL's result: partner_id, category, entered, left_window, late.
 fn split_frame(
-    lines: LazyFrame,
-    deliveries: &[Month],
+    deliveries: Vec<Delivery>,
     previous: Month,
     refresh: Month,
 ) -> PolarsResult<DataFrame> {
+    let (earlier, later): (Vec<Delivery>, Vec<Delivery>) =
+        deliveries.into_iter().partition(|(m, _)| *m < previous);
+    let (r_from, _) = refresh.window();
+    // What the SQL's join keeps of an earlier delivery: lines dated outside one of the two
+    // windows (lines dated in both were counted by both refreshes).
+    let outside_both = col("month_index")
+        .lt(lit(r_from.index()))
+        .or(col("month_index").gt(lit(previous.plus(-1).index())));
+    let earlier = lines(earlier.into_iter().map(|(_, lf)| lf).collect())?.filter(outside_both);
+    let later = lines(later.into_iter().map(|(_, lf)| lf).collect())?;
     let mut ctx = SQLContext::new();
-    ctx.register(
-        "lines",
-        lines.select([
-            col("partner_id"),
-            col("category"),
-            col("month_index"),
-            col("kpi_value"),
-            col("delivery"),
-        ]),
-    );
+    ctx.register("earlier_lines", earlier);
+    ctx.register("later_lines", later);
     let params = df!(
-        "previous_index" => [previous.index()],
         "previous_from" => [previous.window().0.index()],
-        "refresh_from" => [refresh.window().0.index()],
+        "refresh_from" => [r_from.index()],
     )?;
     ctx.register("params", params.lazy());
     ctx.register(
         "month_offsets",
         df!("month_offset" => (0..12).collect::<Vec<i32>>())?.lazy(),
     );
-    ctx.register(
-        "deliveries",
-        df!(
-            "delivery" => deliveries.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-            "delivery_index" => deliveries.iter().map(|m| m.index()).collect::<Vec<_>>(),
-        )?
-        .lazy(),
-    );
     let months = ctx.execute(CHANGE_MONTHS)?.collect()?;
     ctx.register("change_months", months.lazy());
-    let marked = ctx.execute(CHANGE_DELIVERIES)?.collect()?;
-    ctx.register("change_deliveries", marked.lazy());
     // The in-memory engine: its float sums come in the same order every run.
     ctx.execute(CHANGE_SPLIT)?.collect()
 }
@@ -139,11 +157,18 @@ mod tests {
         .lazy()
     }
 
-    fn deliveries(lines: &[Line]) -> Vec<Month> {
-        let mut d: Vec<Month> = lines.iter().map(|l| l.3).collect();
-        d.sort();
-        d.dedup();
-        d
+    /// The lines by delivery, one frame each.
+    fn deliveries(lines: &[Line]) -> Vec<Delivery> {
+        let mut months: Vec<Month> = lines.iter().map(|l| l.3).collect();
+        months.sort();
+        months.dedup();
+        months
+            .into_iter()
+            .map(|m| {
+                let of: Vec<Line> = lines.iter().copied().filter(|l| l.3 == m).collect();
+                (m, frame(&of))
+            })
+            .collect()
     }
 
     fn categories() -> Vec<String> {
@@ -210,14 +235,7 @@ mod tests {
             let lines = generated(seed, 3000);
             let (previous, refresh): (Month, Month) =
                 (previous.parse().unwrap(), refresh.parse().unwrap());
-            let sql = split(
-                frame(&lines),
-                &deliveries(&lines),
-                previous,
-                refresh,
-                &categories(),
-            )
-            .unwrap();
+            let sql = split(deliveries(&lines), previous, refresh, &categories()).unwrap();
             let lazy = lazy_split(frame(&lines), previous, refresh);
             assert!(lazy.height() > 20, "{seed}: {}", lazy.height());
             let ids = lazy.column("partner_id").unwrap().str().unwrap();
@@ -259,8 +277,7 @@ mod tests {
             (2, 1, m("2026-01"), m("2026-03"), 2.5),
         ];
         let got = split(
-            frame(&lines),
-            &deliveries(&lines),
+            deliveries(&lines),
             m("2026-02"),
             m("2026-04"),
             &categories(),
@@ -315,8 +332,7 @@ mod tests {
             let before = totals(&in_ledger, previous, previous.plus(-1));
             let after = totals(&in_ledger, refresh, refresh.plus(-1));
             let parts = split(
-                frame(&in_ledger),
-                &deliveries(&in_ledger),
+                deliveries(&in_ledger),
                 previous,
                 refresh,
                 &categories(),
