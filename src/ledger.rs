@@ -807,3 +807,10 @@ pub fn scan_accepted(outcomes: &[Outcome]) -> PolarsResult<LazyFrame> {
 pub fn read_rejected(outcome: &Outcome) -> PolarsResult<DataFrame> {
     scan(&outcome.rejected_path())?.collect()
 }
+
+/// The rejected rows of one partition with the given reason.
+pub fn read_rejected_where(outcome: &Outcome, reason: &str) -> PolarsResult<DataFrame> {
+    scan(&outcome.rejected_path())?
+        .filter(col("reason").eq(lit(reason)))
+        .collect()
+}

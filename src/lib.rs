@@ -3,17 +3,21 @@
 //! Stages, in the order a refresh runs them: [`config`] (the checked run configuration and
 //! program rules), [`ingest`] (roster, rates and extracts read and judged), [`ledger`] (the
 //! Parquet ledger), [`kpi`] (window KPIs in SQL), [`renewal`] (eligibility and renewal
-//! decisions), [`watch`] (the anniversary watch), [`directory`] (the directory submission), [`report`] (CSV files, workbook,
+//! decisions), [`watch`] (the anniversary watch), [`directory`] (the directory submission),
+//! [`changes`] (what changed since the previous refresh), [`feeds`] (the health of the
+//! deliveries), [`report`] (CSV files, workbook,
 //! manifest) and [`publish`] (lock, staging and atomic commit). [`commands`] wires them into
 //! the command line of [`cli`].
 
 pub mod calendar;
+pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod directory;
 pub mod error;
+pub mod feeds;
 pub mod gaps;
 pub mod ingest;
 pub mod kpi;

@@ -8,7 +8,13 @@ use common::*;
 
 fn compare_with_expected(w: &Work, month: &str) {
     let expected = fixture("two_refreshes").join("expected").join(month);
-    for name in ["partners", "directory-submission", "rejected"] {
+    for name in [
+        "partners",
+        "directory-submission",
+        "rejected",
+        "changes",
+        "quality",
+    ] {
         let file = format!("{name}-{month}.csv");
         let want = std::fs::read_to_string(expected.join(&file)).unwrap();
         let got = w.report(month, &file);
@@ -71,7 +77,7 @@ fn text(d: &Data) -> String {
 }
 
 #[test]
-fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
+fn the_workbook_has_the_contract_sheets_and_agrees_with_the_csv_files() {
     let w = Work::from_fixture("two_refreshes");
     w.refresh("2026-05");
     let mut book = open_workbook(&w, "2026-05");
@@ -84,9 +90,12 @@ fn the_workbook_has_the_nine_sheets_and_agrees_with_the_csv_files() {
             "Renewals",
             "Anniversary watch",
             "Invoice detail",
+            "Changes",
             "Directory submission",
             "Directory exceptions",
             "Rejected",
+            "Data quality",
+            "Unknown partners",
             "Run info"
         ]
     );

@@ -1,6 +1,7 @@
 //! `explain`: one partner's refresh in plain words — its window, KPIs per category and month,
 //! the requirement block applied and why, the decision and its reason, and its directory
-//! outcome. Reads the published ledger and state; writes nothing.
+//! outcome, and what changed since the previous refresh. Reads the published ledger and
+//! state; writes nothing.
 
 use std::fmt::Write as _;
 
@@ -17,7 +18,7 @@ use crate::published;
 use crate::renewal::{self, Decision, Status};
 use crate::report::csv_out::number;
 use crate::report::manifest::Manifest;
-use crate::report::{csv_out, Computed, Value};
+use crate::report::{csv_out, Value};
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
     let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
@@ -58,6 +59,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         .expect("every roster partner is decided");
     let p = inputs.roster.get(&args.partner).expect("checked above");
     print!("{}", story(&cfg, p, d, &c)?);
+    print!("\n{}", c.changes.story(&p.partner_id, cfg.refresh));
     Ok(())
 }
 
@@ -71,17 +73,7 @@ fn check_published(
     staging: &Staging,
 ) -> Result<()> {
     let r = cfg.refresh;
-    let computed = Computed {
-        refresh: r,
-        program: &cfg.program,
-        roster: &inputs.roster,
-        decisions: &c.decisions,
-        watch: &c.watch,
-        directory: &c.directory,
-        monthly: &c.monthly,
-        rejected: &c.rejected_last,
-        reject_reasons: &c.reject_reasons_last,
-    };
+    let computed = c.report(cfg, &inputs.roster);
     let files = [
         (format!("partners-{r}.csv"), computed.partners(true)),
         (

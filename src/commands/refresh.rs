@@ -21,6 +21,7 @@ use crate::ledger::{self, Outcome};
 use crate::publish::Staging;
 use crate::renewal::{self, Decision, PreviousLevels};
 use crate::report::manifest::InputFile;
+use crate::report::Computed;
 use crate::watch::{self, WatchRow};
 
 /// The checked master data of a run.
@@ -214,6 +215,8 @@ pub struct Computation {
     pub rejected_last: DataFrame,
     pub reject_reasons_last: BTreeMap<String, u64>,
     pub lines_in_window: u64,
+    pub changes: crate::changes::Changes,
+    pub feeds: crate::feeds::Feeds,
 }
 
 /// The accepted lines that can lie in the window of R. Every line of a delivery is dated in
@@ -323,6 +326,14 @@ pub fn compute(
     );
     let last = ingested.last();
     let rejected_last = ledger::read_rejected(last)?;
+    let changes = crate::changes::compute(
+        published,
+        cfg.refresh,
+        &cfg.program,
+        &decisions,
+        &ingested.outcomes,
+    )?;
+    let feeds = crate::feeds::compute(&ingested.outcomes, cfg.refresh, &cfg.program)?;
     Ok(Computation {
         totals,
         decisions,
@@ -332,5 +343,26 @@ pub fn compute(
         rejected_last,
         reject_reasons_last: last.meta.rejected.clone(),
         lines_in_window,
+        changes,
+        feeds,
     })
+}
+
+impl Computation {
+    /// What the report stage writes of this computation.
+    pub fn report<'a>(&'a self, cfg: &'a RunConfig, roster: &'a Roster) -> Computed<'a> {
+        Computed {
+            refresh: cfg.refresh,
+            program: &cfg.program,
+            roster,
+            decisions: &self.decisions,
+            watch: &self.watch,
+            directory: &self.directory,
+            monthly: &self.monthly,
+            rejected: &self.rejected_last,
+            reject_reasons: &self.reject_reasons_last,
+            changes: &self.changes,
+            feeds: &self.feeds,
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::publish::{self, Move, Staging};
 use crate::renewal::{self, LEVELS_HEADER};
 use crate::report::manifest::{Counts, DeliveryCounts, Manifest, OutputFile, Window};
 use crate::report::workbook::{self, EXCEL_MAX_ROWS};
-use crate::report::{csv_out, Computed, Sheet, Value};
+use crate::report::{csv_out, Sheet, Value};
 
 /// Rows per sheet, header included; a smaller value can be set for rehearsing the
 /// continuation sheets (`KPI_REFRESH_SHEET_ROWS`).
@@ -215,17 +215,7 @@ fn stage_outputs(
 ) -> Result<Vec<Move>> {
     let r = cfg.refresh;
     let reports = format!("reports/{r}");
-    let computed = Computed {
-        refresh: r,
-        program: &cfg.program,
-        roster: &inputs.roster,
-        decisions: &c.decisions,
-        watch: &c.watch,
-        directory: &c.directory,
-        monthly: &c.monthly,
-        rejected: &c.rejected_last,
-        reject_reasons: &c.reject_reasons_last,
-    };
+    let computed = c.report(cfg, &inputs.roster);
     // The workbook, with the run facts.
     let (from, to) = r.window();
     let xlsx_rel = format!("{reports}/kpi-refresh-{r}.xlsx");
@@ -305,6 +295,8 @@ fn stage_outputs(
             )?,
             write_sheet_csv(&format!("rejected-{r}.csv"), computed.rejected_sheet(true)?)?,
             write_sheet_csv(&format!("watch-{r}.csv"), computed.watch(true))?,
+            write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet(true))?,
+            write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet(true))?,
         ];
 
         // State after R.

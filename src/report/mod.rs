@@ -78,6 +78,10 @@ pub struct Computed<'a> {
     pub rejected: &'a DataFrame,
     /// Reject reasons of delivery R-1.
     pub reject_reasons: &'a BTreeMap<String, u64>,
+    /// What changed since the previous refresh.
+    pub changes: &'a crate::changes::Changes,
+    /// Rejected rows per delivery and unknown partners.
+    pub feeds: &'a crate::feeds::Feeds,
 }
 
 /// The statuses a forecast can have: the renewal statuses of a partner due at its anniversary.
@@ -464,6 +468,7 @@ impl Computed<'_> {
             Value::text("enrollment in R carried forward (not yet in the roster)"),
             Value::Int(count(&|d| d.carried_forward)),
         ]);
+        rows.extend(self.changes.summary_rows());
         Sheet {
             name: "Summary".into(),
             header: ["Group", "Item", "Value"].map(String::from).to_vec(),

@@ -1,6 +1,6 @@
 //! The analysts' workbook `reports/R/kpi-refresh-R.xlsx` (SPEC 7).
 //!
-//! Nine sheets in the contract's order, each with a frozen header row, an autofilter, column
+//! The contract's sheets in its order, each with a frozen header row, an autofilter, column
 //! widths that fit, dates as Excel dates and numbers as numbers; status columns coloured at a
 //! glance; charts of partners by renewal status and outlook on the Summary sheet. Text is
 //! always written as a string, never as a formula. A sheet that would pass Excel's row limit
@@ -368,9 +368,12 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     let renewals = c.renewals();
     let watch = c.watch(false);
     let tail = [
+        c.changes.sheet(false),
         c.directory_submission(false),
         c.directory_exceptions(),
         c.rejected_sheet(false)?,
+        c.feeds.quality_sheet(false),
+        c.feeds.unknown_sheet(c.program),
         run_info.clone(),
     ];
 
