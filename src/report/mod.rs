@@ -6,6 +6,7 @@
 
 pub mod csv_out;
 pub mod manifest;
+pub mod statement;
 pub mod workbook;
 
 use std::collections::BTreeMap;
