@@ -370,3 +370,49 @@ fn the_lock_is_held_while_writing() {
     assert_exit(&out, 75, "lock");
     assert!(!w.output().join("statements").exists());
 }
+
+#[test]
+fn the_watch_figures_are_shown_when_the_refresh_published_a_watch() {
+    let w = two_refreshes();
+    // A watch file as the refresh writes it (its columns), for one partner.
+    let watch = "partner_id,partner_name,enrollment,competency,next_anniversary,\
+months_to_anniversary,decision_window_from,decision_window_to,secured_courseware,\
+secured_certification,secured_labs,leaving_courseware,leaving_certification,leaving_labs,\
+required_courseware,required_certification,required_labs,still_needed_courseware,\
+still_needed_certification,still_needed_labs,per_month_courseware,per_month_certification,\
+per_month_labs,blockers,forecast_level,forecast_status\n\
+P11,Partner eleven,silver,data analytics,2026-09-01,3,2025-09,2026-08,60,15,0,0,0,0,180,30,0,\
+120,15,0,40,5,0,,action_pack,downgrade\n";
+    std::fs::write(w.output().join("reports/2026-06/watch-2026-06.csv"), watch).unwrap();
+    assert_success(&statement(
+        &w,
+        &[
+            "--partner",
+            "P11",
+            "--partner",
+            "P12",
+            "--refresh",
+            "2026-06",
+        ],
+    ));
+    let rows = sheet(&statement_path(&w, "2026-06", "P11"), "Statement");
+    let value = |key: &str| {
+        rows.iter()
+            .find(|r| text(&r[0]) == key)
+            .map(|r| r[1].clone())
+    };
+    assert_eq!(
+        value("Watch: Still needed courseware"),
+        Some(Data::Float(120.0))
+    );
+    assert_eq!(
+        value("Watch: Per month courseware"),
+        Some(Data::Float(40.0))
+    );
+    assert_eq!(
+        value("Watch: Forecast status"),
+        Some(Data::String("downgrade".into()))
+    );
+    let rows = sheet(&statement_path(&w, "2026-06", "P12"), "Statement");
+    assert!(rows.iter().all(|r| !text(&r[0]).starts_with("Watch:")));
+}

@@ -55,7 +55,7 @@ pub fn statement(args: &StatementArgs) -> Result<()> {
     };
     let out = &args.folders.output;
     // Unpublished: said before anything is locked or created.
-    published::load(out, refresh)?;
+    published::require(out, refresh)?;
     let _lock = publish::lock(out, true)?;
     if publish::recover(out)? {
         info!("completed the publishing of an interrupted earlier run");
@@ -66,26 +66,65 @@ pub fn statement(args: &StatementArgs) -> Result<()> {
     let program = Program::load(&args.folders.input.join("program.toml"))?;
     let used = published::used_deliveries(&p);
     let t = Instant::now();
-    let rows = lines::read(out, refresh, &used, &ids, !args.all)?;
+    let rejections = lines::read_rejections(out, refresh, &used, &ids)?;
     info!(
-        partners = ids.len(),
-        lines = rows.accepted.partner_id.len(),
-        rejected = rows.rejected.partner_id.len(),
+        rejected = rejections.rejected.partner_id.len(),
         ms = t.elapsed().as_millis() as u64,
-        "statement: ledger read"
+        "statement: rejected rows read"
     );
     let dir = out.join("statements").join(refresh.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-    let t = Instant::now();
-    write_all(&p, &program, &rows, &ids, &dir)?;
+    let progress = crate::logging::progress(ids.len() as u64, "statements");
+    let batches = batches(&p, ids.len());
+    for batch in ids.chunks(ids.len().div_ceil(batches).max(1)) {
+        let t = Instant::now();
+        // Every partner's lines at once need no filter on the partner.
+        let filter = (!(args.all && batches == 1)).then_some(batch);
+        let lines = lines::read_lines(out, refresh, &used, filter)?;
+        info!(
+            partners = batch.len(),
+            lines = lines.accepted.partner_id.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "statement: ledger lines read"
+        );
+        let t = Instant::now();
+        let rows = Rows {
+            lines: &lines,
+            rejections: &rejections,
+        };
+        write_all(&p, &program, &rows, batch, &dir, &progress)?;
+        info!(
+            statements = batch.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "statement: workbooks written"
+        );
+    }
+    progress.finish_and_clear();
     info!(
         statements = ids.len(),
         folder = %dir.display(),
-        ms = t.elapsed().as_millis() as u64,
         total_ms = started.elapsed().as_millis() as u64,
-        "statement: workbooks written"
+        "statement: done"
     );
     Ok(())
+}
+
+/// The ledger rows of a batch of partners.
+struct Rows<'a> {
+    lines: &'a lines::Lines,
+    rejections: &'a lines::Rejections,
+}
+
+/// Lines held in memory at once, at most (about 250 bytes each): the partners are written in
+/// batches of about this many lines, each batch read from the ledger by its own scan.
+const LINES_PER_BATCH: u64 = 1_500_000;
+
+/// How many batches the `n` partners asked for are written in, from the lines of the window
+/// R's manifest counted.
+fn batches(p: &Published, n: usize) -> usize {
+    let all = p.partners.rows.len().max(1) as u64;
+    let lines = p.manifest.counts.lines_in_window * n as u64 / all;
+    (lines.div_ceil(LINES_PER_BATCH) as usize).clamp(1, n.max(1))
 }
 
 /// The partners asked for, in the order given (each once), or all of `partners-R.csv`.
@@ -126,14 +165,14 @@ fn sheet_rows() -> usize {
 fn write_all(
     p: &Published,
     program: &Program,
-    rows: &lines::Rows,
+    rows: &Rows,
     ids: &[String],
     dir: &Path,
+    progress: &indicatif::ProgressBar,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let progress = crate::logging::progress(ids.len() as u64, "statements");
     let max_rows = sheet_rows();
     let warned = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -153,7 +192,6 @@ fn write_all(
             });
         }
     });
-    progress.finish_and_clear();
     match first_error.into_inner().expect("not poisoned") {
         Some(e) => Err(e),
         None => Ok(()),
@@ -163,23 +201,23 @@ fn write_all(
 fn write_one(
     p: &Published,
     program: &Program,
-    rows: &lines::Rows,
+    rows: &Rows,
     id: &str,
     dir: &Path,
     max_rows: usize,
     warned: &AtomicBool,
 ) -> Result<()> {
     let row = p.partners.row_of(id).expect("chosen from partners-R.csv");
-    let (lines, rejects) = rows.of(id);
+    let (lines, rejects) = (rows.lines.of(id), rows.rejections.of(id));
     let summary = summary(p, program, row, warned);
     let statement = Statement {
         refresh: p.refresh,
         partner_id: id,
         categories: &p.categories,
         summary: &summary,
-        accepted: &rows.accepted,
+        accepted: &rows.lines.accepted,
         lines,
-        rejected: &rows.rejected,
+        rejected: &rows.rejections.rejected,
         rejects,
     };
     check_totals(p, row, &statement)?;

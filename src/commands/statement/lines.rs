@@ -16,19 +16,27 @@ use crate::ingest::extract::{parse_line, COLUMNS};
 use crate::ledger::{self, partition_rel};
 use crate::report::statement::{Accepted, Rejected};
 
-pub struct Rows {
+/// Accepted window lines of some partners, each partner's lines one range.
+pub struct Lines {
     pub accepted: Accepted,
-    pub rejected: Rejected,
-    by_partner: HashMap<String, (Range<usize>, Range<usize>)>,
+    ranges: HashMap<String, Range<usize>>,
 }
 
-impl Rows {
-    /// The partner's accepted and rejected rows.
-    pub fn of(&self, partner_id: &str) -> (Range<usize>, Range<usize>) {
-        self.by_partner
-            .get(partner_id)
-            .cloned()
-            .unwrap_or((0..0, 0..0))
+/// Rejected rows of the partners asked for, each partner's rows one range.
+pub struct Rejections {
+    pub rejected: Rejected,
+    ranges: HashMap<String, Range<usize>>,
+}
+
+impl Lines {
+    pub fn of(&self, partner_id: &str) -> Range<usize> {
+        self.ranges.get(partner_id).cloned().unwrap_or(0..0)
+    }
+}
+
+impl Rejections {
+    pub fn of(&self, partner_id: &str) -> Range<usize> {
+        self.ranges.get(partner_id).cloned().unwrap_or(0..0)
     }
 }
 
@@ -52,32 +60,38 @@ fn text(df: &DataFrame, name: &str) -> PolarsResult<StringChunked> {
     Ok(df.column(name)?.str()?.clone())
 }
 
-/// Reads the rows of the partners `ids` (every partner when `only` is false) from the
-/// deliveries `used` (R's, oldest first).
-pub fn read(
+/// The deliveries of R's window among those R used.
+fn window_of(refresh: Month, used: &[Month]) -> Vec<Month> {
+    let from = refresh.window().0;
+    used.iter().copied().filter(|m| *m >= from).collect()
+}
+
+/// Reads the accepted window lines of the partners `ids` (of every partner when `None`) from
+/// the deliveries R used (`used`, oldest first).
+pub fn read_lines(
+    output: &Path,
+    refresh: Month,
+    used: &[Month],
+    ids: Option<&[String]>,
+) -> Result<Lines> {
+    let (from, to) = refresh.window();
+    let accepted = read_accepted(output, &window_of(refresh, used), from, to, ids)?;
+    let ranges = runs(&accepted.partner_id).into_iter().collect();
+    Ok(Lines { accepted, ranges })
+}
+
+/// Reads the rejected rows of R's window that name one of `ids`, with the accepted copies of
+/// the duplicates among them (from every delivery R used).
+pub fn read_rejections(
     output: &Path,
     refresh: Month,
     used: &[Month],
     ids: &[String],
-    only: bool,
-) -> Result<Rows> {
-    let (from, to) = refresh.window();
-    let window: Vec<Month> = used.iter().copied().filter(|m| *m >= from).collect();
-    let accepted = read_accepted(output, &window, from, to, only.then_some(ids))?;
-    let mut rejected = read_rejected(output, &window, ids)?;
+) -> Result<Rejections> {
+    let mut rejected = read_rejected(output, &window_of(refresh, used), ids)?;
     rejected.accepted_copy = accepted_copies(output, used, &rejected)?;
-    let mut by_partner: HashMap<String, (Range<usize>, Range<usize>)> = HashMap::new();
-    for (id, range) in runs(&accepted.partner_id) {
-        by_partner.entry(id).or_insert((0..0, 0..0)).0 = range;
-    }
-    for (id, range) in runs(&rejected.partner_id) {
-        by_partner.entry(id).or_insert((0..0, 0..0)).1 = range;
-    }
-    Ok(Rows {
-        accepted,
-        rejected,
-        by_partner,
-    })
+    let ranges = runs(&rejected.partner_id).into_iter().collect();
+    Ok(Rejections { rejected, ranges })
 }
 
 /// The runs of equal values of a sorted column.

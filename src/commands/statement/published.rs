@@ -99,8 +99,8 @@ fn not_published(refresh: Month, path: PathBuf) -> Error {
     }
 }
 
-/// Reads what refresh R published: exit 66 naming the run to do when it was not.
-pub fn load(output: &Path, refresh: Month) -> Result<Published> {
+/// Exit 66 naming the run to do when refresh R was not published.
+pub fn require(output: &Path, refresh: Month) -> Result<(PathBuf, PathBuf)> {
     let reports = output.join("reports").join(refresh.to_string());
     let manifest_path = reports.join("manifest.json");
     let partners_path = reports.join(format!("partners-{refresh}.csv"));
@@ -109,6 +109,13 @@ pub fn load(output: &Path, refresh: Month) -> Result<Published> {
             return Err(not_published(refresh, path.clone()));
         }
     }
+    Ok((manifest_path, partners_path))
+}
+
+/// Reads what refresh R published: exit 66 naming the run to do when it was not.
+pub fn load(output: &Path, refresh: Month) -> Result<Published> {
+    let (manifest_path, partners_path) = require(output, refresh)?;
+    let reports = output.join("reports").join(refresh.to_string());
     let text = std::fs::read(&manifest_path).map_err(|e| Error::Unreadable {
         file: manifest_path.clone(),
         reason: e.to_string(),
