@@ -223,7 +223,7 @@ fn the_statement_sheet_shows_the_published_row_requirements_and_gaps() {
     assert_eq!(number(&value("Gap courseware")), 40.0);
     assert_eq!(number(&value("Required labs")), 0.0);
     assert_eq!(text(&value("Outlook")), "at_risk");
-    // Only the partner asked for.
+    // Only the partner asked for, and nothing left aside.
     let written: Vec<_> = std::fs::read_dir(w.output().join("statements/2026-06"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -74,6 +74,7 @@ pub fn statement(args: &StatementArgs) -> Result<()> {
     );
     let dir = out.join("statements").join(refresh.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+    remove_left_aside(&dir);
     let progress = crate::logging::progress(ids.len() as u64, "statements");
     let batches = batches(&p, ids.len());
     for batch in ids.chunks(ids.len().div_ceil(batches).max(1)) {
@@ -107,6 +108,19 @@ pub fn statement(args: &StatementArgs) -> Result<()> {
         "statement: done"
     );
     Ok(())
+}
+
+/// Files a killed statement left aside (`.statement-….tmp`): under the lock, no one writes them.
+fn remove_left_aside(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".statement-") && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The ledger rows of a batch of partners.
