@@ -416,3 +416,48 @@ P11,Partner eleven,silver,data analytics,2026-09-01,3,2025-09,2026-08,60,15,0,0,
     let rows = sheet(&statement_path(&w, "2026-06", "P12"), "Statement");
     assert!(rows.iter().all(|r| !text(&r[0]).starts_with("Watch:")));
 }
+
+#[test]
+fn a_sheet_past_the_row_limit_continues_on_numbered_sheets() {
+    let w = two_refreshes();
+    assert_success(&statement(
+        &w,
+        &["--partner", "007", "--refresh", "2026-06"],
+    ));
+    let path = statement_path(&w, "2026-06", "007");
+    let whole = sheet(&path, "Invoice lines");
+    assert!(whole.len() > 101, "007 has more than 100 lines");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "statement",
+            "--partner",
+            "007",
+            "--refresh",
+            "2026-06",
+            "--input",
+        ])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_TODAY", "2026-11-20")
+        .env("KPI_REFRESH_SHEET_ROWS", "101")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+    let names = book.sheet_names();
+    let parts: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("Invoice lines"))
+        .collect();
+    assert_eq!(parts.len(), (whole.len() - 1).div_ceil(100));
+    assert_eq!(parts[1], "Invoice lines (2)");
+    let mut rows = vec![whole[0].clone()];
+    for name in parts {
+        let part = sheet(&path, name);
+        assert_eq!(part[0], whole[0], "each part has the header");
+        assert!(part.len() <= 101);
+        rows.extend(part[1..].iter().cloned());
+    }
+    assert_eq!(rows, whole, "no row dropped, none repeated, same order");
+}
