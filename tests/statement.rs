@@ -247,6 +247,18 @@ fn an_old_refresh_gives_its_own_figures_until_a_later_refresh_judges_its_deliver
     let lines = sheet(&statement_path(&w, "2026-05", "007"), "Invoice lines");
     assert!(lines[1..].iter().all(|r| text(&r[12]) != "2026-05"));
 
+    // A new month of rates: R6 judges every delivery again, with the same rows, so R5's
+    // statement still stands.
+    let rates = w.input().join("fx_rates.csv");
+    let mut text_ = std::fs::read_to_string(&rates).unwrap();
+    text_.push_str("2026-07,EUR,1.2\n");
+    std::fs::write(&rates, text_).unwrap();
+    w.refresh("2026-06");
+    assert_success(&statement(
+        &w,
+        &["--partner", "007", "--refresh", "2026-05"],
+    ));
+
     // Partner 7 joins: delivery 2026-04 named it, so R6 judges that delivery again.
     let roster = w.input().join("partners.csv");
     let mut text_ = std::fs::read_to_string(&roster).unwrap();
