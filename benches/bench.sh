@@ -6,6 +6,7 @@
 #   (c) monthly run after a roster change (one partner added, one renamed): the added
 #       partner is named by rows of every delivery, so every partition is judged again from
 #       its kept parsed rows
+#   (d) partner statements of the refresh (c) published: one partner, then every partner
 # and prints wall time, peak resident memory, per-stage times and rows per second.
 #
 # Usage: benches/bench.sh [SCALE]     (default 1; the generated input is kept for reruns)
@@ -81,3 +82,19 @@ open(path, "w", encoding="utf-8").write("\n".join(rows) + "\n")
 PY
 run roster 2026-11 && report roster
 cp "$work/partners.orig.csv" "$work/input/partners.csv"
+
+statement() { # statement NAME ARGS...: one statement command, wall time and peak memory
+    local name="$1"
+    shift
+    /usr/bin/time -f "%e %M %U %S" -o "$work/$name.time" "$bin/kpi-refresh" --log-format json \
+        statement --refresh 2026-11 --input "$work/input" --output "$work/output" "$@" \
+        2>"$work/$name.log" >/dev/null
+    read -r wall rss user sys <"$work/$name.time"
+    echo "$name: wall $wall s, peak memory $((rss / 1024)) MiB, cpu user $user s + sys $sys s"
+}
+# (c)'s refresh stands published: a statement reads only the output folder and program.toml.
+rm -rf "$work/output/statements"
+one=$(sed -n 2p "$work/output/reports/2026-11/partners-2026-11.csv" | cut -d, -f1)
+statement statement-one --partner "$one"
+statement statement-all --all
+echo "  statements written: $(find "$work/output/statements/2026-11" -name '*.xlsx' | wc -l)"

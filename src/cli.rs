@@ -46,6 +46,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Explain one partner's KPIs and decision in the refresh of a month.
     Explain(ExplainArgs),
+    /// Write partner statements: one workbook per partner with every figure of a refresh.
+    Statement(StatementArgs),
 }
 
 #[derive(Clone, Debug, Args)]
@@ -113,6 +115,22 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub partner: String,
     /// The refresh month YYYY-MM (default: the current month).
+    #[arg(long, value_parser = parse_month)]
+    pub refresh: Option<Month>,
+    #[command(flatten)]
+    pub folders: Folders,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("partners").required(true))]
+pub struct StatementArgs {
+    /// A partner_id of `partners-R.csv` (repeatable).
+    #[arg(long, group = "partners")]
+    pub partner: Vec<String>,
+    /// Every partner of `partners-R.csv`.
+    #[arg(long, group = "partners")]
+    pub all: bool,
+    /// The published refresh month YYYY-MM (default: the current month).
     #[arg(long, value_parser = parse_month)]
     pub refresh: Option<Month>,
     #[command(flatten)]

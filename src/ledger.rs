@@ -100,6 +100,30 @@ impl PartitionMeta {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }
+
+    /// SHA-256 of what decides the partition's rows: the format, the delivery, its files, the
+    /// answers its rows got and the keys accepted before it. Judging the same files with the
+    /// same answers after the same keys gives the same rows (what carrying rows over relies
+    /// on), so an equal digest means the same accepted and rejected rows.
+    pub fn rows_digest(&self) -> String {
+        let files: Vec<(&str, &str)> = self
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.sha256.as_str()))
+            .collect();
+        let identity = (
+            self.format,
+            &self.delivery,
+            files,
+            &self.answers,
+            &self.earlier_keys,
+        );
+        sha256_bytes(
+            serde_json::to_string(&identity)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+    }
 }
 
 /// A delivery found in `input/extracts/`.

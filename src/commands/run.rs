@@ -397,6 +397,7 @@ fn stage_outputs(
                 read: o.meta.read,
                 accepted: o.meta.accepted,
                 rejected: o.meta.rejected.clone(),
+                rows_digest: Some(o.meta.rows_digest()),
             })
             .collect(),
         counts: Counts {

@@ -30,6 +30,10 @@ pub struct DeliveryCounts {
     pub read: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<String, u64>,
+    /// What decides the partition's rows ([`crate::ledger::PartitionMeta::rows_digest`]):
+    /// a statement of this refresh checks that the ledger still holds these rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

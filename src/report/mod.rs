@@ -7,6 +7,7 @@
 pub mod csv_out;
 pub mod layout;
 pub mod manifest;
+pub mod statement;
 pub mod submission;
 mod watch;
 pub mod workbook;
