@@ -290,11 +290,11 @@ pub fn parse_line(s: &str) -> Option<i64> {
     digits.parse::<i64>().ok().filter(|n| *n >= 1)
 }
 
-/// The most digits before a decimal's point, leading zeros included.
+/// The most significant digits before a decimal's point (leading zeros are not counted).
 const DECIMAL_DIGITS: usize = 15;
 
-/// A decimal: an optional sign, digits (leading zeros allowed, at most 15 in all, the leading
-/// zeros counted), optionally a point with 1 to 4 digits.
+/// A decimal: an optional sign, digits (any number of leading zeros, then at most 15 more),
+/// optionally a point with 1 to 4 digits (docs/rules.md §2.7).
 pub fn parse_decimal(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (int, frac) = match body.split_once('.') {
@@ -303,7 +303,7 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     };
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let ok = digits(int) && frac.is_none_or(|f| digits(f) && f.len() <= 4);
-    (ok && int.len() <= DECIMAL_DIGITS)
+    (ok && int.trim_start_matches('0').len() <= DECIMAL_DIGITS)
         .then(|| s.parse::<f64>().ok())
         .flatten()
 }
@@ -471,6 +471,9 @@ mod tests {
             assert!(parse_decimal(ok).is_some(), "{ok}");
         }
         assert_eq!(parse_decimal("000000000000001"), Some(1.0));
+        // Leading zeros are allowed and are not significant digits.
+        assert_eq!(parse_decimal("0000000000000000000001"), Some(1.0));
+        assert_eq!(parse_decimal("-000000000000000000000.5"), Some(-0.5));
         for bad in [
             "",
             ".5",
@@ -483,7 +486,7 @@ mod tests {
             "inf",
             " 1",
             "1234567890123456",
-            "0000000000000000000001",
+            "0001234567890123456",
         ] {
             assert!(parse_decimal(bad).is_none(), "{bad}");
         }
