@@ -14,8 +14,8 @@ use super::table::{self, Columns};
 use crate::calendar::{parse_date, Month};
 use crate::error::{Error, Result};
 
-/// The ten extract columns, in the order of `docs/rules.md §2.7` (also the order of `missing_value` and
-/// `invalid_value` checks).
+/// The ten extract columns, in the order of `docs/rules.md §2.7` (also the order of
+/// `missing_value` and `invalid_value` checks).
 pub const COLUMNS: [&str; 10] = [
     "invoice_number",
     "invoice_line",
