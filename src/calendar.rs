@@ -1,4 +1,4 @@
-//! Calendar terms of the program (SPEC section 2): months, windows and anniversaries.
+//! Calendar terms of the program (`docs/rules.md §1`): months, windows and anniversaries.
 //!
 //! A [`Month`] is a calendar month `YYYY-MM`. It owns the month arithmetic that every stage
 //! shares: the refresh window R-12 … R-1, anniversaries (29 February falling back to

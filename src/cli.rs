@@ -1,4 +1,4 @@
-//! The command line (SPEC section 8), as clap derive types. Parsing only: what each command
+//! The command line (`docs/rules.md §14.1`), as clap derive types. Parsing only: what each command
 //! does lives in [`crate::commands`].
 
 use std::path::PathBuf;

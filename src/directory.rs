@@ -1,4 +1,4 @@
-//! The Learning Partner directory submission of a refresh (SPEC 6).
+//! The Learning Partner directory submission of a refresh (`docs/rules.md §9`).
 //!
 //! Partners whose effective level after R is not `none` belong on the directory. Each entry is
 //! checked (name, country, landing-page URL on a partner-owned domain); a failing one goes to
@@ -149,7 +149,7 @@ pub struct Directory {
     pub baseline_month: Option<Month>,
 }
 
-/// The first reason an entry cannot be listed, if any (SPEC 6 order).
+/// The first reason an entry cannot be listed, if any (`docs/rules.md §9.2` order).
 pub fn check(entry: &Entry, owned_domains: &str) -> Option<&'static str> {
     let name = &entry.directory_name;
     if name.is_empty() {

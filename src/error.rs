@@ -1,4 +1,4 @@
-//! The error type of every stage and its exit code (sysexits, SPEC section 8).
+//! The error type of every stage and its exit code (sysexits, `docs/rules.md §14.2`).
 //!
 //! Each variant carries what an operator needs to act: the file, row, column, delivery or
 //! month. `main` prints the error with its cause chain and exits with [`Error::exit_code`];

@@ -1,4 +1,4 @@
-//! KPIs over the refresh window (SPEC 5), computed by the SQL in `sql/` with polars'
+//! KPIs over the refresh window (`docs/rules.md §5`), computed by the SQL in `sql/` with polars'
 //! `SQLContext`.
 //!
 //! The ledger's accepted lines are registered as `lines` and the refresh's parameters as the

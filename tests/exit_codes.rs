@@ -1,4 +1,5 @@
-//! Every failure path maps to its exit code (SPEC 8) with a message an operator can act on.
+//! Every failure path maps to its exit code (`docs/rules.md §14.2`) with a message an operator
+//! can act on.
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! The commands of SPEC 8: `run`, `backfill`, `validate`, `explain` and `statement`.
+//! The commands of `docs/rules.md §14.1`: `run`, `backfill`, `validate`, `explain` and
+//! `statement`.
 //!
 //! [`refresh`] holds the pipeline every command shares (inputs, ledger, KPIs, decisions,
 //! directory); [`run`] publishes it, [`validate`] checks inputs only, [`explain`] tells one

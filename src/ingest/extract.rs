@@ -1,6 +1,6 @@
-//! Invoice extracts (SPEC 3.4): reading a delivery's files into parsed rows.
+//! Invoice extracts (`docs/rules.md §2.7`): reading a delivery's files into parsed rows.
 //!
-//! Parsing checks everything a row can be judged on by itself, in the contract's order:
+//! Parsing checks everything a row can be judged on by itself, in the order of `docs/rules.md §3`:
 //! `extra_fields`, `missing_value`, `invalid_value`, `not_an_invoice`, `unknown_document_type` and
 //! `future_date`. What depends on the roster, rates, rules or earlier deliveries is left to
 //! [`super::judge`], so that judging again after a roster change needs no re-parse.
@@ -14,8 +14,8 @@ use super::table::{self, Columns};
 use crate::calendar::{parse_date, Month};
 use crate::error::{Error, Result};
 
-/// The ten extract columns, in the contract's order (also the order of `missing_value` and
-/// `invalid_value` checks).
+/// The ten extract columns, in the order of `docs/rules.md §2.7` (also the order of
+/// `missing_value` and `invalid_value` checks).
 pub const COLUMNS: [&str; 10] = [
     "invoice_number",
     "invoice_line",

@@ -1,4 +1,4 @@
-//! Monthly exchange rates to USD (`fx_rates.csv`, SPEC 3.3). USD is always 1.
+//! Monthly exchange rates to USD (`fx_rates.csv`, `docs/rules.md §2.6`). USD is always 1.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! The partner roster (`partners.csv` or `partners.xlsx`, SPEC 3.2), checked row by row.
+//! The partner roster (`partners.csv` or `partners.xlsx`, `docs/rules.md §2.5`), checked row by
+//! row.
 //!
 //! Master data is fixed first, never guessed: any invalid row fails the run (exit 65) with
 //! every bad row listed by row number, column and reason.

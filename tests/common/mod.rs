@@ -152,7 +152,7 @@ pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-/// The extract header of SPEC 3.4.
+/// The extract header of `docs/rules.md §2.7`.
 pub const EXTRACT_HEADER: &str =
     "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,purchase_unit,kpi_value,revenue,currency";
 
