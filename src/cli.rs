@@ -77,7 +77,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
     pub max_reject_rate: f64,
     /// A month with no delivery folder that the refresh may do without (repeatable).
-    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_delivery_month)]
     pub allow_missing: Vec<Month>,
 }
 
@@ -92,7 +92,7 @@ pub struct BackfillArgs {
     #[command(flatten)]
     pub folders: Folders,
     /// A month with no delivery folder that the refresh may do without (repeatable).
-    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_delivery_month)]
     pub allow_missing: Vec<Month>,
 }
 
@@ -105,7 +105,7 @@ pub struct ValidateArgs {
     #[arg(long, default_value = "input")]
     pub input: PathBuf,
     /// A month with no delivery folder that the refresh may do without (repeatable).
-    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_month)]
+    #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_delivery_month)]
     pub allow_missing: Vec<Month>,
 }
 
@@ -137,13 +137,36 @@ pub struct StatementArgs {
     pub folders: Folders,
 }
 
+/// A refresh month: 1901-01 … 9998-12 (docs/rules.md §1).
 fn parse_month(s: &str) -> Result<Month, String> {
     crate::calendar::check_refresh(s.parse()?)
+}
+
+/// A delivery month (`--allow-missing`): any month, since a refresh's deliveries may lie
+/// before 1901-01.
+fn parse_delivery_month(s: &str) -> Result<Month, String> {
+    s.parse()
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
         _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn refresh_months_are_bounded_but_allowed_missing_deliveries_are_not() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["kpi-refresh"], args].concat());
+        assert!(parse(&["run", "--refresh", "1901-01", "--allow-missing", "1900-11"]).is_ok());
+        assert!(parse(&["run", "--refresh", "1900-12"]).is_err());
+        assert!(parse(&["run", "--refresh", "9999-01"]).is_err());
+        assert!(parse(&["validate", "--allow-missing", "1899-05"]).is_ok());
+        assert!(parse(&["run", "--allow-missing", "1900-13"]).is_err());
     }
 }

@@ -229,6 +229,17 @@ pub fn has_pending_commit(output: &Path) -> bool {
 /// Reads the journal at `path` (never through a symbolic link) and checks every path it
 /// names; one that cannot be read or names a path outside the output folder is refused.
 fn read_journal(output: &Path, path: &Path) -> Result<Journal> {
+    // A FIFO or device would block the read: only a regular file is opened.
+    let regular = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    if !regular {
+        return Err(Error::write(
+            path,
+            std::io::Error::other(
+                "is not a regular file; refused, nothing was moved or deleted (remove the \
+                 journal once the output is checked)",
+            ),
+        ));
+    }
     let mut text = Vec::new();
     publish_guard::open_nofollow(OpenOptions::new().read(true), path)?
         .read_to_end(&mut text)

@@ -94,7 +94,11 @@ pub fn check_journal<'a>(
             if n.to_str().is_some_and(|n| n.strip_prefix("staging-")
                 .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))))
         && parts.next().is_none();
-    if !staging_ok {
+    // The staging folder is the program's own: a symbolic link there would bring files from
+    // elsewhere into the output folder.
+    let staging_link =
+        fs::symlink_metadata(output.join(staging)).is_ok_and(|m| !m.file_type().is_dir());
+    if !staging_ok || staging_link {
         return Err(outside("the staging folder", staging));
     }
     for rel in moves {
@@ -180,6 +184,11 @@ mod tests {
             let e = ok(staging, rel).unwrap_err();
             assert_eq!(e.exit_code(), 73, "{staging} {rel}");
         }
+        // A staging folder that is a symbolic link would bring files from elsewhere.
+        std::fs::create_dir_all(out.join(".w")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), out.join(".w/staging-7")).unwrap();
+        assert_eq!(ok(".w/staging-7", "keep.txt").unwrap_err().exit_code(), 73);
         // A symbolic link on the way leads elsewhere.
         std::os::unix::fs::symlink(std::env::temp_dir(), out.join("reports")).unwrap();
         assert_eq!(

@@ -155,6 +155,36 @@ fn a_crafted_or_garbage_journal_is_73_and_nothing_is_deleted() {
 }
 
 #[test]
+fn a_journal_that_is_a_fifo_or_stages_through_a_link_is_73_without_blocking() {
+    // A FIFO as the journal: refused before it is opened (a read would block for good).
+    let w = base();
+    w.refresh("2026-11");
+    let dir = w.output().join(".kpi-refresh");
+    mkfifo(&dir.join("journal.json"));
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 73, "not a regular file");
+    // A staging folder that is a symbolic link to a folder outside: nothing is brought in,
+    // nothing leaves.
+    let w = base();
+    w.refresh("2026-11");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("keep.txt"), "keep").unwrap();
+    let dir = w.output().join(".kpi-refresh");
+    std::os::unix::fs::symlink(outside.path(), dir.join("staging-1")).unwrap();
+    plant_journal(
+        &w,
+        r#"{"staging": ".kpi-refresh/staging-1", "moves": [{"Put": "keep.txt"}]}"#,
+    );
+    let out = run_with(&w, &[]);
+    assert_exit(&out, 73, "staging");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("keep.txt")).unwrap(),
+        "keep"
+    );
+    assert!(!w.output().join("keep.txt").exists());
+}
+
+#[test]
 fn a_publish_failing_half_way_leaves_the_output_as_it_was() {
     let w = base();
     w.refresh("2026-11");

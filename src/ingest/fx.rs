@@ -123,8 +123,9 @@ impl FxRates {
 
 /// The most digits a rate may have after its point.
 const RATE_FRACTION_DIGITS: usize = 12;
-/// Every rate lies below this bound: no currency is worth a million dollars a unit.
-const RATE_BOUND: f64 = 1_000_000.0;
+/// Every rate lies below 1,000,000 (no currency is worth a million dollars a unit): at most
+/// this many significant digits before the point.
+const RATE_WHOLE_DIGITS: usize = 6;
 
 /// A plain decimal rate: digits, optionally a point and 1 to 12 more digits; above 0 and
 /// below 1,000,000 (so a USD revenue can never overflow into a report).
@@ -132,10 +133,13 @@ fn parse_rate(s: &str) -> Option<f64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let plain = all_digits(int) && all_digits(frac) && frac.len() <= RATE_FRACTION_DIGITS;
-    plain
+    // The bounds are read from the digits, not from the nearest float: 999999.999999999999
+    // is below 1,000,000 even though no float lies between them.
+    let below_bound = int.trim_start_matches('0').len() <= RATE_WHOLE_DIGITS;
+    let above_zero = int.bytes().chain(frac.bytes()).any(|b| b != b'0');
+    (plain && below_bound && above_zero)
         .then(|| s.parse::<f64>().ok())
         .flatten()
-        .filter(|r| *r > 0.0 && *r < RATE_BOUND)
 }
 
 #[cfg(test)]
@@ -160,12 +164,22 @@ mod tests {
 
     #[test]
     fn rates_are_plain_decimals_within_bounds() {
-        for ok in ["1", "0.5", "1.085600000000", "999999.999999", "0001.5"] {
+        for ok in [
+            "1",
+            "0.5",
+            "1.085600000000",
+            "999999.999999",
+            "0001.5",
+            "999999.999999999999",
+            "0000000000999999.5",
+            "0.000000000001",
+        ] {
             assert!(parse_rate(ok).is_some(), "{ok}");
         }
         for bad in [
             "0",
             "0.000",
+            "0.0000000000001",
             "1e300",
             "1000000",
             "1000000.0",
