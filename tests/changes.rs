@@ -400,3 +400,18 @@ fn explain_tells_what_changed_with_the_split_in_words() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("was not in the refresh of 2026-09"), "{text}");
 }
+
+#[test]
+fn a_previous_partners_file_changed_since_it_was_published_is_refused() {
+    let w = fixture();
+    refresh(&w, "2026-09");
+    let path = w.output().join("reports/2026-09/partners-2026-09.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // One more field on a row: the file is no longer what 2026-09 published.
+    let damaged = text.replacen("\nP1,", "\nP1,extra,", 1);
+    assert_ne!(damaged, text);
+    std::fs::write(&path, damaged).unwrap();
+    let out = w.run_lenient("2026-11");
+    assert_exit(&out, 65, "partners-2026-09.csv");
+    assert!(!w.output().join("reports/2026-11").exists());
+}
