@@ -20,7 +20,7 @@ use super::{
 use crate::calendar::Month;
 use crate::error::{Error, Result};
 use crate::ingest::extract;
-use crate::ingest::judge::{self, Asks, Judged, PriorKeys};
+use crate::ingest::judge::{self, Judged, LookupKeys, PriorKeys};
 use crate::publish::Staging;
 
 /// A delivery to judge, read and prepared ahead of the judging.
@@ -31,11 +31,11 @@ pub(super) enum ReadAhead {
         /// Per file, when the files were parsed (rather than the kept rows read).
         reads: Option<Vec<extract::FileRead>>,
         /// What the rows ask, when they were parsed.
-        asks: Option<Asks>,
-        verdicts: judge::Prepared,
+        asks: Option<LookupKeys>,
+        verdicts: judge::Verdicts,
     },
     /// Its published judgement, to be judged again by difference.
-    ByDifference(Box<judge::Again>),
+    ByDifference(Box<judge::ByDifference>),
 }
 
 /// Reads a delivery to judge (`kind`): its files, its kept rows, or its published judgement
@@ -44,7 +44,7 @@ pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Re
     let started = Instant::now();
     let published = ctx.output.join(partition_rel(input.month));
     if kind != Kind::Parse && kind != Kind::JudgeKept {
-        let earlier = judge::Earlier {
+        let earlier = judge::EarlierJudgement {
             accepted: scan(&published.join(ACCEPTED))?.collect()?,
             rejected: scan(&published.join(REJECTED))?.collect()?,
         };
@@ -57,7 +57,7 @@ pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Re
     }
     let (parsed, reads, asks) = if kind == Kind::Parse {
         let (parsed, reads) = parse_files(input)?;
-        let asks = Asks::of(&parsed)?;
+        let asks = LookupKeys::of(&parsed)?;
         (parsed, Some(reads), Some(asks))
     } else {
         (scan(&published.join(PARSED))?.collect()?, None, None)
@@ -130,7 +130,7 @@ struct InOrder<'a> {
 /// A delivery's rows judged by this run, before its partition is written.
 struct Settled<'scope> {
     judged: Judged,
-    asks: Asks,
+    asks: LookupKeys,
     /// The newly parsed rows being written.
     keeping: Option<Writing<'scope>>,
     handling: Handling,
@@ -312,7 +312,7 @@ fn settle<'scope>(
     delivery: Month,
     ctx: &Context,
     prior: &PriorKeys,
-    kept_asks: Option<Asks>,
+    kept_asks: Option<LookupKeys>,
     writer: &Writer<'scope, '_>,
     dir: &Path,
 ) -> Result<Settled<'scope>> {
@@ -331,7 +331,7 @@ fn settle<'scope>(
             // (Kept rows whose asks could not be read are asked again.)
             let asks = match asks.or(kept_asks) {
                 Some(asks) => asks,
-                None => Asks::of(&parsed)?,
+                None => LookupKeys::of(&parsed)?,
             };
             Ok(Settled {
                 judged,

@@ -3,12 +3,12 @@
 //!
 //! A partition holds the delivery's parsed rows (`parsed.parquet`, kept so that judging again
 //! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
-//! `rejected.parquet`: raw values with their reason), `_asks.json` (what its rows ask of the
-//! roster, rates and program.toml: see [`crate::ingest::judge::Asks`]) and `_partition.json`:
-//! the SHA-256 of each source file and of what the judgement depended on (roster, rates,
-//! program.toml and the earlier partitions, through the previous partition's judgement hash),
-//! with digests of the answers those files gave to the rows' questions and of the keys
-//! accepted so far.
+//! `rejected.parquet`: raw values with their reason), `_asks.json` (what its rows look up in
+//! the roster, rates and program.toml: see [`crate::ingest::judge::LookupKeys`]) and
+//! `_partition.json`: the SHA-256 of each source file and of what the judgement depended on
+//! (roster, rates, program.toml and the earlier partitions, through the previous partition's
+//! judgement hash), with digests of the answers those files gave to the rows' questions and of
+//! the keys accepted so far.
 //!
 //! [`update`] brings every delivery up to date, oldest first: an unchanged partition is reused;
 //! one whose dependencies changed is judged again: when the answers and the earlier keys are
@@ -88,7 +88,7 @@ pub struct PartitionMeta {
     /// SHA-256 of format, delivery, files and dependencies: equal means "same judgement".
     pub judgement: String,
     /// SHA-256 of the answers of roster, rates and program.toml to the rows'
-    /// [`crate::ingest::judge::Asks`].
+    /// [`crate::ingest::judge::LookupKeys`].
     pub answers: String,
     /// SHA-256 of the answers of rates and program.toml alone (see
     /// [`Lookups::rules_digest`]): while they hold, the partition is judged again by

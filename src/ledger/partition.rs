@@ -17,7 +17,7 @@ use super::{
 use crate::calendar::Month;
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
-use crate::ingest::judge::Asks;
+use crate::ingest::judge::LookupKeys;
 
 /// Links an immutable partition file into a new partition (a copy where links cannot be made).
 pub(super) fn link(from: &Path, to: &Path) -> Result<()> {
@@ -33,7 +33,7 @@ pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Resu
     std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
 }
 
-fn read_asks(dir: &Path) -> Option<Asks> {
+fn read_asks(dir: &Path) -> Option<LookupKeys> {
     // (Regular files only: a FIFO planted in the ledger must not block the run.)
     serde_json::from_slice(&crate::source::read(&dir.join(ASKS)).ok()?.bytes).ok()
 }

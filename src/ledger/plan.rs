@@ -6,7 +6,7 @@
 
 use crate::calendar::Month;
 use crate::digest::sha256_bytes;
-use crate::ingest::judge::Asks;
+use crate::ingest::judge::LookupKeys;
 
 use super::{Depends, PartitionMeta, SourceFile, FORMAT};
 
@@ -38,7 +38,7 @@ impl Found {
 /// the partition), with this run's answers to them. Known for a partition whose files are the
 /// same only: the asks are learned again when the files are parsed again.
 pub(super) struct KeptAsks {
-    pub asks: Asks,
+    pub asks: LookupKeys,
     /// SHA-256 of this run's answers (see [`crate::ingest::judge::Lookups::answers_digest`]).
     pub answers: String,
     /// SHA-256 of the rules' answers alone (see
@@ -208,7 +208,7 @@ mod tests {
 
     fn kept(answers: &str, rules: &str) -> Option<KeptAsks> {
         Some(KeptAsks {
-            asks: Asks::default(),
+            asks: LookupKeys::default(),
             answers: answers.into(),
             rules: rules.into(),
         })
