@@ -316,7 +316,7 @@ proptest! {
         before in proptest::collection::vec(any::<bool>(), 4),
         after in proptest::collection::vec(any::<bool>(), 4),
     ) {
-        use kpi_refresh::ingest::judge::{rejudge, Earlier};
+        use kpi_refresh::ingest::judge::{rejudge, EarlierJudgement};
         let months: Vec<Month> = ["2026-09", "2026-10", "2026-11"].iter().map(|m| m.parse().unwrap()).collect();
         let frames: Vec<DataFrame> = deliveries.iter().zip(&months).map(|(rows, m)| delivery_frame(*m, rows)).collect();
         let chain = |lookups: &Lookups| {
@@ -334,7 +334,7 @@ proptest! {
         let full = chain(&lookups);
         let mut prior = PriorKeys::default();
         for (((frame, month), old), want) in frames.iter().zip(&months).zip(earlier).zip(full) {
-            let old = Earlier { accepted: through_parquet(&old.accepted), rejected: through_parquet(&old.rejected) };
+            let old = EarlierJudgement { accepted: through_parquet(&old.accepted), rejected: through_parquet(&old.rejected) };
             let got = rejudge(frame.clone().lazy(), old, *month, &lookups, &prior).unwrap();
             prop_assert!(got.accepted.equals_missing(&want.accepted), "accepted of {}:\n{}\nwanted\n{}", month, got.accepted, want.accepted);
             prop_assert!(got.rejected.equals_missing(&want.rejected), "rejected of {}:\n{}\nwanted\n{}", month, got.rejected, want.rejected);
@@ -366,7 +366,7 @@ fn rows_that_share_a_row_number_are_judged_in_full() {
     // Rows numbered alike (as an earlier version numbered lines ending in a carriage return
     // alone) cannot be placed by file and row: the delivery is judged in full, not by
     // difference, and loses no row.
-    use kpi_refresh::ingest::judge::{rejudge, Earlier};
+    use kpi_refresh::ingest::judge::{rejudge, EarlierJudgement};
     let month: Month = "2026-10".parse().unwrap();
     let numbers: Vec<String> = (1..=14).map(|i| format!("INV-{i}")).collect();
     let mut parsed = Parsed::new("a.csv", numbers.len());
@@ -390,7 +390,7 @@ fn rows_that_share_a_row_number_are_judged_in_full() {
     let want = judge(&frame, month, &new, &PriorKeys::default()).unwrap();
     let got = rejudge(
         frame.clone().lazy(),
-        Earlier {
+        EarlierJudgement {
             accepted: old.accepted,
             rejected: old.rejected,
         },
@@ -413,7 +413,7 @@ fn rows_that_share_a_row_number_are_judged_in_full() {
 /// the roster; and the other way round when the partner leaves it.
 #[test]
 fn a_key_accepted_earlier_after_a_roster_change_makes_a_later_copy_a_duplicate() {
-    use kpi_refresh::ingest::judge::{rejudge, Earlier};
+    use kpi_refresh::ingest::judge::{rejudge, EarlierJudgement};
     let months: [Month; 2] = ["2026-09".parse().unwrap(), "2026-10".parse().unwrap()];
     let line = |partner: &str| valid_line("INV-7", partner);
     let frames = [
@@ -446,7 +446,7 @@ fn a_key_accepted_earlier_after_a_roster_change_makes_a_later_copy_a_duplicate()
         let j2 = judge(&frames[1], months[1], &old, &prior).unwrap();
         let mut r1 = rejudge(
             frames[0].clone().lazy(),
-            Earlier {
+            EarlierJudgement {
                 accepted: j1.accepted,
                 rejected: j1.rejected,
             },
@@ -459,7 +459,7 @@ fn a_key_accepted_earlier_after_a_roster_change_makes_a_later_copy_a_duplicate()
         prior.add_judged(std::mem::take(&mut r1.keys)).unwrap();
         let r2 = rejudge(
             frames[1].clone().lazy(),
-            Earlier {
+            EarlierJudgement {
                 accepted: j2.accepted,
                 rejected: j2.rejected,
             },

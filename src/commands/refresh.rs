@@ -168,7 +168,7 @@ pub fn ingest(
             });
         }
     }
-    for o in outcomes.iter().filter(|o| o.judged) {
+    for o in outcomes.iter().filter(|o| o.judged()) {
         let (read, rejected) = (o.meta.read, o.meta.rejected_total());
         let share = if read == 0 {
             0.0
@@ -191,7 +191,7 @@ pub fn ingest(
         .fold((0, 0), |(r, a), o| (r + o.meta.read, a + o.meta.accepted));
     info!(
         deliveries = outcomes.len(),
-        judged = outcomes.iter().filter(|o| o.judged).count(),
+        judged = outcomes.iter().filter(|o| o.judged()).count(),
         read,
         accepted,
         rejected = read - accepted,

@@ -338,7 +338,7 @@ fn stage_outputs(
     let mut moves: Vec<Move> = ingested
         .outcomes
         .iter()
-        .filter(|o| o.judged)
+        .filter(|o| o.judged())
         .map(|o| Move::Put(partition_rel(o.month)))
         .collect();
     moves.extend(
@@ -358,7 +358,7 @@ fn stage_outputs(
             sha256: hash(&staging.root.join(rel))?,
         });
     }
-    for o in ingested.outcomes.iter().filter(|o| o.judged) {
+    for o in ingested.outcomes.iter().filter(|o| o.judged()) {
         for name in [
             ledger::ACCEPTED,
             ledger::REJECTED,
@@ -393,7 +393,7 @@ fn stage_outputs(
             .iter()
             .map(|o| DeliveryCounts {
                 delivery: o.month.to_string(),
-                judged_in_this_run: o.judged,
+                judged_in_this_run: o.judged(),
                 read: o.meta.read,
                 accepted: o.meta.accepted,
                 rejected: o.meta.rejected.clone(),

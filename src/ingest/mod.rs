@@ -2,7 +2,7 @@
 //!
 //! [`table`] reads CSV and XLSX files as text; [`roster`] and [`fx`] check master data;
 //! [`extract`] parses delivery files into rows with the reasons a row earns by itself;
-//! [`judge`] settles the rest of `docs/rules.md §3` with joins against this run's lookups.
+//! [`judge`] settles the rest of docs/rules.md §3 with joins against this run's lookups.
 
 pub mod extract;
 pub mod fx;

@@ -1,0 +1,422 @@
+//! Carrying out the plan, oldest delivery first: reusing, carrying over or judging each
+//! delivery (with the rows read ahead, or its published judgement for judging by difference),
+//! and recording each judged partition's metadata.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use polars::prelude::*;
+use tracing::{debug, info, warn};
+
+use super::partition::{keys_digest, link, parse_files, scan, write_json};
+use super::plan::{Kind, Step};
+use super::threads::{next_read, Writer, Writing};
+use super::{
+    partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
+    ASKS, FORMAT, META, PARSED, REJECTED,
+};
+use crate::calendar::Month;
+use crate::error::{Error, Result};
+use crate::ingest::extract;
+use crate::ingest::judge::{self, Judged, LookupKeys, PriorKeys};
+use crate::publish::Staging;
+
+/// A delivery to judge, read and prepared ahead of the judging.
+pub(super) enum ReadAhead {
+    /// Its rows, parsed or kept, with their verdicts up to `duplicate_line`.
+    Rows {
+        parsed: DataFrame,
+        /// Per file, when the files were parsed (rather than the kept rows read).
+        reads: Option<Vec<extract::FileRead>>,
+        /// What the rows ask, when they were parsed.
+        asks: Option<LookupKeys>,
+        verdicts: judge::Verdicts,
+    },
+    /// Its published judgement, to be judged again by difference.
+    ByDifference(Box<judge::ByDifference>),
+}
+
+/// Reads a delivery to judge (`kind`): its files, its kept rows, or its published judgement
+/// and what changed since; and works out what needs no earlier key.
+pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Result<ReadAhead> {
+    let started = Instant::now();
+    let published = ctx.output.join(partition_rel(input.month));
+    if kind != Kind::Parse && kind != Kind::JudgeKept {
+        let earlier = judge::EarlierJudgement {
+            accepted: scan(&published.join(ACCEPTED))?.collect()?,
+            rejected: scan(&published.join(REJECTED))?.collect()?,
+        };
+        let again = judge::prepare_again(scan(&published.join(PARSED))?, earlier, ctx.lookups)?;
+        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: differences prepared");
+        // (None: the rows cannot be placed by file and row; judged in full below.)
+        if let Some(again) = again {
+            return Ok(ReadAhead::ByDifference(Box::new(again)));
+        }
+    }
+    let (parsed, reads, asks) = if kind == Kind::Parse {
+        let (parsed, reads) = parse_files(input)?;
+        let asks = LookupKeys::of(&parsed)?;
+        (parsed, Some(reads), Some(asks))
+    } else {
+        (scan(&published.join(PARSED))?.collect()?, None, None)
+    };
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: rows read");
+    let verdicts = judge::prepare(&parsed, ctx.lookups)?;
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: verdicts prepared");
+    Ok(ReadAhead::Rows {
+        parsed,
+        reads,
+        asks,
+        verdicts,
+    })
+}
+
+/// Carries out `steps` (one per delivery of `inputs`), taking the deliveries read ahead from
+/// `ahead`. A judged partition's files are written on a thread of their own while the next
+/// delivery is judged; at most one partition is being written at a time.
+pub(super) fn judge_in_order(
+    ctx: &Context,
+    inputs: &[DeliveryInput],
+    steps: Vec<Step>,
+    staging: &Staging,
+    ahead: &Receiver<Result<ReadAhead>>,
+) -> Result<Vec<Outcome>> {
+    let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
+    std::thread::scope(|scope| -> Result<Vec<Outcome>> {
+        let mut writer = Writer::new(scope);
+        let mut ledger = InOrder {
+            ctx,
+            staging,
+            outcomes: Vec::new(),
+            earlier_keys: None,
+            prior: None,
+        };
+        let judged = (|| -> Result<()> {
+            for (input, step) in inputs.iter().zip(steps) {
+                progress.set_message(input.month.to_string());
+                ledger.next(input, step, ahead, &mut writer)?;
+                progress.inc(1);
+            }
+            Ok(())
+        })();
+        // The last partition's files; a write that failed is reported even when judging
+        // failed first.
+        let written = writer.finish();
+        progress.finish_and_clear();
+        match (judged, written) {
+            (Ok(()), Ok(())) => Ok(ledger.outcomes),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Err(e), Err(w)) => {
+                warn!(error = %w, "writing the ledger partition judged before the failure");
+                Err(e)
+            }
+        }
+    })
+}
+
+/// The ledger as brought up to date so far.
+struct InOrder<'a> {
+    ctx: &'a Context<'a>,
+    staging: &'a Staging,
+    outcomes: Vec<Outcome>,
+    /// The digest of the keys accepted by the deliveries so far.
+    earlier_keys: Option<String>,
+    /// Keys accepted by the deliveries so far, loaded when a delivery needs judging.
+    prior: Option<PriorKeys>,
+}
+
+/// A delivery's rows judged by this run, before its partition is written.
+struct Settled<'scope> {
+    judged: Judged,
+    asks: LookupKeys,
+    /// The newly parsed rows being written.
+    keeping: Option<Writing<'scope>>,
+    handling: Handling,
+}
+
+impl InOrder<'_> {
+    /// Brings one delivery up to date.
+    fn next<'scope>(
+        &mut self,
+        input: &DeliveryInput,
+        step: Step,
+        ahead: &Receiver<Result<ReadAhead>>,
+        writer: &mut Writer<'scope, '_>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let published = self.ctx.output.join(partition_rel(input.month));
+        let outcome = match step.kind_after(self.earlier_keys.as_deref()) {
+            Kind::Reuse => self.reuse(step, published)?,
+            Kind::CarryOver => self.carry_over(step, &published)?,
+            kind => {
+                let read = if step.kind.read_ahead() {
+                    next_read(ahead)?
+                } else {
+                    // The answers are the same but the earlier keys changed: judged again by
+                    // difference, here.
+                    read_ahead(self.ctx, input, kind)?
+                };
+                self.judge(input, step, &published, read, writer, started)?
+            }
+        };
+        info!(
+            delivery = %input.month,
+            judged = outcome.judged(),
+            parsed = outcome.parsed(),
+            read = outcome.meta.read,
+            accepted = outcome.meta.accepted,
+            rejected = outcome.meta.rejected_total(),
+            ms = started.elapsed().as_millis() as u64,
+            "ledger: delivery {}",
+            outcome.handling.describe()
+        );
+        debug!(delivery = %input.month, rejected = ?outcome.meta.rejected, "reject reasons");
+        self.earlier_keys = Some(outcome.meta.keys.clone());
+        self.outcomes.push(outcome);
+        Ok(())
+    }
+
+    /// The published partition's judgement is this run's.
+    fn reuse(&mut self, step: Step, published: PathBuf) -> Result<Outcome> {
+        let outcome = Outcome {
+            meta: step.existing.expect("a reused partition is published"),
+            month: step.month,
+            handling: Handling::Reused,
+            dir: published,
+            unknown_columns: Vec::new(),
+        };
+        if let Some(prior) = self.prior.as_mut() {
+            prior.add(scan(&outcome.accepted_path())?)?;
+        }
+        Ok(outcome)
+    }
+
+    /// A dependency changed, but not in anything these rows ask about (a new month of rates, a
+    /// renamed partner, another requirement), and the earlier keys are the same: judging again
+    /// gives the same rows, so they are carried over.
+    fn carry_over(&mut self, step: Step, published: &Path) -> Result<Outcome> {
+        let mut meta = step
+            .existing
+            .expect("a carried-over partition is published");
+        let dir = self.staging.path(&partition_rel(step.month))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+        for name in [PARSED, ACCEPTED, REJECTED, ASKS] {
+            link(&published.join(name), &dir.join(name))?;
+        }
+        meta.depends = step.depends;
+        meta.judgement = step.judgement;
+        meta.rules_answers = step.kept.map(|k| k.rules);
+        // The same files as the published partition's, checked when it was found.
+        let own = Some(meta.own_files.clone());
+        crate::partition_check::seal(&dir, &mut meta, own)?;
+        write_json(&meta, &dir, META)?;
+        let outcome = Outcome {
+            meta,
+            month: step.month,
+            handling: Handling::CarriedOver,
+            dir,
+            unknown_columns: Vec::new(),
+        };
+        if let Some(prior) = self.prior.as_mut() {
+            prior.add(scan(&outcome.accepted_path())?)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Judges a delivery from what was `read` of it, and hands its partition to the writer.
+    fn judge<'scope>(
+        &mut self,
+        input: &DeliveryInput,
+        step: Step,
+        published: &Path,
+        mut read: ReadAhead,
+        writer: &mut Writer<'scope, '_>,
+        started: Instant,
+    ) -> Result<Outcome> {
+        let ctx = self.ctx;
+        let dir = self.staging.path(&partition_rel(input.month))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+        if self.prior.is_none() {
+            self.prior = Some(accepted_keys(&self.outcomes)?);
+        }
+        let prior = self.prior.as_mut().expect("loaded above");
+        let Step {
+            mut files,
+            existing,
+            depends,
+            judgement,
+            kept,
+            ..
+        } = step;
+        let (kept_asks, kept_answers) = match kept {
+            Some(kept) => (Some(kept.asks), Some((kept.answers, kept.rules))),
+            None => (None, None),
+        };
+        // The rows of each file: as parsed now, or as when the kept rows were parsed.
+        let reads = match &mut read {
+            ReadAhead::Rows { reads, .. } => reads.take(),
+            ReadAhead::ByDifference(_) => None,
+        };
+        let unknown_columns = match reads {
+            Some(reads) => record_reads(input, &mut files, reads),
+            None => {
+                kept_rows(published, &dir, &mut files, existing.as_ref())?;
+                Vec::new()
+            }
+        };
+        let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
+        write_json(&settled.asks, &dir, ASKS)?;
+        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
+        let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;
+        prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
+        let (answers, rules) = kept_answers.unwrap_or_else(|| {
+            (
+                ctx.lookups.answers_digest(&settled.asks),
+                ctx.lookups.rules_digest(&settled.asks),
+            )
+        });
+        let (read, accepted, rejected) = counts(&settled.judged)?;
+        let meta = PartitionMeta {
+            format: FORMAT,
+            delivery: input.month.to_string(),
+            read,
+            accepted,
+            rejected,
+            files,
+            depends,
+            judgement,
+            answers,
+            rules_answers: Some(rules),
+            earlier_keys: self.earlier_keys.clone(),
+            keys,
+            own_files: BTreeMap::new(),
+            seal: String::new(),
+        };
+        writer.write(settled.keeping, settled.judged, meta.clone(), dir.clone())?;
+        Ok(Outcome {
+            meta,
+            month: input.month,
+            handling: settled.handling,
+            dir,
+            unknown_columns,
+        })
+    }
+}
+
+/// Settles the verdicts of a delivery `read` ahead against the keys accepted before it
+/// (`prior`). Newly parsed rows are kept (written into `dir` on the other core) meanwhile.
+fn settle<'scope>(
+    read: ReadAhead,
+    delivery: Month,
+    ctx: &Context,
+    prior: &PriorKeys,
+    kept_asks: Option<LookupKeys>,
+    writer: &Writer<'scope, '_>,
+    dir: &Path,
+) -> Result<Settled<'scope>> {
+    match read {
+        ReadAhead::Rows {
+            parsed,
+            reads: _,
+            asks,
+            verdicts,
+        } => {
+            // (Parsed rows come with their asks; kept rows do not.)
+            let newly_parsed = asks.is_some();
+            let keeping =
+                newly_parsed.then(|| writer.keep_parsed(parsed.clone(), dir.join(PARSED)));
+            let judged = judge::settle(&parsed, verdicts, delivery, prior)?;
+            // (Kept rows whose asks could not be read are asked again.)
+            let asks = match asks.or(kept_asks) {
+                Some(asks) => asks,
+                None => LookupKeys::of(&parsed)?,
+            };
+            Ok(Settled {
+                judged,
+                asks,
+                keeping,
+                handling: if newly_parsed {
+                    Handling::Parsed
+                } else {
+                    Handling::JudgedKept
+                },
+            })
+        }
+        // Only the roster's answers or the earlier keys changed: judged again by difference
+        // from the published judgement.
+        ReadAhead::ByDifference(again) => {
+            let (judged, by_difference) =
+                judge::settle_again(*again, delivery, ctx.lookups, prior)?;
+            Ok(Settled {
+                judged,
+                asks: kept_asks.expect("same files come with their asks"),
+                keeping: None,
+                handling: if by_difference {
+                    Handling::ByDifference
+                } else {
+                    Handling::JudgedKept
+                },
+            })
+        }
+    }
+}
+
+/// The rows read, accepted and rejected (by reason) of a judgement.
+fn counts(judged: &Judged) -> PolarsResult<(u64, u64, BTreeMap<String, u64>)> {
+    let mut rejected = BTreeMap::new();
+    for reason in judged.rejected.column("reason")?.str()?.iter().flatten() {
+        *rejected.entry(reason.to_string()).or_insert(0u64) += 1;
+    }
+    let accepted = judged.accepted.height() as u64;
+    Ok((
+        accepted + rejected.values().sum::<u64>(),
+        accepted,
+        rejected,
+    ))
+}
+
+/// Records the rows of each newly parsed file; returns the unknown columns per file.
+fn record_reads(
+    input: &DeliveryInput,
+    files: &mut [SourceFile],
+    reads: Vec<extract::FileRead>,
+) -> Vec<(String, Vec<String>)> {
+    let mut unknown_columns = Vec::new();
+    for (f, read) in files.iter_mut().zip(reads) {
+        f.rows = read.rows;
+        // The digest recorded is of the bytes parsed.
+        if f.sha256 != read.sha256 {
+            warn!(delivery = %input.month, file = %f.name, "changed while this run read it: the digest of the rows parsed is kept, and the next run judges it again");
+            f.sha256 = read.sha256.clone();
+        }
+        if !read.unknown_columns.is_empty() {
+            unknown_columns.push((read.name, read.unknown_columns));
+        }
+    }
+    unknown_columns
+}
+
+/// Links the published partition's kept rows into `dir`, with the rows of each file.
+fn kept_rows(
+    published: &Path,
+    dir: &Path,
+    files: &mut [SourceFile],
+    existing: Option<&PartitionMeta>,
+) -> Result<()> {
+    link(&published.join(PARSED), &dir.join(PARSED))?;
+    for (f, old) in files.iter_mut().zip(&existing.expect("same files").files) {
+        f.rows = old.rows;
+    }
+    Ok(())
+}
+
+/// The accepted keys of the given partitions.
+fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
+    let mut keys = PriorKeys::default();
+    for o in outcomes {
+        keys.add(scan(&o.accepted_path())?)?;
+    }
+    Ok(keys)
+}

@@ -1,0 +1,146 @@
+//! The files of one ledger partition on disk: reading and writing its metadata, its asks and
+//! its Parquet files, linking them into a staged partition, hashing and parsing a delivery's
+//! files, and finding what a delivery's published partition holds.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use tracing::warn;
+
+use super::plan::{Found, KeptAsks};
+use super::{
+    partition_rel, Context, DeliveryInput, PartitionMeta, SourceFile, ACCEPTED, ASKS, FORMAT, META,
+    PARSED, REJECTED,
+};
+use crate::calendar::Month;
+use crate::error::{Error, Result};
+use crate::ingest::extract::{self, Parsed};
+use crate::ingest::judge::LookupKeys;
+
+/// Links an immutable partition file into a new partition (a copy where links cannot be made).
+pub(super) fn link(from: &Path, to: &Path) -> Result<()> {
+    std::fs::hard_link(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(|_| ()))
+        .map_err(|e| Error::write(to, e))
+}
+
+/// Writes `value` as JSON to `dir/name`.
+pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(name, e))?;
+    std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
+}
+
+fn read_asks(dir: &Path) -> Option<LookupKeys> {
+    // (Regular files only: a FIFO planted in the ledger must not block the run.)
+    serde_json::from_slice(&crate::source::read(&dir.join(ASKS)).ok()?.bytes).ok()
+}
+
+/// The keys digest after a partition that accepted `accepted`: SHA-256 of the previous digest
+/// and each accepted (`invoice_number`, `invoice_line`) in order, the number preceded by its
+/// length.
+pub(super) fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> PolarsResult<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(earlier.unwrap_or("").as_bytes());
+    let numbers = accepted.column("invoice_number")?.str()?;
+    let lines = accepted.column("invoice_line")?.i64()?;
+    for (number, line) in numbers.iter().zip(lines.iter()) {
+        let number = number.unwrap_or("").as_bytes();
+        hasher.update((number.len() as u64).to_le_bytes());
+        hasher.update(number);
+        hasher.update(line.unwrap_or(0).to_le_bytes());
+    }
+    Ok(crate::digest::hex(&hasher.finalize()))
+}
+
+fn read_meta(dir: &Path) -> Option<PartitionMeta> {
+    let text = crate::source::read(&dir.join(META)).ok()?.bytes;
+    let meta: PartitionMeta = serde_json::from_slice(&text).ok()?;
+    let complete = [PARSED, ACCEPTED, REJECTED]
+        .iter()
+        .all(|f| dir.join(f).is_file());
+    complete.then_some(meta)
+}
+
+pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::write(path, e))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .finish(df)
+        .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
+    Ok(())
+}
+
+pub(super) fn scan(path: &Path) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
+}
+
+/// `work` applied to each file by a bounded pool of threads, results in the files' order.
+fn per_file<T: Send>(
+    paths: &[PathBuf],
+    work: impl Fn(&PathBuf) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    crate::pool::map(paths, work)
+}
+
+/// SHA-256 of each file of a delivery.
+fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    per_file(paths, |path| {
+        let sha256 = crate::source::digest_file(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(SourceFile {
+            name,
+            sha256,
+            rows: 0,
+        })
+    })
+}
+
+/// Parses a delivery's files into one frame in file-name order.
+pub(super) fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extract::FileRead>)> {
+    let (frames, reads) = per_file(&input.files, |path| Parsed::read_file(path, input.month))?
+        .into_iter()
+        .unzip();
+    Ok((extract::concat_files(frames)?, reads))
+}
+
+/// A delivery's files as found (their SHA-256) and its published partition's metadata, when
+/// that partition is complete, of this [`FORMAT`] and checked.
+pub(super) fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
+    let files = hash_files(&input.files)?;
+    let published = output.join(partition_rel(input.month));
+    let meta = read_meta(&published);
+    if meta.is_none() && std::fs::symlink_metadata(&published).is_ok() {
+        warn!(delivery = %input.month, "ledger: the published partition is not trusted (its metadata or a file is missing, unreadable or not a regular file); it is judged again from its delivery");
+    }
+    let existing = meta
+        .filter(|m| m.format == FORMAT)
+        .filter(|m| match crate::partition_check::verify(&published, m) {
+            None => true,
+            Some(why) => {
+                warn!(delivery = %input.month, "ledger: the published partition is not trusted ({why}); it is judged again from its delivery");
+                false
+            }
+        });
+    Ok(Found::new(files, existing))
+}
+
+/// What the published partition's rows ask of the lookups, with this run's answers, for a
+/// partition parsed from the very files found.
+pub(super) fn kept_asks(ctx: &Context, month: Month, found: &Found) -> Option<KeptAsks> {
+    if !found.same_files {
+        return None;
+    }
+    let asks = read_asks(&ctx.output.join(partition_rel(month)))?;
+    Some(KeptAsks {
+        answers: ctx.lookups.answers_digest(&asks),
+        rules: ctx.lookups.rules_digest(&asks),
+        asks,
+    })
+}
