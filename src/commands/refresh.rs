@@ -363,6 +363,7 @@ impl Computation {
             reject_reasons: &self.reject_reasons_last,
             changes: &self.changes,
             feeds: &self.feeds,
+            lines_in_window: self.lines_in_window,
         }
     }
 }

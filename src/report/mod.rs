@@ -7,6 +7,7 @@
 pub mod csv_out;
 pub mod layout;
 pub mod manifest;
+pub mod stage;
 pub mod statement;
 pub mod submission;
 mod watch;
@@ -83,6 +84,8 @@ pub struct Computed<'a> {
     pub changes: &'a crate::changes::Changes,
     /// Rejected rows per delivery and unknown partners.
     pub feeds: &'a crate::feeds::Feeds,
+    /// Accepted lines invoiced in the window of R.
+    pub lines_in_window: u64,
 }
 
 /// The statuses a forecast can have: the renewal statuses of a partner due at its anniversary.
