@@ -1,4 +1,4 @@
-//! Eligibility and renewal decisions of a refresh (SPEC 5).
+//! Eligibility and renewal decisions of a refresh (docs/rules.md §6–§8).
 //!
 //! For every roster partner: its enrollment in R (the roster's, `none` when enrolled after R,
 //! or a downgrade or lapse carried forward from `state/levels/` while the roster lags), its

@@ -1,4 +1,5 @@
-//! `program.toml`: the program rules (SPEC 3.1), loaded and checked before any data is read.
+//! `program.toml`: the program rules (docs/rules.md §2.4), loaded and checked before any data
+//! is read.
 //!
 //! Owns the calendar days, KPI categories and their OMLP types, markets, requirement blocks
 //! and extensions, and the rule that picks one requirement block for a partner and a level.
@@ -244,9 +245,9 @@ impl Program {
             .map_or(&self.default_market, |m| m.as_str())
     }
 
-    /// The requirement block for one partner and level at `decision_date` (SPEC 3.1): the
-    /// newest `effective_from` on or before the date; among those, the matching blocks; a named
-    /// competency beats none, then a named market beats `"*"`.
+    /// The requirement block for one partner and level at `decision_date` (docs/rules.md
+    /// §7.1): the newest `effective_from` on or before the date; among those, the matching
+    /// blocks; a named competency beats none, then a named market beats `"*"`.
     pub fn requirement(
         &self,
         level: Level,

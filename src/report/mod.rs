@@ -1,5 +1,5 @@
-//! The refresh's reports (SPEC 7): the CSV files for machines, the analysts' workbook and the
-//! manifest.
+//! The refresh's reports (docs/rules.md §13): the CSV files for machines, the analysts'
+//! workbook and the manifest.
 //!
 //! Each sheet is described once, as a [`Sheet`] of typed [`Value`]s; the CSV files and the
 //! workbook are written from the same rows, so they cannot disagree.

@@ -1,4 +1,4 @@
-//! The analysts' workbook `reports/R/kpi-refresh-R.xlsx` (SPEC 7).
+//! The analysts' workbook `reports/R/kpi-refresh-R.xlsx` (docs/rules.md §13.3).
 //!
 //! The contract's sheets in its order, each with a frozen header row, an autofilter, column
 //! widths that fit, dates as Excel dates and numbers as numbers; status columns coloured at a
