@@ -1,4 +1,4 @@
-//! Eligibility and renewal decisions of a refresh (SPEC 5).
+//! Eligibility and renewal decisions of a refresh (docs/rules.md §6–§8).
 //!
 //! For every roster partner: its enrollment in R (the roster's, `none` when enrolled after R,
 //! or a downgrade or lapse carried forward from `state/levels/` while the roster lags), its
@@ -323,53 +323,20 @@ pub fn decide_one(
             .map(|e| e.name.clone()),
         _ => None,
     };
-    let status = if enrollment == Level::None {
-        Status::NotEnrolled
-    } else if !due {
-        Status::NotDue
-    } else if extension.is_some() {
-        Status::Extended
-    } else if qualified_level > enrollment {
-        Status::UpgradeEligible
-    } else if qualified_level == enrollment {
-        Status::Renew
-    } else if qualified_level > Level::None {
-        Status::Downgrade
-    } else {
-        Status::Lapse
-    };
+    let status = status_of(enrollment, due, extension.is_some(), qualified_level);
     let effective_level = match status {
         Status::Downgrade => qualified_level,
         Status::Lapse => Level::None,
         _ => enrollment,
     };
-    let outlook = if enrollment == Level::None {
-        if qualified_level >= Level::ActionPack {
-            Outlook::EligibleToEnroll
-        } else {
-            Outlook::NotEligible
-        }
-    } else if qualified_level > enrollment {
-        Outlook::UpgradeEligible
-    } else if qualified_level == enrollment {
-        Outlook::OnTrack
-    } else {
-        Outlook::AtRisk
-    };
+    let outlook = outlook_of(enrollment, qualified_level);
     let enrollment_block = checks
         .iter()
         .find(|c| c.level == enrollment)
         .and_then(|c| c.requirement)
         .map(|i| &program.requirements[i]);
     let required = enrollment_block.map(|r| r.kpi.clone());
-    let gap = match (enrollment.has_kpis(), &required) {
-        (true, Some(req)) => req
-            .iter()
-            .zip(&kpis.kpi)
-            .map(|(t, k)| round4((t - round4(*k)).max(0.0)))
-            .collect(),
-        _ => vec![0.0; program.categories.len()],
-    };
+    let gap = gap_to(program, enrollment, required.as_deref(), &kpis);
     Decision {
         partner_id: p.partner_id.clone(),
         market,
@@ -388,6 +355,61 @@ pub fn decide_one(
         extension,
         required,
         gap,
+    }
+}
+
+/// The renewal status of a partner (docs/rules.md §8): not enrolled, not due, extended, or
+/// what its qualified level at the anniversary says of its enrollment.
+fn status_of(enrollment: Level, due: bool, extended: bool, qualified_level: Level) -> Status {
+    if enrollment == Level::None {
+        Status::NotEnrolled
+    } else if !due {
+        Status::NotDue
+    } else if extended {
+        Status::Extended
+    } else if qualified_level > enrollment {
+        Status::UpgradeEligible
+    } else if qualified_level == enrollment {
+        Status::Renew
+    } else if qualified_level > Level::None {
+        Status::Downgrade
+    } else {
+        Status::Lapse
+    }
+}
+
+/// The outlook of a partner (docs/rules.md §8): its qualified level against its enrollment.
+fn outlook_of(enrollment: Level, qualified_level: Level) -> Outlook {
+    if enrollment == Level::None {
+        if qualified_level >= Level::ActionPack {
+            Outlook::EligibleToEnroll
+        } else {
+            Outlook::NotEligible
+        }
+    } else if qualified_level > enrollment {
+        Outlook::UpgradeEligible
+    } else if qualified_level == enrollment {
+        Outlook::OnTrack
+    } else {
+        Outlook::AtRisk
+    }
+}
+
+/// What each KPI lacks of the thresholds of the enrollment's requirement block (docs/rules.md
+/// §8); 0 for every category where the enrollment has no KPI threshold or no block applies.
+fn gap_to(
+    program: &Program,
+    enrollment: Level,
+    required: Option<&[f64]>,
+    kpis: &PartnerKpis,
+) -> Vec<f64> {
+    match (enrollment.has_kpis(), required) {
+        (true, Some(req)) => req
+            .iter()
+            .zip(&kpis.kpi)
+            .map(|(t, k)| round4((t - round4(*k)).max(0.0)))
+            .collect(),
+        _ => vec![0.0; program.categories.len()],
     }
 }
 

@@ -185,6 +185,26 @@ fn the_workbook_has_the_contract_sheets_and_agrees_with_the_csv_files() {
     assert!(info.iter().any(|r| text(&r[0]) == "tool version"));
 }
 
+/// The Summary gives the share of delivery R-1's rows that were rejected, rounded to 4
+/// decimals, after the partners of the Refresh group (the fixture's README: delivery 2026-04
+/// rejects 6 of 136 rows, delivery 2026-05 7 of 163).
+#[test]
+fn the_summary_gives_the_reject_rate_of_the_last_delivery() {
+    let w = Work::from_fixture("two_refreshes");
+    for (month, want) in [("2026-05", 0.0441), ("2026-06", 0.0429)] {
+        w.refresh(month);
+        let mut book = open_workbook(&w, month);
+        let summary = sheet(&mut book, "Summary");
+        let at = summary
+            .iter()
+            .position(|r| text(&r[1]) == "reject rate of R-1")
+            .expect("a reject rate row");
+        assert_eq!(text(&summary[at][0]), "Refresh");
+        assert_eq!(text(&summary[at - 1][1]), "partners");
+        assert_eq!(summary[at][2], Data::Float(want), "{month}");
+    }
+}
+
 #[test]
 fn rerunning_a_refresh_gives_identical_files() {
     let w = Work::from_fixture("two_refreshes");

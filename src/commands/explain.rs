@@ -8,10 +8,13 @@ use std::fmt::Write as _;
 use polars::prelude::*;
 
 use super::refresh;
+use crate::calendar::Month;
 use crate::cli::ExplainArgs;
-use crate::config::program::Level;
+use crate::config::program::{Level, Program};
 use crate::config::RunConfig;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::ingest::roster::Partner;
 use crate::kpi::round4;
 use crate::publish::{self, Staging};
 use crate::published;
@@ -95,16 +98,27 @@ fn check_published(
     Ok(())
 }
 
+/// What `explain` says of one partner: one paragraph per step of the refresh
+/// (docs/rules.md §5–§9).
 fn story(
     cfg: &RunConfig,
     p: &crate::ingest::roster::Partner,
     d: &Decision,
     c: &refresh::Computation,
 ) -> Result<String> {
-    let program = &cfg.program;
-    let r = cfg.refresh;
-    let (from, to) = r.window();
     let mut s = String::new();
+    enrollment_paragraph(&mut s, cfg.refresh, p, d);
+    kpi_paragraph(&mut s, cfg, p, d, c)?;
+    requirements_paragraph(&mut s, &cfg.program, d);
+    decision_paragraph(&mut s, cfg, d);
+    watch_paragraph(&mut s, &cfg.program, p, c);
+    directory_paragraph(&mut s, p, &c.directory);
+    Ok(s)
+}
+
+/// The partner, the window, its enrollment in R and its anniversary.
+fn enrollment_paragraph(s: &mut String, r: Month, p: &Partner, d: &Decision) {
+    let (from, to) = r.window();
     let _ = writeln!(
         s,
         "Partner {} — {} ({}, market {})",
@@ -144,7 +158,18 @@ fn story(
             let _ = writeln!(s, "No anniversary: not enrolled in {r}.");
         }
     }
+}
 
+/// The KPIs in the window, with their months, and the revenue.
+fn kpi_paragraph(
+    s: &mut String,
+    cfg: &RunConfig,
+    p: &Partner,
+    d: &Decision,
+    c: &refresh::Computation,
+) -> Result<()> {
+    let program = &cfg.program;
+    let (from, _) = cfg.refresh.window();
     let _ = writeln!(
         s,
         "\nKPIs in the window (sum of kpi_value of accepted invoice lines and credit notes):"
@@ -178,7 +203,11 @@ fn story(
         "  revenue USD      {}",
         number(round4(d.kpis.revenue_usd))
     );
+    Ok(())
+}
 
+/// The requirement block of every level at the decision date, and the qualified level.
+fn requirements_paragraph(s: &mut String, program: &Program, d: &Decision) {
     let _ = writeln!(s, "\nRequirements at the decision date {} (the newest effective_from on or before it; a block naming the competency beats one without, then a named market beats \"*\"):", d.decision_date);
     for check in &d.checks {
         match check.requirement.map(|i| &program.requirements[i]) {
@@ -206,7 +235,11 @@ fn story(
         }
     }
     let _ = writeln!(s, "Qualified level: {}.", d.qualified_level);
+}
 
+/// The renewal status and why, the effective level, the outlook and the gaps.
+fn decision_paragraph(s: &mut String, cfg: &RunConfig, d: &Decision) {
+    let (program, r) = (&cfg.program, cfg.refresh);
     let reason = match d.status {
         Status::NotEnrolled => "the partner is not enrolled in this refresh".to_string(),
         Status::NotDue => "the anniversary is not in this refresh's month".to_string(),
@@ -249,7 +282,10 @@ fn story(
             gaps.join(", ")
         );
     }
+}
 
+/// The anniversary watch, when the partner is on it.
+fn watch_paragraph(s: &mut String, program: &Program, p: &Partner, c: &refresh::Computation) {
     if let Some(w) = c
         .watch
         .iter()
@@ -261,8 +297,10 @@ fn story(
             crate::watch::describe(w, program)
         );
     }
+}
 
-    let dir = &c.directory;
+/// The partner's directory entry: an exception, a change, listed or not.
+fn directory_paragraph(s: &mut String, p: &Partner, dir: &Directory) {
     let _ = write!(s, "\nDirectory: ");
     if let Some(x) = dir
         .exceptions
@@ -292,5 +330,4 @@ fn story(
     } else {
         let _ = writeln!(s, "not listed (effective level none).");
     }
-    Ok(s)
 }

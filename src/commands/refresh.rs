@@ -214,6 +214,8 @@ pub struct Computation {
     pub monthly: DataFrame,
     pub rejected_last: DataFrame,
     pub reject_reasons_last: BTreeMap<String, u64>,
+    /// Rows read from delivery R-1.
+    pub read_last: u64,
     pub lines_in_window: u64,
     pub changes: crate::changes::Changes,
     pub feeds: crate::feeds::Feeds,
@@ -253,6 +255,85 @@ pub fn invoice_detail(
     Ok(detail)
 }
 
+/// The renewal decision of every partner of the roster, in roster order.
+fn decide(
+    cfg: &RunConfig,
+    inputs: &Inputs,
+    totals: &HashMap<String, PartnerKpis>,
+    previous: Option<&PreviousLevels>,
+) -> Vec<Decision> {
+    let started = Instant::now();
+    let decisions = renewal::decide(&cfg.program, &inputs.roster, cfg.refresh, totals, previous);
+    info!(
+        partners = decisions.len(),
+        due = decisions.iter().filter(|d| d.due).count(),
+        carried_forward = decisions.iter().filter(|d| d.carried_forward).count(),
+        levels_from = previous
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_else(|| "none".into()),
+        ms = started.elapsed().as_millis() as u64,
+        "renewal: decisions made"
+    );
+    decisions
+}
+
+/// The anniversary watch: the partners whose anniversary is within the lead months, with the
+/// KPIs they have secured.
+fn watch_ahead(
+    cfg: &RunConfig,
+    inputs: &Inputs,
+    decisions: &[Decision],
+    kpis: &mut Kpis,
+) -> Result<Vec<WatchRow>> {
+    let started = Instant::now();
+    let lead_months = cfg.program.watch_lead_months;
+    let secured = kpis.secured(&watch::watched(decisions, lead_months))?;
+    let watch = watch::build(
+        &cfg.program,
+        &inputs.roster,
+        decisions,
+        lead_months,
+        &secured,
+    );
+    info!(
+        watched = watch.len(),
+        lead_months,
+        ms = started.elapsed().as_millis() as u64,
+        "watch: anniversaries ahead measured"
+    );
+    Ok(watch)
+}
+
+/// The directory after R, with its changes since the last published state and exceptions.
+fn build_directory(
+    cfg: &RunConfig,
+    inputs: &Inputs,
+    decisions: &[Decision],
+    published: &Path,
+) -> Result<Directory> {
+    let started = Instant::now();
+    let baseline = directory::load_baseline(published, cfg.refresh)?;
+    let directory = directory::build(
+        &cfg.program,
+        &inputs.roster,
+        decisions,
+        baseline,
+        cfg.refresh,
+    );
+    info!(
+        changes = directory.changes.len(),
+        exceptions = directory.exceptions.len(),
+        listed = directory.state.len(),
+        baseline = directory
+            .baseline_month
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "none".into()),
+        ms = started.elapsed().as_millis() as u64,
+        "directory: submission built"
+    );
+    Ok(directory)
+}
+
 /// `previous` are the levels of the latest refresh before R (see
 /// [`renewal::load_previous_levels`]).
 pub fn compute(
@@ -274,56 +355,9 @@ pub fn compute(
         "kpi: window totals computed"
     );
 
-    let started = Instant::now();
-    let decisions = renewal::decide(&cfg.program, &inputs.roster, cfg.refresh, &totals, previous);
-    info!(
-        partners = decisions.len(),
-        due = decisions.iter().filter(|d| d.due).count(),
-        carried_forward = decisions.iter().filter(|d| d.carried_forward).count(),
-        levels_from = previous
-            .map(|(m, _)| m.to_string())
-            .unwrap_or_else(|| "none".into()),
-        ms = started.elapsed().as_millis() as u64,
-        "renewal: decisions made"
-    );
-
-    let started = Instant::now();
-    let lead_months = cfg.program.watch_lead_months;
-    let secured = kpis.secured(&watch::watched(&decisions, lead_months))?;
-    let watch = watch::build(
-        &cfg.program,
-        &inputs.roster,
-        &decisions,
-        lead_months,
-        &secured,
-    );
-    info!(
-        watched = watch.len(),
-        lead_months,
-        ms = started.elapsed().as_millis() as u64,
-        "watch: anniversaries ahead measured"
-    );
-
-    let started = Instant::now();
-    let baseline = directory::load_baseline(published, cfg.refresh)?;
-    let directory = directory::build(
-        &cfg.program,
-        &inputs.roster,
-        &decisions,
-        baseline,
-        cfg.refresh,
-    );
-    info!(
-        changes = directory.changes.len(),
-        exceptions = directory.exceptions.len(),
-        listed = directory.state.len(),
-        baseline = directory
-            .baseline_month
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| "none".into()),
-        ms = started.elapsed().as_millis() as u64,
-        "directory: submission built"
-    );
+    let decisions = decide(cfg, inputs, &totals, previous);
+    let watch = watch_ahead(cfg, inputs, &decisions, &mut kpis)?;
+    let directory = build_directory(cfg, inputs, &decisions, published)?;
     let last = ingested.last();
     let rejected_last = ledger::read_rejected(last)?;
     let changes = crate::changes::compute(
@@ -342,6 +376,7 @@ pub fn compute(
         monthly,
         rejected_last,
         reject_reasons_last: last.meta.rejected.clone(),
+        read_last: last.meta.read,
         lines_in_window,
         changes,
         feeds,
@@ -361,8 +396,10 @@ impl Computation {
             monthly: &self.monthly,
             rejected: &self.rejected_last,
             reject_reasons: &self.reject_reasons_last,
+            read_last: self.read_last,
             changes: &self.changes,
             feeds: &self.feeds,
+            lines_in_window: self.lines_in_window,
         }
     }
 }

@@ -81,7 +81,7 @@ impl RunConfig {
     }
 
     /// A refresh is open from its refresh day on, in its own month; any other month needs
-    /// `--force` (SPEC 2 and 8).
+    /// `--force` (docs/rules.md §1 and §14.1).
     pub fn check_open(&self, today: NaiveDate) -> Result<()> {
         if self.force {
             return Ok(());

@@ -1,4 +1,5 @@
-//! `program.toml`: the program rules (SPEC 3.1), loaded and checked before any data is read.
+//! `program.toml`: the program rules (docs/rules.md §2.4), loaded and checked before any data
+//! is read.
 //!
 //! Owns the calendar days, KPI categories and their OMLP types, markets, requirement blocks
 //! and extensions, and the rule that picks one requirement block for a partner and a level.
@@ -244,9 +245,9 @@ impl Program {
             .map_or(&self.default_market, |m| m.as_str())
     }
 
-    /// The requirement block for one partner and level at `decision_date` (SPEC 3.1): the
-    /// newest `effective_from` on or before the date; among those, the matching blocks; a named
-    /// competency beats none, then a named market beats `"*"`.
+    /// The requirement block for one partner and level at `decision_date` (docs/rules.md
+    /// §7.1): the newest `effective_from` on or before the date; among those, the matching
+    /// blocks; a named competency beats none, then a named market beats `"*"`.
     pub fn requirement(
         &self,
         level: Level,
@@ -500,119 +501,149 @@ fn parse_requirements(
             )
         }
     };
-    let mut out = Vec::new();
-    for (position, block) in array.iter().enumerate() {
-        let at = |k: &str| blocks.key(position, k);
-        let Value::Table(t) = block else {
-            return fail(at(""), "must be a table");
-        };
-        let level = match t.get("level") {
-            None => return fail(at("level"), "is missing"),
-            Some(v) => {
-                let name = string(v, &at("level"))?;
-                match Level::parse(&name) {
-                    Some(l) if l != Level::None => l,
-                    _ => {
-                        return fail(
-                            at("level"),
-                            format!("unknown level {name:?} (action_pack, silver or gold)"),
-                        )
-                    }
-                }
-            }
-        };
-        let effective_from = match t.get("effective_from") {
-            Some(v) => date(v, &at("effective_from"))?,
-            None => return fail(at("effective_from"), "is missing"),
-        };
-        let market = match t.get("market") {
-            None => None,
-            Some(v) => {
-                let name = string(v, &at("market"))?;
-                if name == "*" {
-                    None
-                } else {
-                    match program.markets.iter().find(|m| same_text(m, &name)) {
-                        Some(m) => Some(m.clone()),
-                        None => return fail(at("market"), format!("unknown market {name:?}")),
-                    }
-                }
-            }
-        };
-        let competency = t
-            .get("competency")
-            .map(|v| string(v, &at("competency")))
-            .transpose()?;
-        let min_mct = match t.get("min_mct") {
-            None => 1,
-            Some(Value::Integer(n)) if (0..=u32::MAX as i64).contains(n) => *n as u32,
-            Some(_) => return fail(at("min_mct"), "must be a whole number ≥ 0"),
-        };
-        let needs_kpis = level.has_kpis();
-        let flag = |k: &str| {
-            t.get(k)
-                .map(|v| boolean(v, &at(k)))
-                .transpose()
-                .map(|b| b.unwrap_or(needs_kpis))
-        };
-        let exams_required = flag("exams_required")?;
-        let performance_commitment_required = flag("performance_commitment_required")?;
-        let mut kpi = vec![0.0; program.categories.len()];
-        if let Some(v) = t.get("kpi") {
-            let Value::Table(thresholds) = v else {
-                return fail(at("kpi"), "must be a table of category = threshold");
-            };
-            for (name, value) in thresholds {
-                let key = at(&format!("kpi.{name}"));
-                let Some(index) = program.categories.iter().position(|c| &c.name == name) else {
-                    return fail(key, format!("unknown KPI category {name:?}"));
-                };
-                let threshold = match value {
-                    Value::Integer(n) => *n as f64,
-                    Value::Float(f) if f.is_finite() => *f,
-                    _ => return fail(key, "must be a number"),
-                };
-                if threshold < 0.0 {
-                    return fail(key, format!("threshold {threshold} is below 0"));
-                }
-                kpi[index] = threshold;
-            }
-        }
-        for k in t.keys() {
-            let known = [
-                "effective_from",
-                "level",
-                "market",
-                "competency",
-                "min_mct",
-                "exams_required",
-                "performance_commitment_required",
-                "kpi",
-            ];
-            if !known.contains(&k.as_str()) {
-                return fail(
-                    at(k),
-                    format!(
-                        "unknown key in a requirement block (known: {})",
-                        known.join(", ")
-                    ),
-                );
-            }
-        }
-        out.push(Requirement {
-            position,
-            line: blocks.line(position),
-            effective_from,
-            level,
-            market,
-            competency,
-            min_mct,
-            exams_required,
-            performance_commitment_required,
-            kpi,
-        });
+    array
+        .iter()
+        .enumerate()
+        .map(|(position, block)| parse_requirement(position, block, program, blocks))
+        .collect()
+}
+
+/// The keys a requirement block may have.
+const REQUIREMENT_KEYS: [&str; 8] = [
+    "effective_from",
+    "level",
+    "market",
+    "competency",
+    "min_mct",
+    "exams_required",
+    "performance_commitment_required",
+    "kpi",
+];
+
+/// The requirement block at `position` of `[[requirements]]` (docs/rules.md §2.4): the first
+/// key found wrong, in a fixed order with unknown keys last, is the one reported.
+fn parse_requirement(
+    position: usize,
+    block: &Value,
+    program: &Program,
+    blocks: &keys::Blocks,
+) -> Result<Requirement, Failure> {
+    let at = |k: &str| blocks.key(position, k);
+    let Value::Table(t) = block else {
+        return fail(at(""), "must be a table");
+    };
+    let level = requirement_level(t, &at)?;
+    let effective_from = match t.get("effective_from") {
+        Some(v) => date(v, &at("effective_from"))?,
+        None => return fail(at("effective_from"), "is missing"),
+    };
+    let market = requirement_market(t, program, &at)?;
+    let competency = t
+        .get("competency")
+        .map(|v| string(v, &at("competency")))
+        .transpose()?;
+    let min_mct = match t.get("min_mct") {
+        None => 1,
+        Some(Value::Integer(n)) if (0..=u32::MAX as i64).contains(n) => *n as u32,
+        Some(_) => return fail(at("min_mct"), "must be a whole number ≥ 0"),
+    };
+    let needs_kpis = level.has_kpis();
+    let flag = |k: &str| {
+        t.get(k)
+            .map(|v| boolean(v, &at(k)))
+            .transpose()
+            .map(|b| b.unwrap_or(needs_kpis))
+    };
+    let exams_required = flag("exams_required")?;
+    let performance_commitment_required = flag("performance_commitment_required")?;
+    let kpi = requirement_thresholds(t, program, &at)?;
+    if let Some(k) = t.keys().find(|k| !REQUIREMENT_KEYS.contains(&k.as_str())) {
+        return fail(
+            at(k),
+            format!(
+                "unknown key in a requirement block (known: {})",
+                REQUIREMENT_KEYS.join(", ")
+            ),
+        );
     }
-    Ok(out)
+    Ok(Requirement {
+        position,
+        line: blocks.line(position),
+        effective_from,
+        level,
+        market,
+        competency,
+        min_mct,
+        exams_required,
+        performance_commitment_required,
+        kpi,
+    })
+}
+
+/// A requirement block's level: action_pack, silver or gold.
+fn requirement_level(t: &Table, at: &impl Fn(&str) -> String) -> Result<Level, Failure> {
+    let Some(v) = t.get("level") else {
+        return fail(at("level"), "is missing");
+    };
+    let name = string(v, &at("level"))?;
+    match Level::parse(&name) {
+        Some(l) if l != Level::None => Ok(l),
+        _ => fail(
+            at("level"),
+            format!("unknown level {name:?} (action_pack, silver or gold)"),
+        ),
+    }
+}
+
+/// A requirement block's market: one of `[markets]`, or none for `"*"` or no key.
+fn requirement_market(
+    t: &Table,
+    program: &Program,
+    at: &impl Fn(&str) -> String,
+) -> Result<Option<String>, Failure> {
+    let Some(v) = t.get("market") else {
+        return Ok(None);
+    };
+    let name = string(v, &at("market"))?;
+    if name == "*" {
+        return Ok(None);
+    }
+    match program.markets.iter().find(|m| same_text(m, &name)) {
+        Some(m) => Ok(Some(m.clone())),
+        None => fail(at("market"), format!("unknown market {name:?}")),
+    }
+}
+
+/// A requirement block's KPI thresholds, one per category of `[kpi_categories]` (0 where the
+/// block names none).
+fn requirement_thresholds(
+    t: &Table,
+    program: &Program,
+    at: &impl Fn(&str) -> String,
+) -> Result<Vec<f64>, Failure> {
+    let mut kpi = vec![0.0; program.categories.len()];
+    let Some(v) = t.get("kpi") else {
+        return Ok(kpi);
+    };
+    let Value::Table(thresholds) = v else {
+        return fail(at("kpi"), "must be a table of category = threshold");
+    };
+    for (name, value) in thresholds {
+        let key = at(&format!("kpi.{name}"));
+        let Some(index) = program.categories.iter().position(|c| &c.name == name) else {
+            return fail(key, format!("unknown KPI category {name:?}"));
+        };
+        let threshold = match value {
+            Value::Integer(n) => *n as f64,
+            Value::Float(f) if f.is_finite() => *f,
+            _ => return fail(key, "must be a number"),
+        };
+        if threshold < 0.0 {
+            return fail(key, format!("threshold {threshold} is below 0"));
+        }
+        kpi[index] = threshold;
+    }
+    Ok(kpi)
 }
 
 fn parse_extensions(

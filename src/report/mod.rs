@@ -1,5 +1,5 @@
-//! The refresh's reports (SPEC 7): the CSV files for machines, the analysts' workbook and the
-//! manifest.
+//! The refresh's reports (docs/rules.md §13): the CSV files for machines, the analysts'
+//! workbook and the manifest.
 //!
 //! Each sheet is described once, as a [`Sheet`] of typed [`Value`]s; the CSV files and the
 //! workbook are written from the same rows, so they cannot disagree.
@@ -7,6 +7,7 @@
 pub mod csv_out;
 pub mod layout;
 pub mod manifest;
+pub mod stage;
 pub mod statement;
 pub mod submission;
 mod watch;
@@ -21,7 +22,7 @@ use crate::calendar::Month;
 use crate::config::program::{Level, Program};
 use crate::directory::Directory;
 use crate::ingest::extract::COLUMNS;
-use crate::ingest::roster::Roster;
+use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::round4;
 use crate::renewal::{Decision, Outlook, Status};
 
@@ -79,10 +80,14 @@ pub struct Computed<'a> {
     pub rejected: &'a DataFrame,
     /// Reject reasons of delivery R-1.
     pub reject_reasons: &'a BTreeMap<String, u64>,
+    /// Rows read from delivery R-1 (accepted and rejected).
+    pub read_last: u64,
     /// What changed since the previous refresh.
     pub changes: &'a crate::changes::Changes,
     /// Rejected rows per delivery and unknown partners.
     pub feeds: &'a crate::feeds::Feeds,
+    /// Accepted lines invoiced in the window of R.
+    pub lines_in_window: u64,
 }
 
 /// The statuses a forecast can have: the renewal statuses of a partner due at its anniversary.
@@ -98,105 +103,112 @@ fn categories(program: &Program) -> impl Iterator<Item = &str> {
     program.categories.iter().map(|c| c.name.as_str())
 }
 
+/// The Partners sheet's header: snake_case for the CSV, titled (with Why) for the workbook.
+fn partners_header(program: &Program, snake: bool) -> Vec<String> {
+    let cats: Vec<&str> = categories(program).collect();
+    if snake {
+        let mut h: Vec<String> = [
+            "partner_id",
+            "partner_name",
+            "country",
+            "market",
+            "enrollment",
+            "competency",
+            "enrolled_on",
+            "next_anniversary",
+            "months_to_anniversary",
+            "mct_count",
+        ]
+        .map(String::from)
+        .to_vec();
+        h.extend(cats.iter().map(|c| format!("kpi_{c}")));
+        h.extend(
+            [
+                "revenue_usd",
+                "qualified_level",
+                "renewal_status",
+                "effective_level",
+                "outlook",
+            ]
+            .map(String::from),
+        );
+        h.extend(cats.iter().map(|c| format!("gap_{c}")));
+        h
+    } else {
+        let mut h: Vec<String> = [
+            "Partner ID",
+            "Partner name",
+            "Country",
+            "Market",
+            "Enrollment",
+            "Competency",
+            "Enrolled on",
+            "Next anniversary",
+            "Months to anniversary",
+            "MCTs",
+        ]
+        .map(String::from)
+        .to_vec();
+        h.extend(cats.iter().map(|c| format!("KPI {c}")));
+        h.extend(
+            [
+                "Revenue USD",
+                "Qualified level",
+                "Renewal status",
+                "Effective level",
+                "Outlook",
+            ]
+            .map(String::from),
+        );
+        h.extend(cats.iter().map(|c| format!("Gap {c}")));
+        h.push("Why".into());
+        h
+    }
+}
+
+/// One partner's row of the Partners sheet (the workbook's ends with Why).
+fn partner_row(p: &Partner, d: &Decision, snake: bool) -> Vec<Value> {
+    let mut row = vec![
+        Value::text(&p.partner_id),
+        Value::text(&p.partner_name),
+        Value::text(&p.country),
+        Value::text(&d.market),
+        Value::text(d.enrollment.as_str()),
+        Value::text(&p.competency),
+        Value::date(p.enrolled_on),
+        Value::date(d.next_anniversary),
+        d.months_to_anniversary
+            .map_or(Value::Empty, |m| Value::Int(m as i64)),
+        Value::Int(p.mct_count as i64),
+    ];
+    row.extend(d.kpis.kpi.iter().map(|k| Value::Number(round4(*k))));
+    row.push(Value::Number(round4(d.kpis.revenue_usd)));
+    row.extend([
+        Value::text(d.qualified_level.as_str()),
+        Value::text(d.status.as_str()),
+        Value::text(d.effective_level.as_str()),
+        Value::text(d.outlook.as_str()),
+    ]);
+    row.extend(d.gap.iter().map(|g| Value::Number(*g)));
+    if !snake {
+        row.push(Value::text(crate::why::of(d)));
+    }
+    row
+}
+
 impl Computed<'_> {
     /// The Partners sheet; `snake` gives the CSV's snake_case headers.
     pub fn partners(&self, snake: bool) -> Sheet {
-        let cats: Vec<&str> = categories(self.program).collect();
-        let header: Vec<String> = if snake {
-            let mut h: Vec<String> = [
-                "partner_id",
-                "partner_name",
-                "country",
-                "market",
-                "enrollment",
-                "competency",
-                "enrolled_on",
-                "next_anniversary",
-                "months_to_anniversary",
-                "mct_count",
-            ]
-            .map(String::from)
-            .to_vec();
-            h.extend(cats.iter().map(|c| format!("kpi_{c}")));
-            h.extend(
-                [
-                    "revenue_usd",
-                    "qualified_level",
-                    "renewal_status",
-                    "effective_level",
-                    "outlook",
-                ]
-                .map(String::from),
-            );
-            h.extend(cats.iter().map(|c| format!("gap_{c}")));
-            h
-        } else {
-            let mut h: Vec<String> = [
-                "Partner ID",
-                "Partner name",
-                "Country",
-                "Market",
-                "Enrollment",
-                "Competency",
-                "Enrolled on",
-                "Next anniversary",
-                "Months to anniversary",
-                "MCTs",
-            ]
-            .map(String::from)
-            .to_vec();
-            h.extend(cats.iter().map(|c| format!("KPI {c}")));
-            h.extend(
-                [
-                    "Revenue USD",
-                    "Qualified level",
-                    "Renewal status",
-                    "Effective level",
-                    "Outlook",
-                ]
-                .map(String::from),
-            );
-            h.extend(cats.iter().map(|c| format!("Gap {c}")));
-            h.push("Why".into());
-            h
-        };
         let rows = self
             .roster
             .partners
             .iter()
             .zip(self.decisions)
-            .map(|(p, d)| {
-                let mut row = vec![
-                    Value::text(&p.partner_id),
-                    Value::text(&p.partner_name),
-                    Value::text(&p.country),
-                    Value::text(&d.market),
-                    Value::text(d.enrollment.as_str()),
-                    Value::text(&p.competency),
-                    Value::date(p.enrolled_on),
-                    Value::date(d.next_anniversary),
-                    d.months_to_anniversary
-                        .map_or(Value::Empty, |m| Value::Int(m as i64)),
-                    Value::Int(p.mct_count as i64),
-                ];
-                row.extend(d.kpis.kpi.iter().map(|k| Value::Number(round4(*k))));
-                row.push(Value::Number(round4(d.kpis.revenue_usd)));
-                row.extend([
-                    Value::text(d.qualified_level.as_str()),
-                    Value::text(d.status.as_str()),
-                    Value::text(d.effective_level.as_str()),
-                    Value::text(d.outlook.as_str()),
-                ]);
-                row.extend(d.gap.iter().map(|g| Value::Number(*g)));
-                if !snake {
-                    row.push(Value::text(crate::why::of(d)));
-                }
-                row
-            })
+            .map(|(p, d)| partner_row(p, d, snake))
             .collect();
         Sheet {
             name: "Partners".into(),
-            header,
+            header: partners_header(self.program, snake),
             rows,
         }
     }
@@ -394,69 +406,8 @@ impl Computed<'_> {
 
     /// The Summary sheet: counts by effective level, renewal status, outlook and reject reason.
     pub fn summary(&self) -> Sheet {
-        let (from, to) = self.refresh.window();
-        let mut rows = vec![
-            vec![
-                Value::text("Refresh"),
-                Value::text("refresh"),
-                Value::text(self.refresh.to_string()),
-            ],
-            vec![
-                Value::text("Refresh"),
-                Value::text("window"),
-                Value::text(format!("{from} … {to}")),
-            ],
-            vec![
-                Value::text("Refresh"),
-                Value::text("partners"),
-                Value::Int(self.decisions.len() as i64),
-            ],
-            vec![
-                Value::text("Directory"),
-                Value::text("changes to submit"),
-                Value::Int(self.directory.changes.len() as i64),
-            ],
-            vec![
-                Value::text("Directory"),
-                Value::text("exceptions"),
-                Value::Int(self.directory.exceptions.len() as i64),
-            ],
-        ];
-        let count =
-            |f: &dyn Fn(&Decision) -> bool| self.decisions.iter().filter(|d| f(d)).count() as i64;
-        for level in Level::ALL {
-            rows.push(vec![
-                Value::text("Effective level"),
-                Value::text(level.as_str()),
-                Value::Int(count(&|d| d.effective_level == level)),
-            ]);
-        }
-        for status in Status::ALL {
-            rows.push(vec![
-                Value::text("Renewal status"),
-                Value::text(status.as_str()),
-                Value::Int(count(&|d| d.status == status)),
-            ]);
-        }
-        for outlook in Outlook::ALL {
-            rows.push(vec![
-                Value::text("Outlook"),
-                Value::text(outlook.as_str()),
-                Value::Int(count(&|d| d.outlook == outlook)),
-            ]);
-        }
-        for status in FORECAST_STATUSES {
-            rows.push(vec![
-                Value::text("Forecast status"),
-                Value::text(status.as_str()),
-                Value::Int(
-                    self.watch
-                        .iter()
-                        .filter(|w| w.forecast_status == status)
-                        .count() as i64,
-                ),
-            ]);
-        }
+        let mut rows = self.summary_refresh_rows();
+        rows.extend(self.summary_decision_rows());
         for (reason, n) in self.reject_reasons {
             rows.push(vec![
                 Value::text("Reject reason"),
@@ -467,7 +418,7 @@ impl Computed<'_> {
         rows.push(vec![
             Value::text("Carried forward"),
             Value::text("enrollment in R carried forward (not yet in the roster)"),
-            Value::Int(count(&|d| d.carried_forward)),
+            Value::Int(self.count(|d| d.carried_forward)),
         ]);
         rows.extend(self.changes.summary_rows());
         Sheet {
@@ -475,5 +426,91 @@ impl Computed<'_> {
             header: ["Group", "Item", "Value"].map(String::from).to_vec(),
             rows,
         }
+    }
+
+    /// The share of delivery R-1's rows that were rejected (0 when it has no row).
+    fn reject_rate_last(&self) -> f64 {
+        let rejected: u64 = self.reject_reasons.values().sum();
+        if self.read_last == 0 {
+            0.0
+        } else {
+            round4(rejected as f64 / self.read_last as f64)
+        }
+    }
+
+    /// The Summary's Refresh and Directory groups.
+    fn summary_refresh_rows(&self) -> Vec<Vec<Value>> {
+        let (from, to) = self.refresh.window();
+        let row = |group: &str, item: &str, value: Value| {
+            vec![Value::text(group), Value::text(item), value]
+        };
+        vec![
+            row("Refresh", "refresh", Value::text(self.refresh.to_string())),
+            row("Refresh", "window", Value::text(format!("{from} … {to}"))),
+            row(
+                "Refresh",
+                "partners",
+                Value::Int(self.decisions.len() as i64),
+            ),
+            row(
+                "Refresh",
+                "reject rate of R-1",
+                Value::Number(self.reject_rate_last()),
+            ),
+            row(
+                "Directory",
+                "changes to submit",
+                Value::Int(self.directory.changes.len() as i64),
+            ),
+            row(
+                "Directory",
+                "exceptions",
+                Value::Int(self.directory.exceptions.len() as i64),
+            ),
+        ]
+    }
+
+    /// The partners by effective level, renewal status and outlook; the watched ones by
+    /// forecast status.
+    fn summary_decision_rows(&self) -> Vec<Vec<Value>> {
+        let row = |group: &str, item: &str, n: i64| {
+            vec![Value::text(group), Value::text(item), Value::Int(n)]
+        };
+        let mut rows = Vec::new();
+        for level in Level::ALL {
+            rows.push(row(
+                "Effective level",
+                level.as_str(),
+                self.count(|d| d.effective_level == level),
+            ));
+        }
+        for status in Status::ALL {
+            rows.push(row(
+                "Renewal status",
+                status.as_str(),
+                self.count(|d| d.status == status),
+            ));
+        }
+        for outlook in Outlook::ALL {
+            rows.push(row(
+                "Outlook",
+                outlook.as_str(),
+                self.count(|d| d.outlook == outlook),
+            ));
+        }
+        for status in FORECAST_STATUSES {
+            let watched = self.watch.iter().filter(|w| w.forecast_status == status);
+            rows.push(row(
+                "Forecast status",
+                status.as_str(),
+                watched.count() as i64,
+            ));
+        }
+        rows
+    }
+
+    /// How many partners' decisions satisfy `f`.
+    fn count(&self, f: impl Fn(&Decision) -> bool) -> i64 {
+        self.decisions.iter().filter(|d| f(d)).count() as i64
     }
 }

@@ -1,0 +1,205 @@
+//! The cells of the workbook's sheets: where a sheet's rows come from (its [`Sheet`] or a
+//! DataFrame's columns), the kind of value a column holds, and how one cell is written.
+
+use polars::prelude::*;
+use rust_xlsxwriter::{Worksheet, XlsxError};
+
+use super::Styles;
+use crate::report::{Sheet, Value};
+
+/// Where the sheets' rows come from: a typed row at a time.
+pub trait Rows: Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn row(&self, i: usize, out: &mut Vec<Value>);
+
+    /// Writes row `i` as worksheet row `row`; `scratch` is a buffer to reuse.
+    fn write_row(
+        &self,
+        i: usize,
+        ws: &mut Worksheet,
+        row: u32,
+        kinds: &[Kind],
+        styles: &Styles,
+        scratch: &mut Vec<Value>,
+    ) -> Result<(), XlsxError> {
+        self.row(i, scratch);
+        for (col, v) in scratch.iter().enumerate() {
+            let cell = match v {
+                Value::Text(s) => Cell::Text(s),
+                Value::Number(x) => Cell::Number(*x),
+                Value::Int(n) => Cell::Int(*n),
+                Value::Date(d) => Cell::Date(*d),
+                Value::Empty => continue,
+            };
+            write_cell(ws, row, col, cell, kinds, styles)?;
+        }
+        Ok(())
+    }
+}
+
+impl Rows for Sheet {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn row(&self, i: usize, out: &mut Vec<Value>) {
+        out.clear();
+        out.extend(self.rows[i].iter().cloned());
+    }
+}
+
+/// A DataFrame's columns read as typed values.
+pub struct FrameRows {
+    columns: Vec<Typed>,
+    height: usize,
+}
+
+enum Typed {
+    Text(StringChunked),
+    Number(Float64Chunked),
+    Int(Int64Chunked),
+    /// Days since 1970-01-01.
+    Date(Int32Chunked),
+}
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+fn date_of(days: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
+}
+
+impl FrameRows {
+    pub fn new(df: &DataFrame, names: &[&str]) -> PolarsResult<FrameRows> {
+        let columns = names
+            .iter()
+            .map(|n| {
+                let c = df.column(n)?.rechunk();
+                Ok(match c.dtype() {
+                    DataType::String => Typed::Text(c.str()?.clone()),
+                    DataType::Date => Typed::Date(c.date()?.physical().clone()),
+                    DataType::Float32 | DataType::Float64 => {
+                        Typed::Number(c.cast(&DataType::Float64)?.f64()?.clone())
+                    }
+                    _ => Typed::Int(c.cast(&DataType::Int64)?.i64()?.clone()),
+                })
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        Ok(FrameRows {
+            columns,
+            height: df.height(),
+        })
+    }
+
+    fn cell(&self, col: usize, i: usize) -> Cell<'_> {
+        let cell = match &self.columns[col] {
+            Typed::Text(ca) => ca.get(i).map(Cell::Text),
+            Typed::Number(ca) => ca.get(i).map(Cell::Number),
+            Typed::Int(ca) => ca.get(i).map(Cell::Int),
+            Typed::Date(ca) => ca.get(i).and_then(date_of).map(Cell::Date),
+        };
+        cell.unwrap_or(Cell::Empty)
+    }
+}
+
+impl Rows for FrameRows {
+    fn len(&self) -> usize {
+        self.height
+    }
+    fn row(&self, i: usize, out: &mut Vec<Value>) {
+        out.clear();
+        out.extend((0..self.columns.len()).map(|col| match self.cell(col, i) {
+            Cell::Text(s) => Value::text(s),
+            Cell::Number(x) => Value::Number(x),
+            Cell::Int(n) => Value::Int(n),
+            Cell::Date(d) => Value::Date(d),
+            Cell::Empty => Value::Empty,
+        }));
+    }
+    /// Straight from the columns, without building the row's values.
+    fn write_row(
+        &self,
+        i: usize,
+        ws: &mut Worksheet,
+        row: u32,
+        kinds: &[Kind],
+        styles: &Styles,
+        _scratch: &mut Vec<Value>,
+    ) -> Result<(), XlsxError> {
+        for col in 0..self.columns.len() {
+            write_cell(ws, row, col, self.cell(col, i), kinds, styles)?;
+        }
+        Ok(())
+    }
+}
+
+/// One cell's value, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub enum Cell<'a> {
+    Text(&'a str),
+    Number(f64),
+    Int(i64),
+    Date(chrono::NaiveDate),
+    Empty,
+}
+
+/// Writes one cell. A number or date in a column of its own kind takes the column's format;
+/// one that the first rows did not foresee (say, the first date after 2,000 empty cells)
+/// carries its format itself.
+fn write_cell(
+    ws: &mut Worksheet,
+    row: u32,
+    col: usize,
+    cell: Cell,
+    kinds: &[Kind],
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    let column_kind = kinds.get(col).copied().unwrap_or(Kind::Text);
+    let col = col as u16;
+    match cell {
+        Cell::Text("") | Cell::Empty => {}
+        Cell::Text(s) => {
+            ws.write_string(row, col, excel_text(s))?;
+        }
+        Cell::Number(x) if column_kind == Kind::Number => {
+            ws.write_number(row, col, x)?;
+        }
+        Cell::Number(x) => {
+            ws.write_number_with_format(row, col, x, &styles.number)?;
+        }
+        Cell::Int(n) if column_kind == Kind::Int => {
+            ws.write_number(row, col, n as f64)?;
+        }
+        Cell::Int(n) => {
+            ws.write_number_with_format(row, col, n as f64, &styles.integer)?;
+        }
+        Cell::Date(d) if column_kind == Kind::Date => {
+            ws.write_datetime(row, col, d)?;
+        }
+        Cell::Date(d) => {
+            ws.write_date_with_format(row, col, d, &styles.date)?;
+        }
+    }
+    Ok(())
+}
+
+/// Excel's limit on the characters of a cell.
+const EXCEL_MAX_CHARS: usize = 32_767;
+
+/// Text as Excel can hold it: cut at Excel's 32,767 characters (the CSV files keep it whole).
+fn excel_text(s: &str) -> &str {
+    match s.char_indices().nth(EXCEL_MAX_CHARS) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Text,
+    Number,
+    Int,
+    Date,
+}

@@ -1,0 +1,495 @@
+//! The analysts' workbook `reports/R/kpi-refresh-R.xlsx` (docs/rules.md §13.3).
+//!
+//! The contract's sheets in its order, each with a frozen header row, an autofilter, column
+//! widths that fit, dates as Excel dates and numbers as numbers; status columns coloured at a
+//! glance; charts of partners by renewal status and outlook on the Summary sheet. Text is
+//! always written as a string, never as a formula. A sheet that would pass Excel's row limit
+//! continues on `<sheet> (2)`, `<sheet> (3)`… Sheets are written row by row on constant-memory
+//! worksheets, so the workbook's size does not bound memory; the creation date comes from the
+//! refresh, not the clock, so reruns give the same file apart from the run times.
+//!
+//! Invoice detail holds most of the cells, and deflating them takes one core for seconds. So
+//! it is written and saved as a workbook of its own, on a thread of its own, from [`start`]
+//! on, while the KPIs are computed and the other sheets written; [`write`] saves the other
+//! sheets with empty stand-ins for Invoice detail's and then assembles the file: every part
+//! of the main package is copied as it is (no second deflate), and the stand-ins' worksheet
+//! parts are taken from the detail package. Both packages register the workbook's formats
+//! first, in the same order, so the style numbers in the detail's cells mean the same in the
+//! file; [`assemble`] checks that before it writes.
+
+mod assemble;
+mod cells;
+mod sheets;
+
+use std::path::Path;
+
+use polars::prelude::*;
+use polars_excel_writer::PolarsExcelWriter;
+use rust_xlsxwriter::{DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError};
+
+pub use self::assemble::assemble;
+use self::assemble::{detail_part, worksheet_part};
+pub use self::cells::{Cell, FrameRows, Kind, Rows};
+pub use self::sheets::sheet_names;
+use self::sheets::{fill, rows_per_sheet, table, Table};
+use super::{layout, Computed, Sheet, Value};
+use crate::calendar::Month;
+use crate::error::{Error, Result};
+
+/// Excel's row limit, header included.
+pub const EXCEL_MAX_ROWS: usize = 1_048_576;
+
+#[derive(Clone)]
+pub struct Styles {
+    header: Format,
+    number: Format,
+    integer: Format,
+    date: Format,
+}
+
+impl Styles {
+    fn new() -> Styles {
+        Styles {
+            header: Format::new()
+                .set_bold()
+                .set_background_color("#DDEBF7")
+                .set_border_bottom(FormatBorder::Thin),
+            number: Format::new().set_num_format("#,##0.00"),
+            integer: Format::new().set_num_format("0"),
+            date: Format::new().set_num_format("yyyy-mm-dd"),
+        }
+    }
+
+    /// Adds the formats to the workbook's table through `ws`, in a fixed order. Worksheets
+    /// share their workbook's table of formats, and a format is added to it the first time a
+    /// sheet uses it: registered first, the formats get the same numbers in every workbook
+    /// (and whichever thread writes first, no two threads add one at once).
+    fn register(&self, ws: &mut Worksheet) -> Result<(), XlsxError> {
+        for (col, format) in [&self.header, &self.number, &self.integer, &self.date]
+            .into_iter()
+            .enumerate()
+        {
+            ws.set_column_format(col as u16, format)?;
+        }
+        Ok(())
+    }
+}
+
+/// An error of rust_xlsxwriter while writing `what`. Constant-memory worksheets keep their rows
+/// in temporary files: failing to write or read them is the machine's trouble (exit 73, naming
+/// the temporary folder), anything else is the program's.
+fn xlsx_err(what: String) -> impl Fn(XlsxError) -> Error {
+    move |e| match e {
+        XlsxError::IoError(io) => Error::write(std::env::temp_dir(), io),
+        other => Error::internal(format!("writing {what}"), other),
+    }
+}
+
+/// Invoice detail's columns in the frame, in the sheet's order.
+const DETAIL_COLUMNS: [&str; 14] = [
+    "partner_id",
+    "month",
+    "year",
+    "omlp_type",
+    "purchase_unit",
+    "invoice_number",
+    "invoice_line",
+    "document_type",
+    "kpi_value",
+    "revenue",
+    "currency",
+    "revenue_usd",
+    "category",
+    "delivery",
+];
+
+const DETAIL_HEADER: [&str; 14] = [
+    "Partner ID",
+    "Month",
+    "Year",
+    "OMLP type",
+    "Purchase unit",
+    "Invoice #",
+    "Line",
+    "Document type",
+    "KPI value",
+    "Revenue value",
+    "Currency",
+    "Revenue USD",
+    "Category",
+    "Delivery",
+];
+
+/// A workbook whose Invoice detail (most of its cells) is being written and saved on a thread
+/// of its own, while the rest of the refresh is computed; [`write`] adds the other sheets and
+/// assembles the file.
+pub struct Started {
+    book: Workbook,
+    styles: Styles,
+    max_rows: usize,
+    /// Invoice detail's data rows.
+    detail_rows: usize,
+    detail: DetailThread,
+}
+
+/// The thread writing and saving Invoice detail's workbook. A refresh that fails before the
+/// workbook is written still waits for it, so that no work of a failed run goes on behind it.
+struct DetailThread(Option<std::thread::JoinHandle<Result<Vec<u8>>>>);
+
+impl DetailThread {
+    fn join(mut self) -> Result<Vec<u8>> {
+        let thread = self.0.take().expect("joined once");
+        thread
+            .join()
+            .map_err(|_| Error::internal("writing Invoice detail", "the writer panicked"))?
+    }
+}
+
+impl Drop for DetailThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
+/// into a package of its own. `max_rows` is the rows per sheet, header included (Excel's limit
+/// unless a test asks for less).
+pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Started> {
+    let err = |e| Error::internal("starting the workbook", e);
+    let styles = Styles::new();
+    let mut book = Workbook::new();
+    let created = refresh.first_day().and_hms_opt(0, 0, 0).expect("midnight");
+    book.set_properties(
+        &DocProperties::new()
+            .set_title(format!("KPI refresh {refresh}"))
+            .set_creation_datetime(&created),
+    );
+    styles
+        .register(&mut book.new_worksheet_with_constant_memory())
+        .map_err(err)?;
+    let detail_rows = detail.height();
+    let names = sheet_names("Invoice detail", detail_rows, max_rows);
+    let per_sheet = rows_per_sheet(max_rows);
+    let detail_styles = styles.clone();
+    let detail = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let err = xlsx_err("Invoice detail".into());
+        let mut book = Workbook::new();
+        detail_styles
+            .register(book.add_worksheet_with_constant_memory())
+            .map_err(&err)?;
+        for name in &names {
+            book.add_worksheet_with_constant_memory()
+                .set_name(name)
+                .map_err(&err)?;
+        }
+        let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
+        let table = Table {
+            header: DETAIL_HEADER.map(String::from).to_vec(),
+            rows: &rows,
+            sheets: Vec::new(),
+        };
+        let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
+        fill(&table, sheets, &detail_styles, per_sheet).map_err(&err)?;
+        tracing::debug!(
+            rows = rows.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "workbook: invoice detail written"
+        );
+        let t = std::time::Instant::now();
+        let saved = save(&mut book, "Invoice detail")?;
+        tracing::debug!(
+            bytes = saved.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "workbook: invoice detail saved"
+        );
+        Ok(saved)
+    });
+    Ok(Started {
+        book,
+        styles,
+        max_rows,
+        detail_rows,
+        detail: DetailThread(Some(detail)),
+    })
+}
+
+/// Adds the other sheets to the started workbook and saves it at `path`.
+pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> Result<()> {
+    let Started {
+        mut book,
+        styles,
+        max_rows,
+        detail_rows,
+        detail,
+    } = started;
+    let err = xlsx_err(path.display().to_string());
+
+    let summary = c.summary();
+    let head = [summary, c.partners(false)];
+    let monthly = monthly_frame(c).map_err(&err)?;
+    let middle = [c.renewals(), c.watch(false)];
+    let tail = [
+        c.changes.sheet(false),
+        c.directory_submission(false),
+        c.directory_exceptions(),
+        c.rejected_sheet(false)?,
+        c.feeds.quality_sheet(false),
+        c.feeds.unknown_sheet(c.program),
+        run_info.clone(),
+    ];
+    let contents = Contents {
+        head: &head,
+        monthly: &monthly,
+        middle: &middle,
+        detail_rows,
+        tail: &tail,
+    };
+    let worksheets = add_worksheets(&mut book, &contents, max_rows).map_err(&err)?;
+
+    let t = std::time::Instant::now();
+    let per_sheet = rows_per_sheet(max_rows);
+    write_worksheets(&mut book, &worksheets, &monthly, &styles, per_sheet).map_err(&err)?;
+    add_summary_charts(&mut book, &head[0]).map_err(&err)?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "workbook: sheets written"
+    );
+
+    let t = std::time::Instant::now();
+    let main = save(&mut book, "the workbook")?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
+    let detail = detail.join()?;
+    let t = std::time::Instant::now();
+    let parts: Vec<(String, String)> = worksheets
+        .stand_ins
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (worksheet_part(*n), detail_part(i)))
+        .collect();
+    assemble(&main, &detail, &parts, path)?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: assembled");
+    Ok(())
+}
+
+/// The sheets of the main package, in the contract's order: Invoice detail's worksheets come
+/// between `middle` and `tail`.
+struct Contents<'a> {
+    /// Summary and Partners.
+    head: &'a [Sheet],
+    monthly: &'a Monthly,
+    /// Renewals and Anniversary watch.
+    middle: &'a [Sheet],
+    /// Invoice detail's data rows.
+    detail_rows: usize,
+    /// Changes … Run info.
+    tail: &'a [Sheet],
+}
+
+/// The worksheets added to the main package, by what fills them.
+struct Worksheets<'a> {
+    /// The sheets written from rows, with their worksheets.
+    tables: Vec<Table<'a>>,
+    /// The Monthly KPIs worksheets, when written from its frame.
+    monthly: Vec<usize>,
+    /// The stand-ins for Invoice detail's worksheets, as worksheet numbers (from 1).
+    stand_ins: Vec<usize>,
+}
+
+/// Adds every worksheet of the main package, in the contract's order, before any is written
+/// (Invoice detail's thread goes on meanwhile).
+fn add_worksheets<'a>(
+    book: &mut Workbook,
+    contents: &Contents<'a>,
+    max_rows: usize,
+) -> Result<Worksheets<'a>, XlsxError> {
+    let add = |book: &mut Workbook, sheet: &'a Sheet| {
+        table(book, &sheet.name, &sheet.header, sheet, max_rows)
+    };
+    let mut tables: Vec<Table> = Vec::new();
+    for sheet in contents.head {
+        tables.push(add(book, sheet)?);
+    }
+    let monthly = match contents.monthly {
+        Monthly::Frame(df) => {
+            let names = sheet_names("Monthly KPIs", df.height(), max_rows);
+            let mut sheets = Vec::new();
+            for name in names {
+                book.add_worksheet().set_name(&name)?;
+                sheets.push(book.worksheets_mut().len() - 1);
+            }
+            sheets
+        }
+        Monthly::Empty(sheet) => {
+            tables.push(add(book, sheet)?);
+            Vec::new()
+        }
+    };
+    for sheet in contents.middle {
+        tables.push(add(book, sheet)?);
+    }
+    let stand_ins = add_detail_stand_ins(book, contents.detail_rows, max_rows)?;
+    for sheet in contents.tail {
+        tables.push(add(book, sheet)?);
+    }
+    Ok(Worksheets {
+        tables,
+        monthly,
+        stand_ins,
+    })
+}
+
+/// Stand-ins for Invoice detail's worksheets, whose parts come from the detail package. Each
+/// has the autofilter of the sheet it stands for: the workbook part names its range.
+fn add_detail_stand_ins(
+    book: &mut Workbook,
+    detail_rows: usize,
+    max_rows: usize,
+) -> Result<Vec<usize>, XlsxError> {
+    let per_sheet = rows_per_sheet(max_rows);
+    let mut stand_ins = Vec::new();
+    let names = sheet_names("Invoice detail", detail_rows, max_rows);
+    for (i, name) in names.iter().enumerate() {
+        let rows = detail_rows.saturating_sub(i * per_sheet).min(per_sheet);
+        let ws = book.add_worksheet_with_constant_memory();
+        ws.set_name(name)?;
+        ws.autofilter(0, 0, (rows as u32).max(1), DETAIL_HEADER.len() as u16 - 1)?;
+        // Print titles are names of the workbook part, which is this package's.
+        ws.set_repeat_rows(0, 0)?;
+        stand_ins.push(book.worksheets_mut().len());
+    }
+    Ok(stand_ins)
+}
+
+/// Writes the rows of every worksheet added by [`add_worksheets`].
+fn write_worksheets(
+    book: &mut Workbook,
+    worksheets: &Worksheets,
+    monthly: &Monthly,
+    styles: &Styles,
+    per_sheet: usize,
+) -> Result<(), XlsxError> {
+    let mut slots: Vec<Option<&mut Worksheet>> =
+        book.worksheets_mut().iter_mut().map(Some).collect();
+    let mut take = |indices: &[usize]| -> Vec<&mut Worksheet> {
+        indices
+            .iter()
+            .map(|&i| slots[i].take().expect("each sheet is written once"))
+            .collect()
+    };
+    let monthly_sheets = take(&worksheets.monthly);
+    let others: Vec<_> = worksheets
+        .tables
+        .iter()
+        .map(|t| (t, take(&t.sheets)))
+        .collect();
+    if let Monthly::Frame(df) = monthly {
+        write_monthly(df, monthly_sheets, styles, per_sheet)?;
+    }
+    for (table, sheets) in others {
+        fill(table, sheets, styles, per_sheet)?;
+    }
+    Ok(())
+}
+
+/// `book` saved in memory (see [`xlsx_err`] for its errors).
+fn save(book: &mut Workbook, what: &str) -> Result<Vec<u8>> {
+    book.save_to_buffer().map_err(xlsx_err(what.to_string()))
+}
+
+/// The Monthly KPIs sheet's content: a DataFrame straight from the SQL with the month
+/// columns named, or the header alone when there is no row (an Excel table needs a data row).
+enum Monthly {
+    Frame(DataFrame),
+    Empty(Sheet),
+}
+
+fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
+    let (from, _) = c.refresh.window();
+    let mut df = c.monthly.clone();
+    let mut names: Vec<String> = vec!["Partner ID".into(), "Category".into()];
+    names.extend((0..12).map(|i| from.plus(i).to_string()));
+    names.push("Total".into());
+    df.set_column_names(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+    if df.height() == 0 {
+        return Ok(Monthly::Empty(Sheet {
+            name: "Monthly KPIs".into(),
+            header: names,
+            rows: Vec::new(),
+        }));
+    }
+    Ok(Monthly::Frame(df))
+}
+
+/// The Monthly KPIs sheets, written with polars_excel_writer (one table per sheet; the table
+/// brings the autofilter).
+fn write_monthly(
+    df: &DataFrame,
+    sheets: Vec<&mut Worksheet>,
+    styles: &Styles,
+    per_sheet: usize,
+) -> Result<(), XlsxError> {
+    let mut writer = PolarsExcelWriter::new();
+    writer
+        .set_header_format(&styles.header)
+        .set_dtype_float_format("#,##0.00")
+        .set_freeze_panes(1, 1)
+        .set_autofit(true);
+    for (part, ws) in sheets.into_iter().enumerate() {
+        let chunk = df.slice((part * per_sheet) as i64, per_sheet);
+        writer
+            .write_dataframe_to_worksheet(&chunk, ws, 0, 0)
+            .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+        let header: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        layout::sheet(ws, &header, chunk.height() as u32)?;
+    }
+    Ok(())
+}
+
+fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxError> {
+    let rows_of = |group: &str| -> (u32, u32) {
+        let idx: Vec<u32> = summary
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.first() == Some(&Value::text(group)))
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        (idx[0], *idx.last().expect("group present"))
+    };
+    let ws = book.worksheet_from_name("Summary")?;
+    let items = |first: u32, last: u32| -> Vec<String> {
+        (first..=last)
+            .map(|r| summary.rows[r as usize - 1][1].csv())
+            .collect()
+    };
+    // The decisions of R: the statuses of the partners due (not_enrolled and not_due are no
+    // decision of R, and come first in the table).
+    let (first, last) = rows_of("Renewal status");
+    let due_from = first + 2;
+    let charts = [
+        ("Decisions of R (partners due)", due_from, last),
+        (
+            "Partners by outlook",
+            rows_of("Outlook").0,
+            rows_of("Outlook").1,
+        ),
+        (
+            "Watched partners by forecast status",
+            rows_of("Forecast status").0,
+            rows_of("Forecast status").1,
+        ),
+    ];
+    for (n, (title, first, last)) in charts.into_iter().enumerate() {
+        let chart = layout::summary_chart(title, first, last, &items(first, last));
+        ws.insert_chart(1 + 16 * n as u32, 4, &chart)?;
+    }
+    Ok(())
+}
