@@ -248,3 +248,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_sheet_has_a_frozen_header_and_a_worksheet_autofilter() {
+    let w = Work::from_fixture("watch");
+    w.refresh("2026-11");
+    let path = w.output().join("reports/2026-11/kpi-refresh-2026-11.xlsx");
+    let mut zip = ::zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+        text
+    };
+    let sheets = read("xl/workbook.xml").matches("<sheet ").count();
+    assert_eq!(sheets, 13);
+    for n in 1..=sheets {
+        let xml = read(&format!("xl/worksheets/sheet{n}.xml"));
+        assert!(
+            xml.contains("state=\"frozen\""),
+            "sheet {n} has no frozen header"
+        );
+        assert!(
+            xml.contains("<autoFilter ref="),
+            "sheet {n} has no autofilter"
+        );
+    }
+}

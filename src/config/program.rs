@@ -616,6 +616,9 @@ fn requirement_market(
 
 /// A requirement block's KPI thresholds, one per category of `[kpi_categories]` (0 where the
 /// block names none).
+/// The largest KPI threshold: a KPI value has at most 15 digits before its point.
+const MAX_THRESHOLD: f64 = 999_999_999_999_999.0;
+
 fn requirement_thresholds(
     t: &Table,
     program: &Program,
@@ -640,6 +643,14 @@ fn requirement_thresholds(
         };
         if threshold < 0.0 {
             return fail(key, format!("threshold {threshold} is below 0"));
+        }
+        // A threshold is compared with KPIs of at most 15 digits and written in reports as a
+        // plain decimal: a larger one could only show as an overflowing gap.
+        if threshold > MAX_THRESHOLD {
+            return fail(
+                key,
+                format!("threshold {threshold} is above 999,999,999,999,999"),
+            );
         }
         kpi[index] = threshold;
     }
@@ -936,5 +947,18 @@ lead_months = 6"
         for bad in ["13", "-1", "2.5", "\"3\""] {
             assert_eq!(key_of(&with(bad)), "watch.lead_months", "{bad}");
         }
+    }
+
+    #[test]
+    fn a_threshold_past_fifteen_digits_names_its_key() {
+        let with = |v: &str| {
+            format!("{SAMPLE}\n[[requirements]]\neffective_from = 2025-07-01\nlevel = \"gold\"\nkpi = {{ courseware = {v} }}\n")
+        };
+        assert!(Program::parse(&with("999999999999999")).is_ok());
+        assert_eq!(key_of(&with("1e308")), "requirements[5].kpi.courseware");
+        assert_eq!(
+            key_of(&with("1000000000000000")),
+            "requirements[5].kpi.courseware"
+        );
     }
 }

@@ -24,7 +24,6 @@ mod sheets;
 use std::path::Path;
 
 use polars::prelude::*;
-use polars_excel_writer::PolarsExcelWriter;
 use rust_xlsxwriter::{DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError};
 
 pub use self::assemble::assemble;
@@ -424,33 +423,27 @@ fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
     Ok(Monthly::Frame(df))
 }
 
-/// The Monthly KPIs sheets, written with polars_excel_writer (one table per sheet; the table
-/// brings the autofilter).
+/// The Monthly KPIs sheets, written like every other table from the SQL's frame (a
+/// worksheet autofilter, frozen header and ID, column formats).
 fn write_monthly(
     df: &DataFrame,
     sheets: Vec<&mut Worksheet>,
     styles: &Styles,
     per_sheet: usize,
 ) -> Result<(), XlsxError> {
-    let mut writer = PolarsExcelWriter::new();
-    writer
-        .set_header_format(&styles.header)
-        .set_dtype_float_format("#,##0.00")
-        .set_freeze_panes(1, 1)
-        .set_autofit(true);
-    for (part, ws) in sheets.into_iter().enumerate() {
-        let chunk = df.slice((part * per_sheet) as i64, per_sheet);
-        writer
-            .write_dataframe_to_worksheet(&chunk, ws, 0, 0)
-            .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
-        let header: Vec<String> = df
-            .get_column_names()
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        layout::sheet(ws, &header, chunk.height() as u32)?;
-    }
-    Ok(())
+    let header: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let names: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows = FrameRows::new(df, &names).map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+    let table = Table {
+        header: header.clone(),
+        rows: &rows,
+        sheets: Vec::new(),
+    };
+    fill(&table, sheets, styles, per_sheet)
 }
 
 fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxError> {
