@@ -1,8 +1,8 @@
 //! The health of the feeds: rejected rows per delivery and reason over every delivery in the
 //! ledger (`quality-R.csv` and the Data quality sheet), and the partner ids that
 //! `unknown_partner` rows name, with what they would bring in the window once the partner is
-//! in the roster (the Unknown partners sheet). See `docs/rules.md`, "Data quality" and
-//! "Unknown partners".
+//! in the roster (the Unknown partners sheet). See docs/rules.md §12.2
+//! and §12.3.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -3,8 +3,8 @@
 //! the refresh (exit 66) unless the operator names it with `--allow-missing YYYY-MM`.
 //!
 //! Owns the rule, its error message and the warnings for allowed gaps; the callers record the
-//! allowed gaps (log, Run info sheet, manifest `allowed_missing`). See `docs/rules.md`,
-//! "Gaps in the deliveries".
+//! allowed gaps (log, Run info sheet, manifest `allowed_missing`). See docs/rules.md
+//! §4.4.
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //!
 //! A refresh that was not published, or whose inputs or results differ from what its manifest
 //! records, is exit 66 naming the `run` to do: an answer never contradicts the published
-//! reports. See `docs/rules.md`, "explain tells what was published".
+//! reports. See docs/rules.md §14.1.
 
 use std::collections::BTreeMap;
 use std::path::Path;

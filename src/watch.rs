@@ -1,4 +1,4 @@
-//! The anniversary watch of refresh R (docs/rules.md, "Anniversary watch").
+//! The anniversary watch of refresh R (docs/rules.md §10).
 //!
 //! A renewal at anniversary A is decided on the months A-12 … A-1, not on today's window: by A
 //! the months R-12 … A-13 will have left it and R … A-1 are still to come. For every partner

@@ -3,7 +3,7 @@
 //!
 //! [`crate::renewal`] words the unmet requirements of each level with the functions here;
 //! `explain` prints the same texts and the workbook's `Why` joins those of the enrollment
-//! level, so the two never tell different stories. See `docs/rules.md`, "The Why column".
+//! level, so the two never tell different stories. See docs/rules.md §8.5.
 
 use chrono::NaiveDate;
 

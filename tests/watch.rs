@@ -1,4 +1,4 @@
-//! The anniversary watch (docs/rules.md, "Anniversary watch"): the hand-computed fixture
+//! The anniversary watch (docs/rules.md §10): the hand-computed fixture
 //! `tests/fixtures/watch` (its README works every figure out), the sheet read back, `explain`,
 //! `[watch] lead_months`, and properties over generated programs and lines.
 

@@ -1,6 +1,6 @@
 //! Changes since the previous refresh: `changes-R.csv`, the Changes sheet, the Summary's
-//! count of changed decisions and what `explain` says changed (see `docs/rules.md`, "Changes
-//! since the previous refresh").
+//! count of changed decisions and what `explain` says changed (see docs/rules.md
+//! §12.1).
 //!
 //! The previous refresh P is the latest month before R whose `reports/P/partners-P.csv` is
 //! published under the output folder. Its partners are compared with R's, field by field;

@@ -5,8 +5,8 @@
 //! before the previous refresh P) and `later_lines` (deliveries P … R-1), and the two
 //! refreshes as the one-row table `params` (never formatted into SQL text).
 //! `change_months.sql` lists the months of both windows; `change_split.sql` joins the lines
-//! on them and sums per partner and category (see `docs/rules.md`, "Changes since the
-//! previous refresh"). Each month's lines lie in its delivery or later ones, so of the
+//! on them and sums per partner and category (see docs/rules.md
+//! §12.1). Each month's lines lie in its delivery or later ones, so of the
 //! earlier deliveries only the lines dated outside R's window or P's can matter: that is
 //! given to their scan as a filter, which polars pushes into the Parquet reader (a monthly
 //! run then decodes the earlier deliveries' month column and few other values).

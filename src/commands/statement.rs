@@ -7,7 +7,7 @@
 //! ([`lines`]); the workbooks are then written on two threads, each aside and renamed into
 //! place, under the output folder's lock. The partner's figures are the published ones: the
 //! Statement sheet copies its row of `partners-R.csv`, and the invoice lines are checked to
-//! add up to it. Rules: `docs/rules.md`, "Partner statements".
+//! add up to it. Rules: docs/rules.md §11.
 
 mod lines;
 mod published;

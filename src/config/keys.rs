@@ -3,7 +3,7 @@
 //! Owns the ordinal and line of each `[[requirements]]` and `[[extensions]]` block (`the 2nd
 //! [[requirements]] block, line 31`), the check that every table holds only known keys (an
 //! unknown key anywhere is a configuration error naming it), and the `[watch]` table. See
-//! `docs/rules.md`, "program.toml keys".
+//! docs/rules.md §2.4.
 
 use toml::{Table, Value};
 

@@ -2,7 +2,7 @@
 //! the "number stored as text" warnings Excel must not raise on ID and raw-text cells, the
 //! print setup, and the Summary charts' labels and status colours.
 //!
-//! See `docs/rules.md`, "Workbook layout".
+//! See docs/rules.md §13.3 and §13.5.
 
 use rust_xlsxwriter::{
     Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, ChartType, IgnoreError,

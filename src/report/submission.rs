@@ -1,7 +1,7 @@
 //! The two columns that end the workbook's Directory submission sheet (not its CSV, whose
 //! columns are fixed), so a submitter can act on each row as it is: `Changed` (for UPDATE,
 //! each changed field `old → new`) and `Why` (for REMOVE: `lapse`, `downgrade to none` or
-//! `left the roster`). See `docs/rules.md`, "Directory submission: Changed and Why".
+//! `left the roster`). See docs/rules.md §9.5.
 
 use crate::directory::{Action, Change};
 use crate::renewal::{Decision, Status};

@@ -1,4 +1,4 @@
-//! The Anniversary watch sheet and `watch-R.csv` (docs/rules.md, "Anniversary watch"): one
+//! The Anniversary watch sheet and `watch-R.csv` (docs/rules.md §10): one
 //! row per watched partner, in the order [`crate::watch::build`] gives.
 
 use super::{Computed, Sheet, Value};

@@ -1,6 +1,6 @@
 //! What a published refresh R left under the output folder, as a statement reads it: the
 //! manifest, `partners-R.csv`, `watch-R.csv` when there is one, and the check that the ledger
-//! still holds the rows R used (see `docs/rules.md`, "Partner statements").
+//! still holds the rows R used (see docs/rules.md §11).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
