@@ -19,6 +19,7 @@ use crate::config::program::{Level, Program, Requirement};
 use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::{round4, PartnerKpis};
 use crate::renewal::{self, Decision, Status};
+use crate::why::grouped_to;
 
 /// One watched partner.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,31 +191,8 @@ fn blockers(p: &Partner, level: Level, block: &Requirement) -> Vec<&'static str>
         .collect()
 }
 
-/// A figure for people: thousands grouped, at most 2 decimals (`7,412.5`).
-pub fn grouped(x: f64) -> String {
-    let text = format!("{:.2}", x.abs());
-    let (whole, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let mut out = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    let frac = frac.trim_end_matches('0');
-    let sign = if x < 0.0 && !text.trim_matches(['0', '.']).is_empty() {
-        "-"
-    } else {
-        ""
-    };
-    if frac.is_empty() {
-        format!("{sign}{out}")
-    } else {
-        format!("{sign}{out}.{frac}")
-    }
-}
-
-/// The watch of one partner in words, for `explain`.
+/// The watch of one partner in words, for `explain` (figures to 2 decimals, thousands
+/// grouped).
 pub fn describe(row: &WatchRow, program: &Program) -> String {
     let (from, to) = row.window;
     let mut parts = vec![
@@ -228,21 +206,21 @@ pub fn describe(row: &WatchRow, program: &Program) -> String {
         let name = &category.name;
         parts.push(format!(
             "secured so far {} of {} {name}",
-            grouped(row.secured[k]),
-            grouped(row.required[k])
+            grouped_to(row.secured[k], 2),
+            grouped_to(row.required[k], 2)
         ));
         parts.push(format!(
             "{} will leave the window by then",
-            grouped(row.leaving[k])
+            grouped_to(row.leaving[k], 2)
         ));
         let per_month = row
             .per_month
             .as_ref()
-            .map(|p| format!(", about {} a month", grouped(p[k])))
+            .map(|p| format!(", about {} a month", grouped_to(p[k], 2)))
             .unwrap_or_default();
         parts.push(format!(
             "still needed {}{per_month}",
-            grouped(row.still_needed[k])
+            grouped_to(row.still_needed[k], 2)
         ));
     }
     let blockers = if row.blockers.is_empty() {
@@ -256,20 +234,4 @@ pub fn describe(row: &WatchRow, program: &Program) -> String {
         row.forecast_level, row.forecast_status
     ));
     parts.join("; ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn figures_for_people_group_thousands() {
-        assert_eq!(grouped(7412.0), "7,412");
-        assert_eq!(grouped(3052.65), "3,052.65");
-        assert_eq!(grouped(862.666_666), "862.67");
-        assert_eq!(grouped(1_000_000.5), "1,000,000.5");
-        assert_eq!(grouped(0.0), "0");
-        assert_eq!(grouped(-1380.0), "-1,380");
-        assert_eq!(grouped(-0.001), "0");
-    }
 }

@@ -66,7 +66,12 @@ pub fn of(d: &Decision) -> String {
 /// A number with thousands separators and at most 4 decimals, trailing zeros dropped:
 /// `3052.65` → `3,052.65`, `10000` → `10,000`.
 pub fn grouped(x: f64) -> String {
-    let text = format!("{:.4}", round4(x).abs());
+    grouped_to(x, 4)
+}
+
+/// [`grouped`] with at most `decimals` decimals (at most 4).
+pub fn grouped_to(x: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals.min(4), round4(x).abs());
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
     let frac = frac.trim_end_matches('0');
     let mut out = String::new();
@@ -217,6 +222,10 @@ anniversary_to = 2026-11-20
         assert_eq!(grouped(0.0), "0");
         assert_eq!(grouped(-1500.5), "-1,500.5");
         assert_eq!(grouped(-0.00001), "0");
+        assert_eq!(grouped_to(862.666_666, 2), "862.67");
+        assert_eq!(grouped_to(1_000_000.5, 2), "1,000,000.5");
+        assert_eq!(grouped_to(-1380.0, 2), "-1,380");
+        assert_eq!(grouped_to(-0.001, 2), "0");
     }
 
     #[test]
