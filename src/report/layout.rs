@@ -6,8 +6,19 @@
 
 use rust_xlsxwriter::{
     Chart, ChartDataLabel, ChartFormat, ChartPoint, ChartSolidFill, ChartType, IgnoreError,
-    Worksheet, XlsxError,
+    Workbook, Worksheet, XlsxError,
 };
+
+/// The deflate level of every workbook's ZIP container. Level 1 deflates several times faster
+/// than the usual 6, for files about a fifth larger (figures in the README's benchmark).
+pub const ZIP_LEVEL: u8 = 1;
+
+/// A new, empty workbook, deflated at [`ZIP_LEVEL`].
+pub fn new_workbook() -> Workbook {
+    let mut book = Workbook::new();
+    book.set_zip_compression_level(ZIP_LEVEL);
+    book
+}
 
 /// The colours of a status, as the sheets' conditional formats show it (fill, font).
 pub const BAD: (&str, &str) = ("#F8CBAD", "#9C0006");

@@ -15,6 +15,7 @@ use rust_xlsxwriter::{
     Chart, ChartType, DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError,
 };
 
+use super::layout::new_workbook;
 use super::workbook::{sheet_names, EXCEL_MAX_ROWS};
 use super::Value;
 use crate::calendar::Month;
@@ -129,7 +130,7 @@ pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
         integer: Format::new().set_num_format("0"),
         date: Format::new().set_num_format("yyyy-mm-dd"),
     };
-    let mut book = Workbook::new();
+    let mut book = new_workbook();
     let created = s
         .refresh
         .first_day()
@@ -177,6 +178,7 @@ pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
 fn sheet<'a>(book: &'a mut Workbook, name: &str, rows: usize) -> Result<&'a mut Worksheet> {
     let ws = if rows > LARGE {
         book.add_worksheet_with_constant_memory()
+            .map_err(xlsx_err)?
     } else {
         book.add_worksheet()
     };

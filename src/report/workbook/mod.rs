@@ -31,6 +31,7 @@ use self::assemble::{detail_part, worksheet_part};
 pub use self::cells::{Cell, FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
 use self::sheets::{fill, rows_per_sheet, table, Table};
+use super::layout::new_workbook;
 use super::{layout, Computed, Sheet, Value};
 use crate::calendar::Month;
 use crate::error::{Error, Result};
@@ -158,7 +159,7 @@ impl Drop for DetailThread {
 pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Started> {
     let err = |e| Error::internal("starting the workbook", e);
     let styles = Styles::new();
-    let mut book = Workbook::new();
+    let mut book = new_workbook();
     let created = refresh.first_day().and_hms_opt(0, 0, 0).expect("midnight");
     book.set_properties(
         &DocProperties::new()
@@ -166,7 +167,7 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
             .set_creation_datetime(&created),
     );
     styles
-        .register(&mut book.new_worksheet_with_constant_memory())
+        .register(&mut book.new_worksheet_with_constant_memory().map_err(err)?)
         .map_err(err)?;
     let detail_rows = detail.height();
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
@@ -175,12 +176,13 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
     let detail = std::thread::spawn(move || {
         let t = std::time::Instant::now();
         let err = xlsx_err("Invoice detail".into());
-        let mut book = Workbook::new();
+        let mut book = new_workbook();
         detail_styles
-            .register(book.add_worksheet_with_constant_memory())
+            .register(book.add_worksheet_with_constant_memory().map_err(&err)?)
             .map_err(&err)?;
         for name in &names {
             book.add_worksheet_with_constant_memory()
+                .map_err(&err)?
                 .set_name(name)
                 .map_err(&err)?;
         }
@@ -352,7 +354,7 @@ fn add_detail_stand_ins(
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
     for (i, name) in names.iter().enumerate() {
         let rows = detail_rows.saturating_sub(i * per_sheet).min(per_sheet);
-        let ws = book.add_worksheet_with_constant_memory();
+        let ws = book.add_worksheet_with_constant_memory()?;
         ws.set_name(name)?;
         ws.autofilter(0, 0, (rows as u32).max(1), DETAIL_HEADER.len() as u16 - 1)?;
         // Print titles are names of the workbook part, which is this package's.

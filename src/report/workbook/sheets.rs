@@ -28,7 +28,7 @@ pub(super) fn table<'a>(
 ) -> Result<Table<'a>, XlsxError> {
     let mut sheets = Vec::new();
     for sheet_name in sheet_names(name, rows.len(), max_rows) {
-        book.add_worksheet_with_constant_memory()
+        book.add_worksheet_with_constant_memory()?
             .set_name(&sheet_name)?;
         sheets.push(book.worksheets_mut().len() - 1);
     }
