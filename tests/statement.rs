@@ -384,6 +384,25 @@ fn the_lock_is_held_while_writing() {
 }
 
 #[test]
+fn statements_are_never_written_through_a_symbolic_link() {
+    let w = two_refreshes();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let statements = w.output().join("statements");
+    std::fs::create_dir_all(&statements).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), statements.join("2026-06")).unwrap();
+    let out = statement(&w, &["--all", "--refresh", "2026-06"]);
+    assert_exit(&out, 73, "symbolic link");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+    std::fs::remove_file(statements.join("2026-06")).unwrap();
+    std::fs::remove_dir(&statements).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &statements).unwrap();
+    let out = statement(&w, &["--all", "--refresh", "2026-06"]);
+    assert_exit(&out, 73, "symbolic link");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn the_watch_figures_are_shown_when_the_refresh_published_a_watch() {
     let w = two_refreshes();
     // A watch file as the refresh writes it (its columns), for one partner.

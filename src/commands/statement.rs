@@ -72,8 +72,10 @@ pub fn statement(args: &StatementArgs) -> Result<()> {
         ms = t.elapsed().as_millis() as u64,
         "statement: rejected rows read"
     );
-    let dir = out.join("statements").join(refresh.to_string());
-    std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+    // Neither folder may be a symbolic link: statements are written only under the output
+    // folder (docs/rules.md §11).
+    let statements = crate::publish_guard::work_dir(out, "statements")?;
+    let dir = crate::publish_guard::work_dir(&statements, &refresh.to_string())?;
     remove_left_aside(&dir);
     let progress = crate::logging::progress(ids.len() as u64, "statements");
     let batches = batches(&p, ids.len());

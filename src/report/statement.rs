@@ -167,7 +167,14 @@ pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
         let ws = sheet(&mut book, name, rows.len())?;
         rejected_sheet(ws, s.rejected, rows, &styles).map_err(xlsx_err)?;
     }
-    let file = std::fs::File::create(path).map_err(|e| Error::write(path, e))?;
+    // Never through a symbolic link planted at the file's name.
+    let file = crate::publish_guard::open_nofollow(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        path,
+    )?;
     book.save_to_writer(BufWriter::new(file))
         .map_err(|e| match e {
             XlsxError::IoError(io) => Error::write(path, io),
