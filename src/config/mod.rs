@@ -21,7 +21,7 @@ use program::Program;
 pub const TODAY_ENV: &str = "KPI_REFRESH_TODAY";
 
 /// A delivery judged by a run may reject at most this share of its rows unless
-/// `--max-reject-rate` says otherwise (docs/rules.md §14.1).
+/// `--max-reject-rate` says otherwise (docs/rules.md §4.6).
 pub const DEFAULT_MAX_REJECT_RATE: f64 = 0.05;
 
 /// What the command line asks of one refresh, before anything is checked. A command fills it
