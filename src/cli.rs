@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::calendar::Month;
+use crate::config::DEFAULT_MAX_REJECT_RATE;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,7 +75,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Fail when a delivery judged by this run rejects a larger share of its rows.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
+    #[arg(long, default_value_t = DEFAULT_MAX_REJECT_RATE, value_parser = parse_rate)]
     pub max_reject_rate: f64,
     /// A month with no delivery folder that the refresh may do without (repeatable).
     #[arg(long = "allow-missing", value_name = "YYYY-MM", value_parser = parse_delivery_month)]

@@ -14,12 +14,12 @@ use crate::report::manifest::{InputFile, Manifest};
 
 /// The `run` that publishes refresh R of `cfg` (with `--force` when R is not open today).
 pub fn run_command(cfg: &RunConfig) -> String {
-    let r = cfg.refresh;
+    let r = cfg.refresh();
     let force = today().map_or(true, |t| cfg.check_open(t).is_err());
     format!(
         "kpi-refresh run --refresh {r} --input {} --output {}{}",
-        cfg.input.display(),
-        cfg.output.display(),
+        cfg.input().display(),
+        cfg.output().display(),
         if force { " --force" } else { "" }
     )
 }
@@ -33,9 +33,9 @@ fn not_published(cfg: &RunConfig, reason: String) -> Error {
 
 /// The manifest of the published refresh R; exit 66 when R was not published.
 pub fn manifest(cfg: &RunConfig) -> Result<Manifest> {
-    let r = cfg.refresh;
+    let r = cfg.refresh();
     let path = cfg
-        .output
+        .output()
         .join("reports")
         .join(r.to_string())
         .join("manifest.json");
@@ -44,7 +44,7 @@ pub fn manifest(cfg: &RunConfig) -> Result<Manifest> {
             cfg,
             format!(
                 "the refresh of {r} was not published under {} (no {})",
-                cfg.output.display(),
+                cfg.output().display(),
                 path.display()
             ),
         )
@@ -82,7 +82,7 @@ pub fn check_inputs(cfg: &RunConfig, recorded: &Manifest, now: &[InputFile]) -> 
         format!(
             "the inputs changed since the refresh of {} was published ({}), so its published \
              reports no longer say what these inputs give",
-            cfg.refresh,
+            cfg.refresh(),
             changed.join(", ")
         ),
     ))

@@ -11,7 +11,7 @@ use super::refresh;
 use crate::calendar::Month;
 use crate::cli::ExplainArgs;
 use crate::config::program::{Level, Program};
-use crate::config::RunConfig;
+use crate::config::{RunConfig, RunOptions};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::ingest::roster::Partner;
@@ -24,25 +24,36 @@ use crate::report::manifest::Manifest;
 use crate::report::{csv_out, Value};
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
-    let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
-    cfg.max_reject_rate = 1.0;
+    let asked = RunConfig::build(RunOptions {
+        refresh: args.refresh,
+        input: args.folders.input.clone(),
+        output: args.folders.output.clone(),
+        force: false,
+        dry_run: false,
+        // The published refresh passed the gate it ran with, whatever its limit was.
+        max_reject_rate: 1.0,
+        allowed_missing: Vec::new(),
+    })?;
     // explain reads the published ledger and state: a commit that a killed run left half done
     // was already decided (every file staged), so it is completed first, as the next run would.
-    let _lock = if publish::has_pending_commit(&cfg.output) {
-        let lock = publish::lock(&cfg.output, true)?;
-        publish::recover(&cfg.output)?;
+    let _lock = if publish::has_pending_commit(asked.output()) {
+        let lock = publish::lock(asked.output(), true)?;
+        publish::recover(asked.output())?;
         Some(lock)
     } else {
         None
     };
     // What R published is the answer: R must be published, from the same inputs.
-    let manifest = published::manifest(&cfg)?;
-    cfg.allowed_missing = manifest
-        .allowed_missing
-        .iter()
-        .filter_map(|m| m.parse().ok())
-        .collect();
-    let (staging, _tmp) = Staging::detached(&cfg.output)?;
+    let manifest = published::manifest(&asked)?;
+    // R is worked out again as it ran: with the gaps in the deliveries its manifest records.
+    let cfg = asked.with_allowed_missing(
+        manifest
+            .allowed_missing
+            .iter()
+            .filter_map(|m| m.parse().ok())
+            .collect(),
+    );
+    let (staging, _tmp) = Staging::detached(cfg.output())?;
     let mut inputs = refresh::load_inputs(&cfg)?;
     if inputs.roster.get(&args.partner).is_none() {
         return Err(Error::Usage(format!(
@@ -50,10 +61,10 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
             args.partner
         )));
     }
-    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &cfg.output)?;
+    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, cfg.output())?;
     published::check_inputs(&cfg, &manifest, &inputs.files)?;
-    let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
-    let c = refresh::compute(&cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
+    let previous = renewal::load_previous_levels(cfg.output(), cfg.refresh())?;
+    let c = refresh::compute(&cfg, &inputs, &ingested, cfg.output(), previous.as_ref())?;
     check_published(&cfg, &manifest, &inputs, &c, &staging)?;
     let d = c
         .decisions
@@ -62,7 +73,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         .expect("every roster partner is decided");
     let p = inputs.roster.get(&args.partner).expect("checked above");
     print!("{}", story(&cfg, p, d, &c)?);
-    print!("\n{}", c.changes.story(&p.partner_id, cfg.refresh));
+    print!("\n{}", c.changes.story(&p.partner_id, cfg.refresh()));
     Ok(())
 }
 
@@ -75,7 +86,7 @@ fn check_published(
     c: &refresh::Computation,
     staging: &Staging,
 ) -> Result<()> {
-    let r = cfg.refresh;
+    let r = cfg.refresh();
     let computed = c.report(cfg, &inputs.roster);
     let files = [
         (format!("partners-{r}.csv"), computed.partners(true)),
@@ -107,11 +118,11 @@ fn story(
     c: &refresh::Computation,
 ) -> Result<String> {
     let mut s = String::new();
-    enrollment_paragraph(&mut s, cfg.refresh, p, d);
+    enrollment_paragraph(&mut s, cfg.refresh(), p, d);
     kpi_paragraph(&mut s, cfg, p, d, c)?;
-    requirements_paragraph(&mut s, &cfg.program, d);
+    requirements_paragraph(&mut s, cfg.program(), d);
     decision_paragraph(&mut s, cfg, d);
-    watch_paragraph(&mut s, &cfg.program, p, c);
+    watch_paragraph(&mut s, cfg.program(), p, c);
     directory_paragraph(&mut s, p, &c.directory);
     Ok(s)
 }
@@ -168,8 +179,8 @@ fn kpi_paragraph(
     d: &Decision,
     c: &refresh::Computation,
 ) -> Result<()> {
-    let program = &cfg.program;
-    let (from, _) = cfg.refresh.window();
+    let program = cfg.program();
+    let (from, _) = cfg.refresh().window();
     let _ = writeln!(
         s,
         "\nKPIs in the window (sum of kpi_value of accepted invoice lines and credit notes):"
@@ -239,7 +250,7 @@ fn requirements_paragraph(s: &mut String, program: &Program, d: &Decision) {
 
 /// The renewal status and why, the effective level, the outlook and the gaps.
 fn decision_paragraph(s: &mut String, cfg: &RunConfig, d: &Decision) {
-    let (program, r) = (&cfg.program, cfg.refresh);
+    let (program, r) = (cfg.program(), cfg.refresh());
     let reason = match d.status {
         Status::NotEnrolled => "the partner is not enrolled in this refresh".to_string(),
         Status::NotDue => "the anniversary is not in this refresh's month".to_string(),

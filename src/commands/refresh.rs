@@ -44,7 +44,7 @@ fn rel(base: &Path, path: &Path) -> String {
 /// Loads the roster and rates (program.toml is already in the config).
 pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     let started = Instant::now();
-    let (roster_path, both) = Roster::locate(&cfg.input)?;
+    let (roster_path, both) = Roster::locate(cfg.input())?;
     if both {
         info!("both partners.csv and partners.xlsx exist; partners.csv is used");
     }
@@ -54,7 +54,7 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     if !roster.unknown_columns.is_empty() {
         info!(file = %roster_path.display(), columns = ?roster.unknown_columns, "unknown columns ignored");
     }
-    let fx_path = cfg.input.join("fx_rates.csv");
+    let fx_path = cfg.input().join("fx_rates.csv");
     let fx_source = match std::fs::symlink_metadata(&fx_path) {
         Ok(_) => Some(crate::source::read(&fx_path)?),
         Err(_) => None,
@@ -66,16 +66,16 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     if !fx.unknown_columns.is_empty() {
         info!(file = %fx_path.display(), columns = ?fx.unknown_columns, "unknown columns ignored");
     }
-    let program_sha = cfg.program_sha.clone();
+    let program_sha = cfg.program_sha().to_string();
     let roster_sha = roster_source.sha256.clone();
     let mut files = vec![
         InputFile {
-            path: rel(&cfg.input, &cfg.program_path),
+            path: rel(cfg.input(), cfg.program_path()),
             sha256: program_sha.clone(),
             rows: None,
         },
         InputFile {
-            path: rel(&cfg.input, &roster_path),
+            path: rel(cfg.input(), &roster_path),
             sha256: roster_sha.clone(),
             rows: Some(roster.partners.len() as u64),
         },
@@ -83,7 +83,7 @@ pub fn load_inputs(cfg: &RunConfig) -> Result<Inputs> {
     let fx_sha = match &fx_source {
         Some(source) => {
             files.push(InputFile {
-                path: rel(&cfg.input, &fx_path),
+                path: rel(cfg.input(), &fx_path),
                 sha256: source.sha256.clone(),
                 rows: Some(fx.rows_read),
             });
@@ -131,23 +131,26 @@ pub fn ingest(
     published: &Path,
 ) -> Result<Ingested> {
     let started = Instant::now();
-    let last = cfg.refresh.plus(-1);
-    let deliveries = ledger::deliveries(&cfg.input, last)?;
+    let last = cfg.refresh().plus(-1);
+    let deliveries = ledger::deliveries(cfg.input(), last)?;
     if deliveries.last().map(|d| d.month) != Some(last) {
         return Err(Error::MissingInput {
-            what: format!("delivery {last} (needed by the refresh of {})", cfg.refresh),
-            path: cfg.input.join("extracts").join(last.to_string()),
+            what: format!(
+                "delivery {last} (needed by the refresh of {})",
+                cfg.refresh()
+            ),
+            path: cfg.input().join("extracts").join(last.to_string()),
         });
     }
     let present: Vec<Month> = deliveries.iter().map(|d| d.month).collect();
-    let allowed_missing = crate::gaps::check(&present, last, &cfg.allowed_missing)?;
+    let allowed_missing = crate::gaps::check(&present, last, cfg.allowed_missing())?;
     if let Some(empty) = deliveries.iter().find(|d| d.files.is_empty()) {
         return Err(Error::MissingInput {
             what: format!("a .csv or .xlsx file in delivery {}", empty.month),
             path: empty.folder.clone(),
         });
     }
-    let lookups = Lookups::new(&cfg.program, &inputs.roster, &inputs.fx)?;
+    let lookups = Lookups::new(cfg.program(), &inputs.roster, &inputs.fx)?;
     let ctx = ledger::Context {
         output: published,
         lookups: &lookups,
@@ -175,13 +178,13 @@ pub fn ingest(
         } else {
             rejected as f64 / read as f64
         };
-        if share > cfg.max_reject_rate {
+        if share > cfg.max_reject_rate() {
             return Err(Error::RejectRate {
                 delivery: o.month,
                 read,
                 rejected,
                 share,
-                max: cfg.max_reject_rate,
+                max: cfg.max_reject_rate(),
             });
         }
     }
@@ -225,7 +228,7 @@ pub struct Computation {
 /// or before its month (later ones are future_date), so deliveries before the window hold no
 /// window line and are not read.
 fn window_lines(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<LazyFrame> {
-    let (window_from, _) = cfg.refresh.window();
+    let (window_from, _) = cfg.refresh().window();
     let in_reach: Vec<Outcome> = ingested
         .outcomes
         .iter()
@@ -244,8 +247,8 @@ pub fn invoice_detail(
     previous: Option<&PreviousLevels>,
 ) -> Result<DataFrame> {
     let started = Instant::now();
-    let due = renewal::due_partners(&inputs.roster, cfg.refresh, previous);
-    let detail = kpi::invoice_detail(window_lines(cfg, ingested)?, cfg.refresh, &due)?;
+    let due = renewal::due_partners(&inputs.roster, cfg.refresh(), previous);
+    let detail = kpi::invoice_detail(window_lines(cfg, ingested)?, cfg.refresh(), &due)?;
     info!(
         due = due.len(),
         lines = detail.height(),
@@ -263,7 +266,13 @@ fn decide(
     previous: Option<&PreviousLevels>,
 ) -> Vec<Decision> {
     let started = Instant::now();
-    let decisions = renewal::decide(&cfg.program, &inputs.roster, cfg.refresh, totals, previous);
+    let decisions = renewal::decide(
+        cfg.program(),
+        &inputs.roster,
+        cfg.refresh(),
+        totals,
+        previous,
+    );
     info!(
         partners = decisions.len(),
         due = decisions.iter().filter(|d| d.due).count(),
@@ -286,10 +295,10 @@ fn watch_ahead(
     kpis: &mut Kpis,
 ) -> Result<Vec<WatchRow>> {
     let started = Instant::now();
-    let lead_months = cfg.program.watch_lead_months;
+    let lead_months = cfg.program().watch_lead_months;
     let secured = kpis.secured(&watch::watched(decisions, lead_months))?;
     let watch = watch::build(
-        &cfg.program,
+        cfg.program(),
         &inputs.roster,
         decisions,
         lead_months,
@@ -312,13 +321,13 @@ fn build_directory(
     published: &Path,
 ) -> Result<Directory> {
     let started = Instant::now();
-    let baseline = directory::load_baseline(published, cfg.refresh)?;
+    let baseline = directory::load_baseline(published, cfg.refresh())?;
     let directory = directory::build(
-        &cfg.program,
+        cfg.program(),
         &inputs.roster,
         decisions,
         baseline,
-        cfg.refresh,
+        cfg.refresh(),
     );
     info!(
         changes = directory.changes.len(),
@@ -344,7 +353,7 @@ pub fn compute(
     previous: Option<&PreviousLevels>,
 ) -> Result<Computation> {
     let started = Instant::now();
-    let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh, &cfg.program)?;
+    let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh(), cfg.program())?;
     let totals = kpis.totals()?;
     let lines_in_window = totals.values().map(|k| k.lines).sum();
     let monthly = kpis.monthly()?;
@@ -362,12 +371,12 @@ pub fn compute(
     let rejected_last = ledger::read_rejected(last)?;
     let changes = crate::changes::compute(
         published,
-        cfg.refresh,
-        &cfg.program,
+        cfg.refresh(),
+        cfg.program(),
         &decisions,
         &ingested.outcomes,
     )?;
-    let feeds = crate::feeds::compute(&ingested.outcomes, cfg.refresh, &cfg.program)?;
+    let feeds = crate::feeds::compute(&ingested.outcomes, cfg.refresh(), cfg.program())?;
     Ok(Computation {
         totals,
         decisions,
@@ -387,8 +396,8 @@ impl Computation {
     /// What the report stage writes of this computation.
     pub fn report<'a>(&'a self, cfg: &'a RunConfig, roster: &'a Roster) -> Computed<'a> {
         Computed {
-            refresh: cfg.refresh,
-            program: &cfg.program,
+            refresh: cfg.refresh(),
+            program: cfg.program(),
             roster,
             decisions: &self.decisions,
             watch: &self.watch,

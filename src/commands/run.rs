@@ -8,7 +8,7 @@ use tracing::info;
 use super::refresh::{self, Computation, Ingested};
 use crate::calendar::Month;
 use crate::cli::{BackfillArgs, RunArgs};
-use crate::config::{today, RunConfig};
+use crate::config::{today, RunConfig, RunOptions, DEFAULT_MAX_REJECT_RATE};
 use crate::error::{Error, Result};
 use crate::publish::{self, Move, Staging};
 use crate::renewal;
@@ -26,11 +26,15 @@ fn sheet_rows() -> usize {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    let mut cfg = RunConfig::build(args.refresh, &args.folders.input, &args.folders.output)?;
-    cfg.force = args.force;
-    cfg.dry_run = args.dry_run;
-    cfg.max_reject_rate = args.max_reject_rate;
-    cfg.allowed_missing = args.allow_missing.clone();
+    let cfg = RunConfig::build(RunOptions {
+        refresh: args.refresh,
+        input: args.folders.input.clone(),
+        output: args.folders.output.clone(),
+        force: args.force,
+        dry_run: args.dry_run,
+        max_reject_rate: args.max_reject_rate,
+        allowed_missing: args.allow_missing.clone(),
+    })?;
     cfg.check_open(today()?)?;
     refresh_month(&cfg)
 }
@@ -45,10 +49,16 @@ pub fn backfill(args: &BackfillArgs) -> Result<()> {
     let current = Month::of(today()?);
     let mut month = args.from;
     while month <= args.to {
-        let mut cfg = RunConfig::build(Some(month), &args.folders.input, &args.folders.output)?;
-        // Past months are what backfill is for; the current and later months must be open.
-        cfg.force = month < current;
-        cfg.allowed_missing = args.allow_missing.clone();
+        let cfg = RunConfig::build(RunOptions {
+            refresh: Some(month),
+            input: args.folders.input.clone(),
+            output: args.folders.output.clone(),
+            // Past months are what backfill is for; the current and later months must be open.
+            force: month < current,
+            dry_run: false,
+            max_reject_rate: DEFAULT_MAX_REJECT_RATE,
+            allowed_missing: args.allow_missing.clone(),
+        })?;
         cfg.check_open(today()?)?;
         info!(refresh = %month, "backfill: refresh {} of {}", month.index() - args.from.index() + 1, args.to.index() - args.from.index() + 1);
         refresh_month(&cfg)?;
@@ -61,19 +71,19 @@ pub fn backfill(args: &BackfillArgs) -> Result<()> {
 pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
     let started_at = chrono::Local::now();
     let clock = Instant::now();
-    let out = &cfg.output;
+    let out = cfg.output();
     // A dry run writes nothing: it takes no lock when there is no output folder yet.
-    let _lock = if cfg.dry_run && !out.exists() {
+    let _lock = if cfg.dry_run() && !out.exists() {
         None
     } else {
-        Some(publish::lock(out, !cfg.dry_run)?)
+        Some(publish::lock(out, !cfg.dry_run())?)
     };
     // A dry run writes nothing of its own, but it reads the published files: a commit that a
     // killed run left half done is completed first, as any run would.
-    if (!cfg.dry_run || publish::has_pending_commit(out)) && publish::recover(out)? {
+    if (!cfg.dry_run() || publish::has_pending_commit(out)) && publish::recover(out)? {
         info!("completed the publishing of an interrupted earlier run");
     }
-    let (staging, _tmp) = if cfg.dry_run {
+    let (staging, _tmp) = if cfg.dry_run() {
         let (s, t) = Staging::detached(out)?;
         (s, Some(t))
     } else {
@@ -83,17 +93,17 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
     let (moves, summary) = match result {
         Ok(done) => done,
         Err(e) => {
-            if !cfg.dry_run {
+            if !cfg.dry_run() {
                 let _ = std::fs::remove_dir_all(&staging.root);
             }
             return Err(e);
         }
     };
-    if cfg.dry_run {
+    if cfg.dry_run() {
         print!("{summary}");
         println!(
             "dry run of the refresh of {}: nothing was written. It would write:",
-            cfg.refresh
+            cfg.refresh()
         );
         for m in &moves {
             match m {
@@ -127,8 +137,8 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         "publish: committed"
     );
     info!(
-        refresh = %cfg.refresh,
-        reports = %out.join("reports").join(cfg.refresh.to_string()).display(),
+        refresh = %cfg.refresh(),
+        reports = %out.join("reports").join(cfg.refresh().to_string()).display(),
         ms = clock.elapsed().as_millis() as u64,
         peak_rss_mib = peak_rss_mib(),
         "refresh done"
@@ -144,14 +154,14 @@ fn compute_and_stage(
     clock: Instant,
 ) -> Result<(Vec<Move>, String)> {
     let mut inputs = refresh::load_inputs(cfg)?;
-    let ingested = refresh::ingest(cfg, &mut inputs, staging, &cfg.output)?;
+    let ingested = refresh::ingest(cfg, &mut inputs, staging, cfg.output())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
     // Invoice detail needs no KPI: its sheet is written on a thread of its own while the
     // KPIs, decisions and directory are computed.
-    let previous = renewal::load_previous_levels(&cfg.output, cfg.refresh)?;
+    let previous = renewal::load_previous_levels(cfg.output(), cfg.refresh())?;
     let detail = refresh::invoice_detail(cfg, &inputs, &ingested, previous.as_ref())?;
-    let book = workbook::start(cfg.refresh, detail, sheet_rows())?;
-    let computation = refresh::compute(cfg, &inputs, &ingested, &cfg.output, previous.as_ref())?;
+    let book = workbook::start(cfg.refresh(), detail, sheet_rows())?;
+    let computation = refresh::compute(cfg, &inputs, &ingested, cfg.output(), previous.as_ref())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();
     let facts = RunFacts {
@@ -176,7 +186,7 @@ fn compute_and_stage(
 fn summary(cfg: &RunConfig, c: &Computation, ingested: &Ingested) -> String {
     let mut s = format!(
         "refresh {}: {} partners, {} lines in the window, {} due, {} directory changes, {} exceptions",
-        cfg.refresh,
+        cfg.refresh(),
         c.decisions.len(),
         c.lines_in_window,
         c.decisions.iter().filter(|d| d.due).count(),

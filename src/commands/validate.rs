@@ -4,22 +4,28 @@
 
 use super::refresh;
 use crate::cli::ValidateArgs;
-use crate::config::RunConfig;
+use crate::config::{RunConfig, RunOptions, DEFAULT_MAX_REJECT_RATE};
 use crate::error::{Error, Result};
 use crate::publish::Staging;
 
 pub fn validate(args: &ValidateArgs) -> Result<()> {
     let (staging, _tmp) = Staging::detached(&args.input)?;
     let nowhere = staging.root.join("no-output");
-    let mut cfg = RunConfig::build(args.refresh, &args.input, &nowhere)?;
-    // Report the shares first; the gate is applied below with the run's default.
-    cfg.max_reject_rate = 1.0;
-    cfg.allowed_missing = args.allow_missing.clone();
+    let cfg = RunConfig::build(RunOptions {
+        refresh: args.refresh,
+        input: args.input.clone(),
+        output: nowhere.clone(),
+        force: false,
+        dry_run: false,
+        // Report the shares first; the gate is applied below with the run's default.
+        max_reject_rate: 1.0,
+        allowed_missing: args.allow_missing.clone(),
+    })?;
     println!(
         "program.toml: ok ({} categories, {} requirement blocks, {} extensions)",
-        cfg.program.categories.len(),
-        cfg.program.requirements.len(),
-        cfg.program.extensions.len()
+        cfg.program().categories.len(),
+        cfg.program().requirements.len(),
+        cfg.program().extensions.len()
     );
     let mut inputs = refresh::load_inputs(&cfg)?;
     println!("roster: ok ({} partners)", inputs.roster.partners.len());
@@ -27,8 +33,8 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &nowhere)?;
     println!(
         "deliveries up to {} (as the refresh of {} would judge them):",
-        cfg.refresh.plus(-1),
-        cfg.refresh
+        cfg.refresh().plus(-1),
+        cfg.refresh()
     );
     if !ingested.allowed_missing.is_empty() {
         println!(
@@ -36,7 +42,7 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
             crate::gaps::list(&ingested.allowed_missing)
         );
     }
-    let limit = 0.05;
+    let limit = DEFAULT_MAX_REJECT_RATE;
     let mut over = None;
     for o in &ingested.outcomes {
         let m = &o.meta;

@@ -1,13 +1,13 @@
 //! Naming program.toml's keys as a person finds them, and refusing the keys it does not know.
 //!
 //! Owns the ordinal and line of each `[[requirements]]` and `[[extensions]]` block (`the 2nd
-//! [[requirements]] block, line 31`), the check that every table holds only known keys (an
-//! unknown key anywhere is a configuration error naming it), and the `[watch]` table. See
+//! [[requirements]] block, line 31`) and the name of the key an error's path points at. See
 //! docs/rules.md §2.4.
 
-use toml::{Table, Value};
+use serde_path_to_error::{Path, Segment};
 
-type Failure = (String, String);
+/// A configuration error: the key named for people, and what is wrong with it.
+pub type Failure = (String, String);
 
 /// `1st`, `2nd`, `3rd`, `4th`, … `11th`, `12th`, `13th`, `21st` …
 pub fn ordinal(n: usize) -> String {
@@ -81,53 +81,31 @@ fn is_header(line: &str, name: &str) -> bool {
     compact == format!("[[{name}]]") || compact == format!("[[\"{name}\"]]")
 }
 
-/// The top-level tables program.toml may hold.
-pub const TOP_LEVEL: [&str; 6] = [
-    "calendar",
-    "kpi_categories",
-    "markets",
-    "requirements",
-    "extensions",
-    "watch",
-];
-
-/// Fails naming the first key of `table` that is not in `known` (`prefix.key`).
-pub fn only_known(table: &Table, known: &[&str], prefix: &str) -> Result<(), Failure> {
-    match table.keys().find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => {
-            let key = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            Err((
-                key,
-                format!("unknown key (known here: {})", known.join(", ")),
-            ))
+/// Names the key at `path` of a serde error: `calendar.refresh_dya`, or for a key inside a
+/// block of `blocks`, `requirements[1].level (the 2nd [[requirements]] block, line 31)`.
+pub fn name_path(path: &Path, blocks: &[&Blocks]) -> String {
+    let segments: Vec<&Segment> = path.iter().collect();
+    if let [Segment::Map { key }, Segment::Seq { index }, rest @ ..] = segments.as_slice() {
+        if let Some(b) = blocks.iter().find(|b| &b.name == key) {
+            return b.key(*index, &join(rest));
         }
+    }
+    match join(&segments) {
+        s if s.is_empty() => "(file)".into(),
+        s => s,
     }
 }
 
-/// How many months ahead the anniversary watch looks.
-pub const DEFAULT_LEAD_MONTHS: u32 = 3;
-
-/// `[watch]`: `lead_months`, a whole number from 0 to 12 (default 3).
-pub fn parse_watch(value: Option<&Value>) -> Result<u32, Failure> {
-    let table = match value {
-        None => return Ok(DEFAULT_LEAD_MONTHS),
-        Some(Value::Table(t)) => t,
-        Some(_) => return Err(("watch".into(), "must be a table".into())),
-    };
-    only_known(table, &["lead_months"], "watch")?;
-    match table.get("lead_months") {
-        None => Ok(DEFAULT_LEAD_MONTHS),
-        Some(Value::Integer(n)) if (0..=12).contains(n) => Ok(*n as u32),
-        Some(other) => Err((
-            "watch.lead_months".into(),
-            format!("must be a whole number of months from 0 to 12 (is {other})"),
-        )),
+/// `kpi.courseware`, `exclude_competencies[1]`.
+fn join(segments: &[&Segment]) -> String {
+    let mut s = String::new();
+    for segment in segments {
+        if !matches!(segment, Segment::Seq { .. }) && !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(&segment.to_string());
     }
+    s
 }
 
 #[cfg(test)]
@@ -162,25 +140,5 @@ mod tests {
         // Blocks written inline have no header line to point at.
         let inline = Blocks::find("requirements = [{level = \"gold\"}]", "requirements", 1);
         assert_eq!(inline.name(0), "the 1st [[requirements]] block");
-    }
-
-    #[test]
-    fn watch_lead_months_is_0_to_12() {
-        let watch = |text: &str| {
-            let t: Table = text.parse().unwrap();
-            parse_watch(t.get("watch"))
-        };
-        assert_eq!(watch(""), Ok(3));
-        assert_eq!(watch("[watch]\nlead_months = 0"), Ok(0));
-        assert_eq!(watch("[watch]\nlead_months = 12"), Ok(12));
-        for bad in ["13", "-1", "2.5", "\"3\"", "true"] {
-            let e = watch(&format!("[watch]\nlead_months = {bad}")).unwrap_err();
-            assert_eq!(e.0, "watch.lead_months", "{bad}");
-        }
-        assert_eq!(
-            watch("[watch]\nlead_month = 2").unwrap_err().0,
-            "watch.lead_month"
-        );
-        assert_eq!(watch("watch = 3").unwrap_err().0, "watch");
     }
 }

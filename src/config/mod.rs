@@ -1,8 +1,9 @@
 //! The run's configuration, built and checked before any data is read.
 //!
-//! [`RunConfig`] turns the command line into a ready-to-use, checked set of facts: the refresh
-//! month and its window, the folders, the flags and the program rules of `program.toml`
-//! ([`program`]). A bad month, folder or rule fails here, in milliseconds, not after ingest.
+//! [`RunConfig`] turns what the command line asks ([`RunOptions`]) into a ready-to-use, checked
+//! set of facts, built once and read through accessors: the refresh month, the folders, the
+//! flags and the program rules of `program.toml` ([`program`]). A bad month, folder or rule
+//! fails here, in milliseconds, not after ingest. Owns the default reject-rate limit.
 
 pub mod keys;
 pub mod program;
@@ -19,20 +20,44 @@ use program::Program;
 /// schedule and for tests).
 pub const TODAY_ENV: &str = "KPI_REFRESH_TODAY";
 
+/// A delivery judged by a run may reject at most this share of its rows unless
+/// `--max-reject-rate` says otherwise (docs/rules.md §4.6).
+pub const DEFAULT_MAX_REJECT_RATE: f64 = 0.05;
+
+/// What the command line asks of one refresh, before anything is checked. A command fills it
+/// in and hands it to [`RunConfig::build`].
 #[derive(Clone, Debug)]
-pub struct RunConfig {
-    pub refresh: Month,
+pub struct RunOptions {
+    /// The refresh month; `None` is the current month.
+    pub refresh: Option<Month>,
     pub input: PathBuf,
+    /// The output folder; it may not exist yet.
     pub output: PathBuf,
+    /// Run a month that is not open.
     pub force: bool,
+    /// Do the work and write nothing.
     pub dry_run: bool,
+    /// The largest share of rejected rows a delivery judged by the run may have.
     pub max_reject_rate: f64,
     /// Months named with `--allow-missing`: gaps in the deliveries the run may do without.
     pub allowed_missing: Vec<Month>,
-    pub program: Program,
-    pub program_path: PathBuf,
+}
+
+/// The checked configuration of one refresh, built once by [`RunConfig::build`] and read
+/// through its accessors.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    refresh: Month,
+    input: PathBuf,
+    output: PathBuf,
+    force: bool,
+    dry_run: bool,
+    max_reject_rate: f64,
+    allowed_missing: Vec<Month>,
+    program: Program,
+    program_path: PathBuf,
     /// SHA-256 of the program.toml bytes `program` was parsed from.
-    pub program_sha: String,
+    program_sha: String,
 }
 
 /// Today, from the clock or from [`TODAY_ENV`].
@@ -45,8 +70,17 @@ pub fn today() -> Result<NaiveDate> {
 }
 
 impl RunConfig {
-    /// Checks the folders and loads program.toml. `output` may not exist yet.
-    pub fn build(refresh: Option<Month>, input: &Path, output: &Path) -> Result<RunConfig> {
+    /// Checks the refresh month and the folders of `options` and loads program.toml.
+    pub fn build(options: RunOptions) -> Result<RunConfig> {
+        let RunOptions {
+            refresh,
+            input,
+            output,
+            force,
+            dry_run,
+            max_reject_rate,
+            allowed_missing,
+        } = options;
         let refresh = match refresh {
             Some(m) => m,
             None => Month::of(today()?),
@@ -55,7 +89,7 @@ impl RunConfig {
         if !input.is_dir() {
             return Err(Error::MissingInput {
                 what: "input folder".into(),
-                path: input.to_path_buf(),
+                path: input,
             });
         }
         if output.exists() && !output.is_dir() {
@@ -68,16 +102,67 @@ impl RunConfig {
         let (program, program_sha) = Program::load_with_digest(&program_path)?;
         Ok(RunConfig {
             refresh,
-            input: input.to_path_buf(),
-            output: output.to_path_buf(),
-            force: false,
-            dry_run: false,
-            max_reject_rate: 0.05,
-            allowed_missing: Vec::new(),
+            input,
+            output,
+            force,
+            dry_run,
+            max_reject_rate,
+            allowed_missing,
             program,
             program_path,
             program_sha,
         })
+    }
+
+    /// This configuration with `months` as the deliveries it may do without, in place of its
+    /// own: for answering as a published refresh ran, with the gaps its manifest records.
+    pub fn with_allowed_missing(&self, months: Vec<Month>) -> RunConfig {
+        RunConfig {
+            allowed_missing: months,
+            ..self.clone()
+        }
+    }
+
+    /// The refresh month R.
+    pub fn refresh(&self) -> Month {
+        self.refresh
+    }
+
+    pub fn input(&self) -> &Path {
+        &self.input
+    }
+
+    pub fn output(&self) -> &Path {
+        &self.output
+    }
+
+    /// Whether nothing is to be written.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The largest share of rejected rows a delivery judged by this run may have.
+    pub fn max_reject_rate(&self) -> f64 {
+        self.max_reject_rate
+    }
+
+    /// Gaps in the deliveries the run may do without (`--allow-missing`).
+    pub fn allowed_missing(&self) -> &[Month] {
+        &self.allowed_missing
+    }
+
+    /// The program rules of program.toml.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    pub fn program_path(&self) -> &Path {
+        &self.program_path
+    }
+
+    /// SHA-256 of the program.toml bytes the program was parsed from.
+    pub fn program_sha(&self) -> &str {
+        &self.program_sha
     }
 
     /// A refresh is open from its refresh day on, in its own month; any other month needs
@@ -122,7 +207,7 @@ mod tests {
             output: "output".into(),
             force: false,
             dry_run: false,
-            max_reject_rate: 0.05,
+            max_reject_rate: DEFAULT_MAX_REJECT_RATE,
             allowed_missing: Vec::new(),
             program: Program::parse("[kpi_categories]\nc = [\"MOC\"]").unwrap(),
             program_path: "program.toml".into(),

@@ -3,7 +3,9 @@
 //!
 //! Owns the calendar days, KPI categories and their OMLP types, markets, requirement blocks
 //! and extensions, and the rule that picks one requirement block for a partner and a level.
-//! Every rule violation is a configuration error (exit 78) naming the offending key.
+//! The file is read into its shape (`shape`, serde types that refuse unknown keys) and then
+//! checked in one pass (`check`); every violation is a configuration error (exit 78) naming
+//! the offending key.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,9 +14,13 @@ use std::path::Path;
 use chrono::NaiveDate;
 use toml::{Table, Value};
 
-use super::keys;
-use crate::calendar::parse_date;
+use super::keys::{self, Blocks, Failure};
 use crate::error::{Error, Result};
+
+mod check;
+mod shape;
+
+pub use check::{EXCEL_COLUMNS, MAX_CATEGORIES};
 
 /// Enrollment levels, ordered `none` < `action_pack` < `silver` < `gold`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -183,42 +189,31 @@ impl Program {
         Ok((program, source.sha256))
     }
 
-    /// Parses and checks program.toml text; an error names the key.
-    pub fn parse(text: &str) -> Result<Program, (String, String)> {
+    /// Parses and checks program.toml text; an error names the key. The text is read into the
+    /// shape of the file (`shape`: known keys, kinds of values), then checked once (`check`).
+    pub fn parse(text: &str) -> Result<Program, Failure> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let root: Table = text.parse().map_err(|e: toml::de::Error| {
-            let message = e.message().to_string();
-            let at = e
-                .span()
-                .map(|s| line_of(text, s.start))
-                .map(|l| format!("line {l}"));
-            (at.unwrap_or_else(|| "(file)".into()), message)
+            let at = e.span().map(|s| format!("line {}", line_of(text, s.start)));
+            (
+                at.unwrap_or_else(|| "(file)".into()),
+                e.message().to_string(),
+            )
         })?;
-        keys::only_known(&root, &keys::TOP_LEVEL, "")?;
-        let calendar = parse_calendar(root.get("calendar"))?;
-        let (categories, omlp_types) = parse_categories(root.get("kpi_categories"))?;
-        let (default_market, markets, market_of_country) = parse_markets(root.get("markets"))?;
-        let watch_lead_months = keys::parse_watch(root.get("watch"))?;
-        let mut program = Program {
-            calendar,
-            categories,
-            omlp_types,
-            default_market,
-            markets,
-            market_of_country,
-            requirements: Vec::new(),
-            extensions: Vec::new(),
-            watch_lead_months,
-        };
-        let count = |k: &str| match root.get(k) {
-            Some(Value::Array(a)) => a.len(),
-            _ => 0,
-        };
-        let blocks = keys::Blocks::find(text, "requirements", count("requirements"));
-        program.requirements = parse_requirements(root.get("requirements"), &program, &blocks)?;
-        let blocks = keys::Blocks::find(text, "extensions", count("extensions"));
-        program.extensions = parse_extensions(root.get("extensions"), &blocks)?;
-        Ok(program)
+        let count = |k: &str| root.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        let requirements = Blocks::find(text, "requirements", count("requirements"));
+        let extensions = Blocks::find(text, "extensions", count("extensions"));
+        let raw: shape::RawProgram =
+            serde_path_to_error::deserialize(Value::Table(root)).map_err(|e| {
+                let key = keys::name_path(e.path(), &[&requirements, &extensions]);
+                // serde says "unknown field `x`, expected one of …"; program.toml has keys.
+                let message = e
+                    .inner()
+                    .message()
+                    .replacen("unknown field", "unknown key", 1);
+                (key, message)
+            })?;
+        check::program(raw, &requirements, &extensions)
     }
 
     /// The canonical OMLP type and its category index, matched case-insensitively.
@@ -290,423 +285,14 @@ pub fn same_text(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
 }
 
-type Failure = (String, String);
-
-fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, Failure> {
-    Err((key.into(), message.into()))
-}
-
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-fn table<'a>(value: Option<&'a Value>, key: &str) -> Result<Option<&'a Table>, Failure> {
-    match value {
-        None => Ok(None),
-        Some(Value::Table(t)) => Ok(Some(t)),
-        Some(_) => fail(key, "must be a table"),
-    }
-}
-
-fn string(value: &Value, key: &str) -> Result<String, Failure> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Value::String(_) => fail(key, "must not be empty"),
-        _ => fail(key, "must be a string"),
-    }
-}
-
-fn strings(value: &Value, key: &str) -> Result<Vec<String>, Failure> {
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| string(v, &format!("{key}[{i}]")))
-            .collect(),
-        _ => fail(key, "must be an array of strings"),
-    }
-}
-
-fn day(value: &Value, key: &str) -> Result<u32, Failure> {
-    match value {
-        Value::Integer(d) if (1..=31).contains(d) => Ok(*d as u32),
-        _ => fail(key, "must be a day of the month from 1 to 31"),
-    }
-}
-
-fn date(value: &Value, key: &str) -> Result<NaiveDate, Failure> {
-    let text = match value {
-        Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return fail(key, "must be a date like 2025-07-01"),
-    };
-    parse_date(&text).map_or_else(
-        || fail(key, format!("{text:?} is not a date like 2025-07-01")),
-        Ok,
-    )
-}
-
-fn boolean(value: &Value, key: &str) -> Result<bool, Failure> {
-    match value {
-        Value::Boolean(b) => Ok(*b),
-        _ => fail(key, "must be true or false"),
-    }
-}
-
-fn parse_calendar(value: Option<&Value>) -> Result<Calendar, Failure> {
-    let mut calendar = Calendar::default();
-    let Some(t) = table(value, "calendar")? else {
-        return Ok(calendar);
-    };
-    for (k, v) in t {
-        let key = format!("calendar.{k}");
-        let slot = match k.as_str() {
-            "refresh_day" => &mut calendar.refresh_day,
-            "directory_submit_from_day" => &mut calendar.directory_submit_from_day,
-            "directory_submit_to_day" => &mut calendar.directory_submit_to_day,
-            "directory_visible_by_day" => &mut calendar.directory_visible_by_day,
-            _ => {
-                return fail(
-                    key,
-                    "unknown key (known here: refresh_day, directory_submit_from_day, \
-                     directory_submit_to_day, directory_visible_by_day)",
-                )
-            }
-        };
-        *slot = day(v, &key)?;
-    }
-    if calendar.directory_submit_from_day > calendar.directory_submit_to_day {
-        return fail(
-            "calendar.directory_submit_to_day",
-            "is before directory_submit_from_day",
-        );
-    }
-    Ok(calendar)
-}
-
-type Categories = (Vec<Category>, HashMap<String, (String, usize)>);
-
-/// The most columns a worksheet holds.
-pub const EXCEL_COLUMNS: usize = 16_384;
-
-/// The most KPI categories a program may name: the widest sheet, the Anniversary watch, has
-/// eleven columns and five per category (secured, leaving, required, still needed, per
-/// month), and must fit in one worksheet.
-pub const MAX_CATEGORIES: usize = (EXCEL_COLUMNS - 11) / 5;
-
-fn parse_categories(value: Option<&Value>) -> Result<Categories, Failure> {
-    let Some(t) = table(value, "kpi_categories")? else {
-        return fail(
-            "kpi_categories",
-            "is missing: name at least one KPI category and its OMLP types",
-        );
-    };
-    if t.is_empty() {
-        return fail("kpi_categories", "names no category");
-    }
-    if t.len() > MAX_CATEGORIES {
-        return fail(
-            "kpi_categories",
-            format!(
-                "names {} categories; at most {MAX_CATEGORIES} fit the workbook (the Anniversary \
-                 watch sheet has five columns per category, and a worksheet holds {} columns)",
-                t.len(),
-                crate::config::program::EXCEL_COLUMNS
-            ),
-        );
-    }
-    let mut categories = Vec::new();
-    let mut lookup: HashMap<String, (String, usize)> = HashMap::new();
-    for (index, (name, types)) in t.iter().enumerate() {
-        let key = format!("kpi_categories.{name}");
-        if name.trim().is_empty() || name.contains(|c: char| c.is_control()) {
-            return fail(key, "is not a usable category name");
-        }
-        let omlp_types = strings(types, &key)?;
-        for omlp in &omlp_types {
-            if let Some((_, other)) = lookup.get(&omlp.to_lowercase()) {
-                if *other == index {
-                    continue; // listed twice in the same category: harmless
-                }
-                let other = &categories
-                    .get(*other)
-                    .map_or(name.as_str(), |c: &Category| c.name.as_str());
-                return fail(
-                    key,
-                    format!("OMLP type {omlp:?} is already in category {other:?}"),
-                );
-            }
-            lookup.insert(omlp.to_lowercase(), (omlp.clone(), index));
-        }
-        categories.push(Category {
-            name: name.clone(),
-            omlp_types,
-        });
-    }
-    Ok((categories, lookup))
-}
-
-type Markets = (String, Vec<String>, HashMap<String, String>);
-
-fn parse_markets(value: Option<&Value>) -> Result<Markets, Failure> {
-    let mut default = "default".to_string();
-    let mut names = Vec::new();
-    let mut of_country: HashMap<String, String> = HashMap::new();
-    if let Some(t) = table(value, "markets")? {
-        if let Some(d) = t.get("default") {
-            default = string(d, "markets.default")?;
-        }
-        for (name, countries) in t.iter().filter(|(k, _)| *k != "default") {
-            let key = format!("markets.{name}");
-            if name.trim().is_empty() || name == "*" {
-                return fail(key, "is not a usable market name");
-            }
-            for country in strings(countries, &key)? {
-                let code = country.to_uppercase();
-                if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return fail(key, format!("{country:?} is not a two-letter country code"));
-                }
-                if let Some(other) = of_country.insert(code.clone(), name.clone()) {
-                    return fail(
-                        key,
-                        format!("country {code} is already in market {other:?}"),
-                    );
-                }
-            }
-            names.push(name.clone());
-        }
-    }
-    if names.iter().any(|n| same_text(n, &default)) {
-        return fail(
-            "markets.default",
-            format!("{default:?} is also a listed market"),
-        );
-    }
-    names.insert(0, default.clone());
-    Ok((default, names, of_country))
-}
-
-fn parse_requirements(
-    value: Option<&Value>,
-    program: &Program,
-    blocks: &keys::Blocks,
-) -> Result<Vec<Requirement>, Failure> {
-    let array = match value {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return fail(
-                "requirements",
-                "must be an array of tables ([[requirements]])",
-            )
-        }
-    };
-    array
-        .iter()
-        .enumerate()
-        .map(|(position, block)| parse_requirement(position, block, program, blocks))
-        .collect()
-}
-
-/// The keys a requirement block may have.
-const REQUIREMENT_KEYS: [&str; 8] = [
-    "effective_from",
-    "level",
-    "market",
-    "competency",
-    "min_mct",
-    "exams_required",
-    "performance_commitment_required",
-    "kpi",
-];
-
-/// The requirement block at `position` of `[[requirements]]` (docs/rules.md §2.4): the first
-/// key found wrong, in a fixed order with unknown keys last, is the one reported.
-fn parse_requirement(
-    position: usize,
-    block: &Value,
-    program: &Program,
-    blocks: &keys::Blocks,
-) -> Result<Requirement, Failure> {
-    let at = |k: &str| blocks.key(position, k);
-    let Value::Table(t) = block else {
-        return fail(at(""), "must be a table");
-    };
-    let level = requirement_level(t, &at)?;
-    let effective_from = match t.get("effective_from") {
-        Some(v) => date(v, &at("effective_from"))?,
-        None => return fail(at("effective_from"), "is missing"),
-    };
-    let market = requirement_market(t, program, &at)?;
-    let competency = t
-        .get("competency")
-        .map(|v| string(v, &at("competency")))
-        .transpose()?;
-    let min_mct = match t.get("min_mct") {
-        None => 1,
-        Some(Value::Integer(n)) if (0..=u32::MAX as i64).contains(n) => *n as u32,
-        Some(_) => return fail(at("min_mct"), "must be a whole number ≥ 0"),
-    };
-    let needs_kpis = level.has_kpis();
-    let flag = |k: &str| {
-        t.get(k)
-            .map(|v| boolean(v, &at(k)))
-            .transpose()
-            .map(|b| b.unwrap_or(needs_kpis))
-    };
-    let exams_required = flag("exams_required")?;
-    let performance_commitment_required = flag("performance_commitment_required")?;
-    let kpi = requirement_thresholds(t, program, &at)?;
-    if let Some(k) = t.keys().find(|k| !REQUIREMENT_KEYS.contains(&k.as_str())) {
-        return fail(
-            at(k),
-            format!(
-                "unknown key in a requirement block (known: {})",
-                REQUIREMENT_KEYS.join(", ")
-            ),
-        );
-    }
-    Ok(Requirement {
-        position,
-        line: blocks.line(position),
-        effective_from,
-        level,
-        market,
-        competency,
-        min_mct,
-        exams_required,
-        performance_commitment_required,
-        kpi,
-    })
-}
-
-/// A requirement block's level: action_pack, silver or gold.
-fn requirement_level(t: &Table, at: &impl Fn(&str) -> String) -> Result<Level, Failure> {
-    let Some(v) = t.get("level") else {
-        return fail(at("level"), "is missing");
-    };
-    let name = string(v, &at("level"))?;
-    match Level::parse(&name) {
-        Some(l) if l != Level::None => Ok(l),
-        _ => fail(
-            at("level"),
-            format!("unknown level {name:?} (action_pack, silver or gold)"),
-        ),
-    }
-}
-
-/// A requirement block's market: one of `[markets]`, or none for `"*"` or no key.
-fn requirement_market(
-    t: &Table,
-    program: &Program,
-    at: &impl Fn(&str) -> String,
-) -> Result<Option<String>, Failure> {
-    let Some(v) = t.get("market") else {
-        return Ok(None);
-    };
-    let name = string(v, &at("market"))?;
-    if name == "*" {
-        return Ok(None);
-    }
-    match program.markets.iter().find(|m| same_text(m, &name)) {
-        Some(m) => Ok(Some(m.clone())),
-        None => fail(at("market"), format!("unknown market {name:?}")),
-    }
-}
-
-/// A requirement block's KPI thresholds, one per category of `[kpi_categories]` (0 where the
-/// block names none).
-/// The largest KPI threshold: a KPI value has at most 15 digits before its point.
-const MAX_THRESHOLD: f64 = 999_999_999_999_999.0;
-
-fn requirement_thresholds(
-    t: &Table,
-    program: &Program,
-    at: &impl Fn(&str) -> String,
-) -> Result<Vec<f64>, Failure> {
-    let mut kpi = vec![0.0; program.categories.len()];
-    let Some(v) = t.get("kpi") else {
-        return Ok(kpi);
-    };
-    let Value::Table(thresholds) = v else {
-        return fail(at("kpi"), "must be a table of category = threshold");
-    };
-    for (name, value) in thresholds {
-        let key = at(&format!("kpi.{name}"));
-        let Some(index) = program.categories.iter().position(|c| &c.name == name) else {
-            return fail(key, format!("unknown KPI category {name:?}"));
-        };
-        let threshold = match value {
-            Value::Integer(n) => *n as f64,
-            Value::Float(f) if f.is_finite() => *f,
-            _ => return fail(key, "must be a number"),
-        };
-        if threshold < 0.0 {
-            return fail(key, format!("threshold {threshold} is below 0"));
-        }
-        // A threshold is compared with KPIs of at most 15 digits and written in reports as a
-        // plain decimal: a larger one could only show as an overflowing gap.
-        if threshold > MAX_THRESHOLD {
-            return fail(
-                key,
-                format!("threshold {threshold} is above 999,999,999,999,999"),
-            );
-        }
-        kpi[index] = threshold;
-    }
-    Ok(kpi)
-}
-
-fn parse_extensions(
-    value: Option<&Value>,
-    blocks: &keys::Blocks,
-) -> Result<Vec<Extension>, Failure> {
-    let array = match value {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a,
-        Some(_) => return fail("extensions", "must be an array of tables ([[extensions]])"),
-    };
-    let mut out = Vec::new();
-    for (position, block) in array.iter().enumerate() {
-        let at = |k: &str| blocks.key(position, k);
-        let Value::Table(t) = block else {
-            return fail(at(""), "must be a table");
-        };
-        keys::only_known(
-            t,
-            &[
-                "name",
-                "anniversary_from",
-                "anniversary_to",
-                "exclude_competencies",
-            ],
-            "",
-        )
-        .map_err(|(k, m)| (at(&k), m))?;
-        let get = |k: &str| t.get(k).ok_or_else(|| (at(k), "is missing".to_string()));
-        let name = string(get("name")?, &at("name"))?;
-        let anniversary_from = date(get("anniversary_from")?, &at("anniversary_from"))?;
-        let anniversary_to = date(get("anniversary_to")?, &at("anniversary_to"))?;
-        if anniversary_to < anniversary_from {
-            return fail(at("anniversary_to"), "is before anniversary_from");
-        }
-        let exclude_competencies = t
-            .get("exclude_competencies")
-            .map(|v| strings(v, &at("exclude_competencies")))
-            .transpose()?;
-        out.push(Extension {
-            name,
-            anniversary_from,
-            anniversary_to,
-            exclude_competencies: exclude_competencies.unwrap_or_default(),
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::parse_date;
 
     pub const SAMPLE: &str = r#"
 [calendar]
@@ -944,9 +530,42 @@ lead_months = 6"
         let with = |v: &str| format!("{SAMPLE}\n[watch]\nlead_months = {v}\n");
         assert_eq!(Program::parse(&with("0")).unwrap().watch_lead_months, 0);
         assert_eq!(Program::parse(&with("12")).unwrap().watch_lead_months, 12);
-        for bad in ["13", "-1", "2.5", "\"3\""] {
+        for bad in ["13", "-1", "2.5", "\"3\"", "true"] {
             assert_eq!(key_of(&with(bad)), "watch.lead_months", "{bad}");
         }
+        assert_eq!(key_of(&format!("watch = 3\n{SAMPLE}")), "watch");
+    }
+
+    #[test]
+    fn an_error_inside_a_block_names_the_block_and_the_value_kind() {
+        let e = Program::parse(&SAMPLE.replacen("min_mct = 2", "min_mtc = 2", 1)).unwrap_err();
+        assert!(
+            e.0.starts_with("requirements[1].min_mtc (the 2nd [[requirements]] block, line "),
+            "{e:?}"
+        );
+        let e = Program::parse(&SAMPLE.replace("\"Cloud Business Applications\"", "\"x\", 3"))
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("extensions[0].exclude_competencies[1] (the 1st [[extensions]]"),
+            "{e:?}"
+        );
+        assert_eq!(e.1, "must be a string");
+        let e =
+            Program::parse(&SAMPLE.replace("refresh_day = 15", "refresh_day = 32")).unwrap_err();
+        assert_eq!(
+            e,
+            (
+                "calendar.refresh_day".to_string(),
+                "must be a day of the month from 1 to 31".to_string()
+            )
+        );
+        let e = Program::parse(&SAMPLE.replace(
+            "level = \"silver\"\nmarket = \"mature\"",
+            "market = \"mature\"",
+        ))
+        .unwrap_err();
+        assert!(e.0.starts_with("requirements[1].level ("), "{e:?}");
+        assert_eq!(e.1, "is missing");
     }
 
     #[test]
