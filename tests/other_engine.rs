@@ -35,7 +35,11 @@ fn duckdb_available() -> bool {
 fn before(month: &str, n: i32) -> String {
     let (y, m) = month.split_once('-').unwrap();
     let index = y.parse::<i32>().unwrap() * 12 + m.parse::<i32>().unwrap() - 1 - n;
-    format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
 }
 
 /// DuckDB's sums: (partner, category) -> (kpi, revenue in USD); each partner's totals under
@@ -56,7 +60,10 @@ fn duckdb_sums(output: &Path, refresh: &str) -> HashMap<(String, String), (f64, 
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let rows = csv_rows(&text);
-    assert_eq!(rows[0], ["partner_id", "category", "kpi_value", "revenue_usd"]);
+    assert_eq!(
+        rows[0],
+        ["partner_id", "category", "kpi_value", "revenue_usd"]
+    );
     rows[1..]
         .iter()
         .map(|r| {
@@ -103,7 +110,10 @@ fn compare(w: &Work, refresh: &str) -> usize {
     }
     let ids: Vec<&String> = rows[1..].iter().map(|r| &r[col("partner_id")]).collect();
     for (id, category) in sums.keys() {
-        assert!(ids.contains(&id), "DuckDB sums partner {id} ({category}), not published");
+        assert!(
+            ids.contains(&id),
+            "DuckDB sums partner {id} ({category}), not published"
+        );
         assert!(
             category.is_empty() || categories.contains(category),
             "DuckDB category {category} not published"

@@ -132,24 +132,7 @@ pub fn ingest(
 ) -> Result<Ingested> {
     let started = Instant::now();
     let last = cfg.refresh().plus(-1);
-    let deliveries = ledger::deliveries(cfg.input(), last)?;
-    if deliveries.last().map(|d| d.month) != Some(last) {
-        return Err(Error::MissingInput {
-            what: format!(
-                "delivery {last} (needed by the refresh of {})",
-                cfg.refresh()
-            ),
-            path: cfg.input().join("extracts").join(last.to_string()),
-        });
-    }
-    let present: Vec<Month> = deliveries.iter().map(|d| d.month).collect();
-    let allowed_missing = crate::gaps::check(&present, last, cfg.allowed_missing())?;
-    if let Some(empty) = deliveries.iter().find(|d| d.files.is_empty()) {
-        return Err(Error::MissingInput {
-            what: format!("a .csv or .xlsx file in delivery {}", empty.month),
-            path: empty.folder.clone(),
-        });
-    }
+    let (deliveries, allowed_missing) = deliveries_to_ingest(cfg, last)?;
     let lookups = Lookups::new(cfg.program(), &inputs.roster, &inputs.fx)?;
     let ctx = ledger::Context {
         output: published,
@@ -171,23 +154,7 @@ pub fn ingest(
             });
         }
     }
-    for o in outcomes.iter().filter(|o| o.judged()) {
-        let (read, rejected) = (o.meta.read, o.meta.rejected_total());
-        let share = if read == 0 {
-            0.0
-        } else {
-            rejected as f64 / read as f64
-        };
-        if share > cfg.max_reject_rate() {
-            return Err(Error::RejectRate {
-                delivery: o.month,
-                read,
-                rejected,
-                share,
-                max: cfg.max_reject_rate(),
-            });
-        }
-    }
+    check_reject_rates(cfg, &outcomes)?;
     let stale = ledger::stale_partitions(published, &deliveries, last);
     let (read, accepted): (u64, u64) = outcomes
         .iter()
@@ -206,6 +173,51 @@ pub fn ingest(
         stale,
         allowed_missing,
     })
+}
+
+/// The deliveries up to `last`, which must be present and hold a file each, and the gaps
+/// among them that `--allow-missing` allows (any other gap is an error).
+fn deliveries_to_ingest(
+    cfg: &RunConfig,
+    last: Month,
+) -> Result<(Vec<ledger::DeliveryInput>, Vec<Month>)> {
+    let deliveries = ledger::deliveries(cfg.input(), last)?;
+    if deliveries.last().map(|d| d.month) != Some(last) {
+        return Err(Error::MissingInput {
+            what: format!(
+                "delivery {last} (needed by the refresh of {})",
+                cfg.refresh()
+            ),
+            path: cfg.input().join("extracts").join(last.to_string()),
+        });
+    }
+    let present: Vec<Month> = deliveries.iter().map(|d| d.month).collect();
+    let allowed_missing = crate::gaps::check(&present, last, cfg.allowed_missing())?;
+    if let Some(empty) = deliveries.iter().find(|d| d.files.is_empty()) {
+        return Err(Error::MissingInput {
+            what: format!("a .csv or .xlsx file in delivery {}", empty.month),
+            path: empty.folder.clone(),
+        });
+    }
+    Ok((deliveries, allowed_missing))
+}
+
+/// The reject-rate gate: a delivery judged in this run may reject at most the configured
+/// share of its rows (docs/rules.md §4.6).
+fn check_reject_rates(cfg: &RunConfig, outcomes: &[Outcome]) -> Result<()> {
+    for o in outcomes.iter().filter(|o| o.judged()) {
+        let share = o.meta.reject_share();
+        if share > cfg.max_reject_rate() {
+            return Err(Error::RejectRate {
+                delivery: o.month,
+                read: o.meta.read,
+                rejected: o.meta.rejected_total(),
+                share,
+                max: cfg.max_reject_rate(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// KPIs, decisions and directory of refresh R.

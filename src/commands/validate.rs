@@ -46,11 +46,7 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     let mut over = None;
     for o in &ingested.outcomes {
         let m = &o.meta;
-        let share = if m.read == 0 {
-            0.0
-        } else {
-            m.rejected_total() as f64 / m.read as f64
-        };
+        let share = m.reject_share();
         println!(
             "  {}: read {}, accepted {}, rejected {} ({:.2}%)",
             o.month,

@@ -115,6 +115,16 @@ impl PartitionMeta {
         self.rejected.values().sum()
     }
 
+    /// The share of the delivery's rows that were rejected, 0 when it has no row: what the
+    /// reject-rate gate compares with its limit (docs/rules.md §4.6).
+    pub fn reject_share(&self) -> f64 {
+        if self.read == 0 {
+            0.0
+        } else {
+            self.rejected_total() as f64 / self.read as f64
+        }
+    }
+
     /// SHA-256 of what decides the partition's rows: the format, the delivery, its files, the
     /// answers its rows got and the keys accepted before it. Judging the same files with the
     /// same answers after the same keys gives the same rows (what carrying rows over relies
