@@ -10,11 +10,15 @@
 # and prints wall time, peak resident memory, per-stage times and rows per second.
 #
 # Usage: benches/bench.sh [SCALE]     (default 1; the generated input is kept for reruns)
+# BENCH_BIN=DIR measures the kpi-refresh (and kpi-synth) binaries in DIR instead of this
+# checkout's build, to compare two versions on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kpi-refresh-target}"
-cargo build --release --bins --quiet
-bin="$CARGO_TARGET_DIR/release"
+if [ -z "${BENCH_BIN:-}" ]; then
+    cargo build --release --bins --quiet
+fi
+bin="${BENCH_BIN:-$CARGO_TARGET_DIR/release}"
 scale="${1:-1}"
 partners="${PARTNERS:-20000}"
 lines=$((500000 * scale))
@@ -68,6 +72,7 @@ run full 2026-11 && report full
 rm -rf "$work/output"
 run prepare 2026-10
 run monthly 2026-11 && report monthly
+echo "  workbook: $(du -k "$work/output/reports/2026-11/kpi-refresh-2026-11.xlsx" | cut -f1) KiB"
 python3 - "$work/input/partners.csv" <<'PY'
 import sys
 path = sys.argv[1]
@@ -97,4 +102,5 @@ rm -rf "$work/output/statements"
 one=$(sed -n 2p "$work/output/reports/2026-11/partners-2026-11.csv" | cut -d, -f1)
 statement statement-one --partner "$one"
 statement statement-all --all
-echo "  statements written: $(find "$work/output/statements/2026-11" -name '*.xlsx' | wc -l)"
+echo "  statements written: $(find "$work/output/statements/2026-11" -name '*.xlsx' | wc -l)," \
+    "$(du -sk "$work/output/statements/2026-11" | cut -f1) KiB"
