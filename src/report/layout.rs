@@ -10,7 +10,7 @@ use rust_xlsxwriter::{
 };
 
 /// The deflate level of every workbook's ZIP container. Level 1 deflates several times faster
-/// than the usual 6, for files about a fifth larger (figures in the README's benchmark).
+/// than the usual 6, for larger files (both measured in the README's "Performance").
 pub const ZIP_LEVEL: u8 = 1;
 
 /// A new, empty workbook, deflated at [`ZIP_LEVEL`].
