@@ -14,7 +14,7 @@ use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::ledger::{self, partition_rel, Outcome};
 use crate::publish::{Move, Staging};
-use crate::renewal::LEVELS_HEADER;
+use crate::state::{self, DirectoryRow, LevelRow};
 
 /// What a run did besides computing: when it started, what it read, and what became of the
 /// ledger's deliveries.
@@ -151,31 +151,20 @@ fn write_reports(staging: &Staging, reports: &str, c: &Computed) -> Result<Vec<S
 fn write_state(staging: &Staging, c: &Computed) -> Result<StatePaths> {
     let r = c.refresh;
     let paths = StatePaths {
-        levels: format!("state/levels/{r}.csv"),
-        directory: format!("state/directory/{r}.csv"),
+        levels: state::levels_rel(r),
+        directory: state::directory_rel(r),
     };
     let levels = c.roster.partners.iter().zip(c.decisions).map(|(p, d)| {
-        vec![
-            p.partner_id.clone(),
-            p.enrollment.as_str().to_string(),
-            p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
-            d.effective_level.as_str().to_string(),
-        ]
+        let row = LevelRow {
+            roster_enrollment: p.enrollment.as_str().to_string(),
+            enrolled_on: p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
+            effective_level: d.effective_level.as_str().to_string(),
+        };
+        (p.partner_id.clone(), row)
     });
-    csv_out::write_state(&staging.path(&paths.levels)?, &LEVELS_HEADER, levels)?;
-    let entries = c.directory.state.iter().map(|e| {
-        vec![
-            e.partner_id.clone(),
-            e.directory_name.clone(),
-            e.country.clone(),
-            e.landing_page_url.clone(),
-        ]
-    });
-    csv_out::write_state(
-        &staging.path(&paths.directory)?,
-        &crate::directory::STATE_HEADER,
-        entries,
-    )?;
+    state::write_levels(&staging.path(&paths.levels)?, levels)?;
+    let entries = c.directory.state.iter().map(DirectoryRow::from);
+    state::write_directory(&staging.path(&paths.directory)?, entries)?;
     Ok(paths)
 }
 
