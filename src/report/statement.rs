@@ -9,7 +9,6 @@ use std::io::BufWriter;
 use std::ops::Range;
 use std::path::Path;
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_xlsxwriter::{
     Chart, ChartType, DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError,
@@ -305,10 +304,6 @@ fn monthly_sheet(ws: &mut Worksheet, s: &Statement, st: &Styles) -> Result<(), X
     Ok(())
 }
 
-fn date_of(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(days as i64))
-}
-
 fn lines_sheet(
     ws: &mut Worksheet,
     a: &Accepted,
@@ -328,7 +323,7 @@ fn lines_sheet(
     let count = rows.len();
     for (r, i) in rows.enumerate() {
         let r = r as u32 + 1;
-        if let Some(d) = a.date.get(i).and_then(date_of) {
+        if let Some(d) = a.date.get(i).and_then(crate::calendar::date_of_unix_days) {
             use chrono::Datelike;
             ws.write_number(r, 0, d.month() as f64)?;
             ws.write_number(r, 1, d.year() as f64)?;

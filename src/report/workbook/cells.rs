@@ -5,6 +5,7 @@ use polars::prelude::*;
 use rust_xlsxwriter::{Worksheet, XlsxError};
 
 use super::Styles;
+use crate::calendar::date_of_unix_days;
 use crate::report::{Sheet, Value};
 
 /// Where the sheets' rows come from: a typed row at a time.
@@ -64,13 +65,6 @@ enum Typed {
     Date(Int32Chunked),
 }
 
-/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
-fn date_of(days: i32) -> Option<chrono::NaiveDate> {
-    chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
-}
-
 impl FrameRows {
     pub fn new(df: &DataFrame, names: &[&str]) -> PolarsResult<FrameRows> {
         let columns = names
@@ -98,7 +92,7 @@ impl FrameRows {
             Typed::Text(ca) => ca.get(i).map(Cell::Text),
             Typed::Number(ca) => ca.get(i).map(Cell::Number),
             Typed::Int(ca) => ca.get(i).map(Cell::Int),
-            Typed::Date(ca) => ca.get(i).and_then(date_of).map(Cell::Date),
+            Typed::Date(ca) => ca.get(i).and_then(date_of_unix_days).map(Cell::Date),
         };
         cell.unwrap_or(Cell::Empty)
     }
