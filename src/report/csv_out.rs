@@ -6,7 +6,10 @@ use std::path::Path;
 pub use crate::csv_file::{escape, is_number};
 use crate::error::Result;
 
-/// A number as a plain decimal, rounded to 4 decimals: no exponent, no trailing zeros.
+/// A number as a plain decimal to at most 4 decimals: no exponent, no trailing zeros. What the
+/// program computes is rounded by [`crate::kpi::round4`] before it gets here, so this only
+/// writes it out (a value given with more decimals, such as a threshold, is cut to the
+/// nearest 4-decimal number of its binary value).
 pub fn number(x: f64) -> String {
     let s = format!("{:.4}", x);
     let s = s.trim_end_matches('0').trim_end_matches('.');
