@@ -26,14 +26,40 @@ use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::round4;
 use crate::renewal::{Decision, Outlook, Status};
 
-/// One cell: typed so that the workbook shows numbers as numbers and dates as dates.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Text(String),
+/// One cell: typed so that the workbook shows numbers as numbers and dates as dates. Its text
+/// is owned (`Value`, the rows of a [`Sheet`]) or borrowed (`Value<&str>`, a cell read
+/// straight from a frame's column to be written).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<S = String> {
+    Text(S),
     Number(f64),
     Int(i64),
     Date(NaiveDate),
     Empty,
+}
+
+impl<S: AsRef<str>> Value<S> {
+    /// The same value, its text borrowed.
+    pub fn borrowed(&self) -> Value<&str> {
+        match self {
+            Value::Text(s) => Value::Text(s.as_ref()),
+            Value::Number(x) => Value::Number(*x),
+            Value::Int(n) => Value::Int(*n),
+            Value::Date(d) => Value::Date(*d),
+            Value::Empty => Value::Empty,
+        }
+    }
+
+    /// The same value, its text owned.
+    pub fn owned(&self) -> Value {
+        match self.borrowed() {
+            Value::Text(s) => Value::Text(s.to_string()),
+            Value::Number(x) => Value::Number(x),
+            Value::Int(n) => Value::Int(n),
+            Value::Date(d) => Value::Date(d),
+            Value::Empty => Value::Empty,
+        }
+    }
 }
 
 impl Value {

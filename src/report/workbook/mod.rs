@@ -28,7 +28,8 @@ use rust_xlsxwriter::{DocProperties, Format, FormatBorder, Workbook, Worksheet, 
 
 pub use self::assemble::assemble;
 use self::assemble::{detail_part, worksheet_part};
-pub use self::cells::{Cell, FrameRows, Kind, Rows};
+pub(super) use self::cells::{excel_text, write_cell};
+pub use self::cells::{FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
 use self::sheets::{fill, rows_per_sheet, table, Table};
 use super::layout::new_workbook;
@@ -39,22 +40,30 @@ use crate::error::{Error, Result};
 /// Excel's row limit, header included.
 pub const EXCEL_MAX_ROWS: usize = 1_048_576;
 
+/// The formats of a workbook's cells: the header row's, and a number format per kind of value.
+/// The refresh's workbook and the statements share them but for the decimals numbers show.
 #[derive(Clone)]
 pub struct Styles {
-    header: Format,
-    number: Format,
-    integer: Format,
-    date: Format,
+    pub(in crate::report) header: Format,
+    pub(in crate::report) number: Format,
+    pub(in crate::report) integer: Format,
+    pub(in crate::report) date: Format,
 }
 
 impl Styles {
+    /// The refresh's workbook: numbers with 2 decimals.
     fn new() -> Styles {
+        Styles::with_number_format("#,##0.00")
+    }
+
+    /// Numbers in `number_format`.
+    pub(in crate::report) fn with_number_format(number_format: &str) -> Styles {
         Styles {
             header: Format::new()
                 .set_bold()
                 .set_background_color("#DDEBF7")
                 .set_border_bottom(FormatBorder::Thin),
-            number: Format::new().set_num_format("#,##0.00"),
+            number: Format::new().set_num_format(number_format),
             integer: Format::new().set_num_format("0"),
             date: Format::new().set_num_format("yyyy-mm-dd"),
         }
