@@ -11,7 +11,9 @@
 #   - manifest.json without what a run cannot repeat (started_at, finished_at, and the
 #     workbooks' digests: their Run info sheet holds the run's times);
 #   - every workbook (the refresh's and the statements) cell by cell with openpyxl: each sheet's
-#     name and order, and each cell's value and number format, the Run info sheet left out.
+#     name and order, and each cell's value and number format, the Run info sheet left out;
+#     and part by part, unzipped, byte for byte (styles, column formats and widths, filters,
+#     charts), but for the Run info sheet's part.
 #
 # Usage: benches/identical.sh OLD_KPI_REFRESH NEW_KPI_REFRESH [OLD_KPI_SYNTH NEW_KPI_SYNTH]
 # The synthetic input is written by NEW_KPI_SYNTH (default: kpi-synth next to NEW_KPI_REFRESH);
@@ -79,6 +81,23 @@ def cells(path):
     book.close()
     return out
 
+def parts(path):
+    """Every part of the package, as bytes, but the Run info sheet's: styles, column formats,
+    widths, filters and charts included."""
+    import re, zipfile
+    z = zipfile.ZipFile(path)
+    book = z.read("xl/workbook.xml").decode()
+    rels = z.read("xl/_rels/workbook.xml.rels").decode()
+    skip = set()
+    m = re.search(r'<sheet name="Run info" sheetId="\d+" r:id="(rId\d+)"', book)
+    if m:
+        target = re.search(r'Id="%s"[^>]*Target="([^"]+)"' % m.group(1), rels)
+        target = target or re.search(r'Target="([^"]+)"[^>]*Id="%s"' % m.group(1), rels)
+        skip.add("xl/" + target.group(1))
+    elif "Run info" in book:
+        raise SystemExit(f"{path}: cannot find the Run info sheet's part")
+    return {n: z.read(n) for n in z.namelist() if n not in skip}
+
 books = 0
 for f in files:
     if f.endswith("manifest.json"):
@@ -92,6 +111,11 @@ for f in files:
             names = [s[0] for s in x], [s[0] for s in y]
             which = [n for (n, r), (m, s) in zip(x, y) if (n, r) != (m, s)]
             print(f"DIFFERENT: {case}: {f} cells (sheets {names[0] if names[0] != names[1] else which})")
+            bad = 1
+        p, q = parts(f"{a}/{f}"), parts(f"{b}/{f}")
+        if p != q:
+            which = sorted(n for n in set(p) | set(q) if p.get(n) != q.get(n))
+            print(f"DIFFERENT: {case}: {f} parts {which}")
             bad = 1
 print(f"{case}: {books} workbooks compared cell by cell")
 sys.exit(bad)
