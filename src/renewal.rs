@@ -577,6 +577,10 @@ exclude_competencies = ["Cloud Business Applications"]
                 p.partner_id
             );
         }
+    }
+
+    #[test]
+    fn kpis_rounded_before_comparing_and_no_action_pack_not_eligible() {
         let mut lapse = partner("lapse", "silver", "2024-11-02");
         lapse.action_pack_active = false;
         let d = run(&lapse, kpis(99.99996, 20.0));
