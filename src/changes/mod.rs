@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::kpi::round4;
 use crate::ledger::{self, Outcome};
 use crate::renewal::Decision;
-use crate::report::{Sheet, Value};
+use crate::report::{Column, Sheet, Value};
 use split::Parts;
 
 /// The decision fields compared, in the order of `changes-R.csv`; the `kpi_<category>`
@@ -341,31 +341,20 @@ impl Changes {
         n
     }
 
-    /// The Changes sheet; `snake` gives the CSV's headers.
-    pub fn sheet(&self, snake: bool) -> Sheet {
-        let header = if snake {
-            [
-                "partner_id",
-                "field",
-                "before",
-                "after",
-                "entered",
-                "left",
-                "late",
-                "judged_again",
-            ]
-        } else {
-            [
-                "Partner ID",
-                "Field",
-                "Before",
-                "After",
-                "Entered",
-                "Left",
-                "Late",
-                "Judged again",
-            ]
-        };
+    /// The Changes sheet.
+    pub fn sheet(&self) -> Sheet {
+        let columns = [
+            ("partner_id", "Partner ID"),
+            ("field", "Field"),
+            ("before", "Before"),
+            ("after", "After"),
+            ("entered", "Entered"),
+            ("left", "Left"),
+            ("late", "Late"),
+            ("judged_again", "Judged again"),
+        ]
+        .map(|(name, title)| Column::new(name, title))
+        .to_vec();
         let rows = self
             .rows
             .iter()
@@ -388,7 +377,7 @@ impl Changes {
             .collect();
         Sheet {
             name: "Changes".into(),
-            header: header.map(String::from).to_vec(),
+            columns,
             rows,
         }
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 pub use crate::csv_file::{escape, is_number};
 use crate::error::Result;
+use crate::report::Sheet;
 
 /// A number as a plain decimal to at most 4 decimals: no exponent, no trailing zeros. What the
 /// program computes is rounded by [`crate::kpi::round4`] before it gets here, so this only
@@ -27,6 +28,11 @@ pub fn write(
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<()> {
     crate::csv_file::write(path, header, rows, escape)
+}
+
+/// Writes a sheet's CSV file: the columns that have a name.
+pub fn write_sheet(path: &Path, sheet: &Sheet) -> Result<()> {
+    write(path, &sheet.csv_header(), sheet.csv_rows())
 }
 
 #[cfg(test)]

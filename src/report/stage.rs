@@ -114,11 +114,7 @@ fn run_info(c: &Computed, facts: &RunFacts) -> Sheet {
         Value::text("finished at"),
         Value::text(Local::now().to_rfc3339()),
     ]);
-    Sheet {
-        name: "Run info".into(),
-        header: vec!["Key".into(), "Value".into()],
-        rows,
-    }
+    Sheet::titled("Run info", vec!["Key".into(), "Value".into()], rows)
 }
 
 /// Writes the CSV reports of refresh R; returns their relative paths, in the manifest's order.
@@ -126,24 +122,19 @@ fn write_reports(staging: &Staging, reports: &str, c: &Computed) -> Result<Vec<S
     let r = c.refresh;
     let write_sheet_csv = |name: &str, sheet: Sheet| -> Result<String> {
         let rel = format!("{reports}/{name}");
-        let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
-        let rows = sheet
-            .rows
-            .iter()
-            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
-        csv_out::write(&staging.path(&rel)?, &header, rows)?;
+        csv_out::write_sheet(&staging.path(&rel)?, &sheet)?;
         Ok(rel)
     };
     Ok(vec![
-        write_sheet_csv(&format!("partners-{r}.csv"), c.partners(true))?,
+        write_sheet_csv(&format!("partners-{r}.csv"), c.partners())?,
         write_sheet_csv(
             &format!("directory-submission-{r}.csv"),
-            c.directory_submission(true),
+            c.directory_submission(),
         )?,
-        write_sheet_csv(&format!("rejected-{r}.csv"), c.rejected_sheet(true)?)?,
-        write_sheet_csv(&format!("watch-{r}.csv"), c.watch(true))?,
-        write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet(true))?,
-        write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet(true))?,
+        write_sheet_csv(&format!("rejected-{r}.csv"), c.rejected_sheet()?)?,
+        write_sheet_csv(&format!("watch-{r}.csv"), c.watch())?,
+        write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet())?,
+        write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet())?,
     ])
 }
 

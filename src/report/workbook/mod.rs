@@ -238,15 +238,15 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     let err = xlsx_err(path.display().to_string());
 
     let summary = c.summary();
-    let head = [summary, c.partners(false)];
+    let head = [summary, c.partners()];
     let monthly = monthly_frame(c).map_err(&err)?;
-    let middle = [c.renewals(), c.watch(false)];
+    let middle = [c.renewals(), c.watch()];
     let tail = [
-        c.changes.sheet(false),
-        c.directory_submission(false),
+        c.changes.sheet(),
+        c.directory_submission(),
         c.directory_exceptions(),
-        c.rejected_sheet(false)?,
-        c.feeds.quality_sheet(false),
+        c.rejected_sheet()?,
+        c.feeds.quality_sheet(),
         c.feeds.unknown_sheet(c.program),
         run_info.clone(),
     ];
@@ -316,7 +316,7 @@ fn add_worksheets<'a>(
     max_rows: usize,
 ) -> Result<Worksheets<'a>, XlsxError> {
     let add = |book: &mut Workbook, sheet: &'a Sheet| {
-        table(book, &sheet.name, &sheet.header, sheet, max_rows)
+        table(book, &sheet.name, &sheet.titles(), sheet, max_rows)
     };
     let mut tables: Vec<Table> = Vec::new();
     for sheet in contents.head {
@@ -425,11 +425,11 @@ fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
     df.set_column_names(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
     if df.height() == 0 {
-        return Ok(Monthly::Empty(Sheet {
-            name: "Monthly KPIs".into(),
-            header: names,
-            rows: Vec::new(),
-        }));
+        return Ok(Monthly::Empty(Sheet::titled(
+            "Monthly KPIs",
+            names,
+            Vec::new(),
+        )));
     }
     Ok(Monthly::Frame(df))
 }
