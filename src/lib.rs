@@ -7,7 +7,10 @@
 //! [`changes`] (what changed since the previous refresh), [`feeds`] (the health of the
 //! deliveries), [`report`] (CSV files, workbook,
 //! manifest) and [`publish`] (lock, staging and atomic commit). [`commands`] wires them into
-//! the command line of [`cli`].
+//! the command line of [`cli`]. Beneath the stages that use them: [`state`] (the state files a
+//! refresh leaves for the next; it knows the levels of [`config`], nothing of the stages that
+//! read or write its files), [`csv_file`] (CSV text and escaping), [`calendar`], [`source`]
+//! and [`error`].
 
 pub mod calendar;
 pub mod changes;
