@@ -5,15 +5,16 @@
 --     (what P counted and R no longer does);
 --   late: lines of deliveries P or later dated in both windows.
 -- Lines dated in neither window are dropped by the join; lines of deliveries before P dated in
--- both windows were counted by both refreshes. Sums are rounded to 4 decimals.
+-- both windows were counted by both refreshes. The sums are rounded to 4 decimals after the
+-- query (kpi::round4_columns: half away from zero; SQL ROUND would round half to even).
 -- Tables: earlier_lines (deliveries before P), later_lines (deliveries P … R-1), each with
 -- partner_id, category, month_index, kpi_value; change_months.
 SELECT
     s.partner_id,
     s.category,
-    ROUND(SUM(s.entered), 4) AS entered,
-    ROUND(SUM(s.left_window), 4) AS left_window,
-    ROUND(SUM(s.late), 4) AS late
+    SUM(s.entered) AS entered,
+    SUM(s.left_window) AS left_window,
+    SUM(s.late) AS late
 FROM (
     SELECT
         l.partner_id,

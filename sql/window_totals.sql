@@ -1,9 +1,10 @@
 -- KPI totals of the refresh window per partner and KPI category. KPI sums are rounded to 4
--- decimals, as they are compared with thresholds. Table: window_sums.
+-- decimals, as they are compared with thresholds, after the query (kpi::round4_columns: half
+-- away from zero; SQL ROUND would round half to even). Table: window_sums.
 SELECT
     s.partner_id,
     s.category,
-    ROUND(SUM(s.kpi_value), 4) AS kpi,
+    SUM(s.kpi_value) AS kpi,
     SUM(s.revenue_usd) AS revenue_usd,
     SUM(s.lines) AS lines
 FROM window_sums AS s

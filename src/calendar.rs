@@ -114,6 +114,15 @@ impl FromStr for Month {
 pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
 
 /// The refresh months a run accepts: their windows, anniversaries and directory dates all
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01, polars' day 0.
+pub const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// The date `days` days after 1970-01-01 (polars' dates), if there is one.
+pub fn date_of_unix_days(days: i32) -> Option<NaiveDate> {
+    days.checked_add(UNIX_EPOCH_DAYS_FROM_CE)
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+}
+
 /// stay within [`DATE_YEARS`].
 pub fn check_refresh(month: Month) -> Result<Month, String> {
     let (first, last) = (
@@ -178,6 +187,18 @@ pub fn next_anniversary(enrolled_on: NaiveDate, refresh: Month) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_days_are_polars_dates() {
+        assert_eq!(date_of_unix_days(0), Some(d("1970-01-01")));
+        assert_eq!(date_of_unix_days(-1), Some(d("1969-12-31")));
+        let far = d("9999-12-31");
+        assert_eq!(
+            date_of_unix_days(far.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE),
+            Some(far)
+        );
+        assert_eq!(date_of_unix_days(i32::MAX), None);
+    }
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()

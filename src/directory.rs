@@ -3,8 +3,8 @@
 //! Partners whose effective level after R is not `none` belong on the directory. Each entry is
 //! checked (name, country, landing-page URL on a partner-owned domain); a failing one goes to
 //! the exceptions with its first reason. The entries are diffed against the baseline, the
-//! state after the latest earlier refresh, into ADD, UPDATE and REMOVE changes. Owns the
-//! `state/directory/YYYY-MM.csv` files.
+//! state after the latest earlier refresh (`state/directory/`, [`crate::state`]), into ADD,
+//! UPDATE and REMOVE changes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +17,7 @@ use crate::config::program::{Level, Program};
 use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::renewal::Decision;
+use crate::state::DirectoryRow;
 
 /// The officially assigned ISO 3166-1 alpha-2 codes.
 const ISO_3166_ALPHA2: &str = "\
@@ -228,55 +229,41 @@ fn authority(raw: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-/// The columns of `state/directory/YYYY-MM.csv`.
-pub const STATE_HEADER: [&str; 4] = [
-    "partner_id",
-    "directory_name",
-    "country",
-    "landing_page_url",
-];
-
-/// What is wrong with a row of `state/directory/` (every listed entry has a name, a
-/// two-letter country and a URL).
-fn check_state_row(cells: &[String; 4]) -> Vec<(&'static str, String)> {
-    let mut wrong = Vec::new();
-    for k in [1, 3] {
-        if cells[k].is_empty() {
-            wrong.push((STATE_HEADER[k], "is empty".to_string()));
-        }
-    }
-    if cells[2].len() != 2 || !cells[2].bytes().all(|b| b.is_ascii_uppercase()) {
-        wrong.push((
-            STATE_HEADER[2],
-            format!("{:?} is not a two-letter country code", cells[2]),
-        ));
-    }
-    wrong
-}
-
 /// The latest `state/directory/M.csv` with M < `refresh`: (month, entries by partner_id).
 pub fn load_baseline(
     output: &Path,
     refresh: Month,
 ) -> Result<Option<(Month, BTreeMap<String, Entry>)>> {
-    let dir = output.join("state/directory");
-    let read = crate::state_file::read_latest(&dir, refresh, &STATE_HEADER, check_state_row)?;
-    let Some((month, rows)) = read else {
+    let Some((month, rows)) = crate::state::read_directory(output, refresh)? else {
         return Ok(None);
     };
     let entries = rows
         .into_iter()
-        .map(|[partner_id, directory_name, country, landing_page_url]| {
-            let entry = Entry {
-                partner_id,
-                directory_name,
-                country,
-                landing_page_url,
-            };
-            (entry.partner_id.clone(), entry)
-        })
+        .map(|row| (row.partner_id.clone(), Entry::from(row)))
         .collect();
     Ok(Some((month, entries)))
+}
+
+impl From<DirectoryRow> for Entry {
+    fn from(row: DirectoryRow) -> Entry {
+        Entry {
+            partner_id: row.partner_id,
+            directory_name: row.directory_name,
+            country: row.country,
+            landing_page_url: row.landing_page_url,
+        }
+    }
+}
+
+impl From<&Entry> for DirectoryRow {
+    fn from(e: &Entry) -> DirectoryRow {
+        DirectoryRow {
+            partner_id: e.partner_id.clone(),
+            directory_name: e.directory_name.clone(),
+            country: e.country.clone(),
+            landing_page_url: e.landing_page_url.clone(),
+        }
+    }
 }
 
 /// Builds the refresh's directory changes, exceptions and state.
@@ -368,13 +355,8 @@ mod tests {
     #[test]
     fn each_reason_in_order() {
         let ok = "https://learn.contoso.com/microsoft";
-        let cases: [(Entry, &str, Option<&str>); 29] = [
+        let cases: [(Entry, &str, Option<&str>); 9] = [
             (entry("Contoso", "SE", ok), "contoso.com", None),
-            (
-                entry("Contoso", "SE", "https://CONTOSO.com./x"),
-                " Contoso.COM. ",
-                None,
-            ),
             (entry("", "UK", ""), "", Some("missing_directory_name")),
             (
                 entry("=HYPERLINK(1)", "SE", ok),
@@ -403,107 +385,87 @@ mod tests {
                 Some("invalid_country"),
             ),
             (
-                entry("Contoso", "SE", ""),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "learn.contoso.com/x"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://user:pw@contoso.com/"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://contoso.com:443/"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://10.0.0.1/"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://[::1]/"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https:contoso.com:8443/x"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https:\\\\contoso.com\\x"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://@contoso.com/"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "foo://10.0.0.1/x"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "https://contoso.com:/x"),
-                "contoso.com",
-                Some("invalid_url"),
-            ),
-            (
-                entry("Contoso", "SE", "http://contoso.com/"),
-                "contoso.com",
-                Some("url_not_https"),
-            ),
-            (
                 entry("Contoso", "SE", ok),
                 "",
                 Some("url_not_partner_owned"),
             ),
+        ];
+        for (e, owned, expected) in cases {
+            assert_eq!(check(&e, owned), expected, "{e:?} {owned:?}");
+        }
+    }
+
+    #[test]
+    fn each_url_reason() {
+        // (landing_page_url, owned_domains, reason) of an entry otherwise sound.
+        let cases: [(&str, &str, Option<&str>); 20] = [
+            ("https://CONTOSO.com./x", " Contoso.COM. ", None),
+            ("", "contoso.com", Some("invalid_url")),
+            ("learn.contoso.com/x", "contoso.com", Some("invalid_url")),
             (
-                entry("Contoso", "SE", "https://evilcontoso.com/"),
+                "https://user:pw@contoso.com/",
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                "https://contoso.com:443/",
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            ("https://10.0.0.1/", "contoso.com", Some("invalid_url")),
+            ("https://[::1]/", "contoso.com", Some("invalid_url")),
+            (
+                "https:contoso.com:8443/x",
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            (
+                "https:\\\\contoso.com\\x",
+                "contoso.com",
+                Some("invalid_url"),
+            ),
+            ("https://@contoso.com/", "contoso.com", Some("invalid_url")),
+            ("foo://10.0.0.1/x", "contoso.com", Some("invalid_url")),
+            ("https://contoso.com:/x", "contoso.com", Some("invalid_url")),
+            ("http://contoso.com/", "contoso.com", Some("url_not_https")),
+            (
+                "https://evilcontoso.com/",
                 "contoso.com",
                 Some("url_not_partner_owned"),
             ),
             (
-                entry("Contoso", "SE", "https://learn.contoso.com/a\nb"),
+                "https://learn.contoso.com/a\nb",
                 "contoso.com",
                 Some("invalid_url"),
             ),
             (
-                entry("Contoso", "SE", "https://learn.con\ttoso.com/"),
+                "https://learn.con\ttoso.com/",
                 "contoso.com",
                 Some("invalid_url"),
             ),
             (
-                entry("Contoso", "SE", "https://learn.contoso.com/a b"),
+                "https://learn.contoso.com/a b",
                 "contoso.com",
                 Some("invalid_url"),
             ),
             (
-                entry("Contoso", "SE", "https://learn.contoso.com/\u{7f}"),
+                "https://learn.contoso.com/\u{7f}",
                 "contoso.com",
                 Some("invalid_url"),
             ),
             (
-                entry("Contoso", "SE", "https://learn.contoso.com/\u{a0}x"),
+                "https://learn.contoso.com/\u{a0}x",
                 "contoso.com",
                 Some("invalid_url"),
             ),
             (
-                entry("Contoso", "SE", "https://contoso.com.evil.net/"),
+                "https://contoso.com.evil.net/",
                 "contoso.com;fabrikam.com",
                 Some("url_not_partner_owned"),
             ),
         ];
-        for (e, owned, expected) in cases {
+        for (url, owned, expected) in cases {
+            let e = entry("Contoso", "SE", url);
             assert_eq!(check(&e, owned), expected, "{e:?} {owned:?}");
         }
     }

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::ingest::extract::parse_decimal;
 use crate::kpi::round4;
 use crate::ledger::{self, Outcome};
-use crate::report::{Sheet, Value};
+use crate::report::{Column, Sheet, Value};
 
 /// The reason of rows whose partner is not in the roster.
 pub const UNKNOWN_PARTNER: &str = "unknown_partner";
@@ -163,13 +163,16 @@ pub fn compute(outcomes: &[Outcome], refresh: Month, program: &Program) -> Resul
 }
 
 impl Feeds {
-    /// The Data quality sheet; `snake` gives the CSV's headers.
-    pub fn quality_sheet(&self, snake: bool) -> Sheet {
-        let header = if snake {
-            ["delivery", "reason", "rows", "share_of_read"]
-        } else {
-            ["Delivery", "Reason", "Rows", "Share of read"]
-        };
+    /// The Data quality sheet.
+    pub fn quality_sheet(&self) -> Sheet {
+        let columns = [
+            ("delivery", "Delivery"),
+            ("reason", "Reason"),
+            ("rows", "Rows"),
+            ("share_of_read", "Share of read"),
+        ]
+        .map(|(name, title)| Column::new(name, title))
+        .to_vec();
         let rows = self
             .quality
             .iter()
@@ -184,7 +187,7 @@ impl Feeds {
             .collect();
         Sheet {
             name: "Data quality".into(),
-            header: header.map(String::from).to_vec(),
+            columns,
             rows,
         }
     }
@@ -209,11 +212,7 @@ impl Feeds {
                 row
             })
             .collect();
-        Sheet {
-            name: "Unknown partners".into(),
-            header,
-            rows,
-        }
+        Sheet::titled("Unknown partners", header, rows)
     }
 }
 

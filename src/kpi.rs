@@ -58,7 +58,7 @@ impl Kpis {
 
     /// Window totals per partner (partners without a line in the window are absent).
     pub fn totals(&mut self) -> Result<HashMap<String, PartnerKpis>> {
-        let df = self.ctx.execute(WINDOW_TOTALS)?.collect()?;
+        let df = round4_columns(self.ctx.execute(WINDOW_TOTALS)?, &["kpi"]).collect()?;
         let ids = df.column("partner_id")?.str()?;
         let cats = df.column("category")?.str()?;
         let kpi = df.column("kpi")?.cast(&DataType::Float64)?;
@@ -99,7 +99,7 @@ impl Kpis {
             "watched",
             df!("partner_id" => ids, "months_to_anniversary" => months)?.lazy(),
         );
-        let df = self.ctx.execute(WATCH_SECURED)?.collect()?;
+        let df = round4_columns(self.ctx.execute(WATCH_SECURED)?, &["secured"]).collect()?;
         let ids = df.column("partner_id")?.str()?;
         let cats = df.column("category")?.str()?;
         let secured = df.column("secured")?.cast(&DataType::Float64)?;
@@ -121,9 +121,12 @@ impl Kpis {
 
     /// Monthly KPIs: partner_id, category, m00 … m11 (window months, oldest first), total.
     pub fn monthly(&mut self) -> Result<DataFrame> {
-        Ok(self
-            .ctx
-            .execute(MONTHLY_KPIS)?
+        const SUMS: [&str; 13] = [
+            "m00", "m01", "m02", "m03", "m04", "m05", "m06", "m07", "m08", "m09", "m10", "m11",
+            "total",
+        ];
+        let monthly = self.ctx.execute(MONTHLY_KPIS)?;
+        Ok(round4_columns(monthly, &SUMS)
             .drop(cols(["category_position"]))
             .collect()?)
     }
@@ -170,7 +173,8 @@ fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
     Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
 }
 
-/// Rounds to 4 decimals, as KPIs are compared and shown.
+/// Rounds to 4 decimals, as every KPI figure is compared and shown (docs/rules.md §5): the
+/// value times 10,000 rounded half away from zero, and -0 given as 0.
 pub fn round4(x: f64) -> f64 {
     let r = (x * 10_000.0).round() / 10_000.0;
     if r == 0.0 {
@@ -180,9 +184,53 @@ pub fn round4(x: f64) -> f64 {
     }
 }
 
+/// The columns `names` of a query's result rounded as [`round4`] rounds: half away from zero
+/// (polars' SQL `ROUND` rounds half to even, so the SQL in `sql/` leaves its sums unrounded and
+/// they are rounded here). A sum that rounds to zero from below keeps its sign.
+pub fn round4_columns(lf: LazyFrame, names: &[&str]) -> LazyFrame {
+    lf.with_columns(
+        names
+            .iter()
+            .map(|n| col(*n).round(4, RoundMode::HalfAwayFromZero))
+            .collect::<Vec<_>>(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ties: values whose product by 10,000 is exactly half-way between two integers (checked
+    /// on the scaled value, since 2.50005 itself is not exact in binary).
+    const TIES: [(f64, f64); 5] = [
+        (0.03125, 313.0),
+        (-0.03125, -313.0),
+        (0.15625, 1563.0),
+        (2.50005, 25001.0),
+        (0.00005, 1.0),
+    ];
+
+    #[test]
+    fn ties_round_half_away_from_zero_in_rust_and_on_columns() {
+        for (x, units) in TIES {
+            assert_eq!((x * 10_000.0).fract().abs(), 0.5, "{x} is a tie");
+            assert_eq!(round4(x), units / 10_000.0, "{x}");
+        }
+        assert_eq!(round4(-0.00001).to_bits(), 0.0f64.to_bits());
+        assert_eq!(round4(1.23456), 1.2346);
+        let xs: Vec<f64> = TIES.iter().map(|t| t.0).chain([1.23456, -7.0]).collect();
+        let df = df!("x" => &xs).unwrap();
+        let rounded = round4_columns(df.lazy(), &["x"]).collect().unwrap();
+        let got: Vec<f64> = rounded
+            .column("x")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let want: Vec<f64> = xs.iter().map(|x| round4(*x)).collect();
+        assert_eq!(got, want);
+    }
 
     fn program() -> Program {
         Program::parse(

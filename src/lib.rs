@@ -7,13 +7,17 @@
 //! [`changes`] (what changed since the previous refresh), [`feeds`] (the health of the
 //! deliveries), [`report`] (CSV files, workbook,
 //! manifest) and [`publish`] (lock, staging and atomic commit). [`commands`] wires them into
-//! the command line of [`cli`].
+//! the command line of [`cli`]. Beneath the stages that use them: [`state`] (the state files a
+//! refresh leaves for the next; it knows the levels of [`config`], nothing of the stages that
+//! read or write its files), [`csv_file`] (CSV text and escaping), [`calendar`], [`source`]
+//! and [`error`].
 
 pub mod calendar;
 pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod csv_file;
 pub mod digest;
 pub mod directory;
 pub mod error;
@@ -31,6 +35,6 @@ pub mod published;
 pub mod renewal;
 pub mod report;
 pub mod source;
-pub mod state_file;
+pub mod state;
 pub mod watch;
 pub mod why;

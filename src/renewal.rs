@@ -4,7 +4,7 @@
 //! or a downgrade or lapse carried forward from `state/levels/` while the roster lags), its
 //! next anniversary, the requirement block of each level at the decision date, the highest
 //! level it qualifies for, and from these the renewal status, effective level, outlook and
-//! KPI gaps. Owns the `state/levels/YYYY-MM.csv` files.
+//! KPI gaps. The levels decided are kept in `state/levels/` ([`crate::state`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -18,6 +18,7 @@ use crate::config::program::{Level, Program};
 use crate::error::Result;
 use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::{round4, PartnerKpis};
+pub use crate::state::{LevelRow, PreviousLevels};
 use crate::why;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,61 +138,9 @@ pub struct Decision {
     pub gap: Vec<f64>,
 }
 
-/// A row of `state/levels/YYYY-MM.csv`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LevelRow {
-    pub roster_enrollment: String,
-    pub enrolled_on: String,
-    pub effective_level: String,
-}
-
-pub const LEVELS_HEADER: [&str; 4] = [
-    "partner_id",
-    "roster_enrollment",
-    "enrolled_on",
-    "effective_level",
-];
-
-/// The levels written by a refresh (its month, and a row per partner).
-pub type PreviousLevels = (Month, HashMap<String, LevelRow>);
-
 /// The latest `state/levels/M.csv` with M < `refresh`, if any.
 pub fn load_previous_levels(output: &Path, refresh: Month) -> Result<Option<PreviousLevels>> {
-    let dir = output.join("state/levels");
-    let read = crate::state_file::read_latest(&dir, refresh, &LEVELS_HEADER, check_level_row)?;
-    let Some((month, rows)) = read else {
-        return Ok(None);
-    };
-    let rows = rows
-        .into_iter()
-        .map(|[id, roster_enrollment, enrolled_on, effective_level]| {
-            (
-                id,
-                LevelRow {
-                    roster_enrollment,
-                    enrolled_on,
-                    effective_level,
-                },
-            )
-        })
-        .collect();
-    Ok(Some((month, rows)))
-}
-
-/// What is wrong with a row of `state/levels/` (levels as the program writes them, an
-/// enrollment date empty or a date).
-fn check_level_row(cells: &[String; 4]) -> Vec<(&'static str, String)> {
-    let level = |k: usize| {
-        (!Level::ALL.iter().any(|l| l.as_str() == cells[k])).then(|| {
-            (
-                LEVELS_HEADER[k],
-                format!("{:?} is not none, action_pack, silver or gold", cells[k]),
-            )
-        })
-    };
-    let date = (!cells[2].is_empty() && crate::calendar::parse_date(&cells[2]).is_none())
-        .then(|| (LEVELS_HEADER[2], format!("{:?} is not a date", cells[2])));
-    [level(1), date, level(3)].into_iter().flatten().collect()
+    crate::state::read_levels(output, refresh)
 }
 
 /// Decides every roster partner's renewal in `refresh`, sorted by partner_id.
@@ -628,6 +577,10 @@ exclude_competencies = ["Cloud Business Applications"]
                 p.partner_id
             );
         }
+    }
+
+    #[test]
+    fn kpis_rounded_before_comparing_and_no_action_pack_not_eligible() {
         let mut lapse = partner("lapse", "silver", "2024-11-02");
         lapse.action_pack_active = false;
         let d = run(&lapse, kpis(99.99996, 20.0));

@@ -30,8 +30,9 @@ fn judged(w: &Work) -> Vec<bool> {
         .collect()
 }
 
-#[test]
-fn every_reject_reason_in_order_and_counts_add_up() {
+/// A delivery 2026-10 with a line of every reject reason, in the order of the reasons, among
+/// 400 good lines (2026-09 holds the line sent again).
+fn with_every_reject_reason() -> Work {
     let w = minimal();
     w.write(
         "extracts/2026-09/a.csv",
@@ -63,6 +64,29 @@ X16,1,2026-10-02,Invoice,P1,MOC,kit,20,200,USD\n\
         good_lines("G", "2026-10", 1, 400)
     );
     w.write("extracts/2026-10/b.csv", &body);
+    w
+}
+
+/// Delivery 2026-10's counts in the manifest of 2026-11: read = accepted + rejected.
+fn assert_counts_add_up(w: &Work) {
+    let m = manifest(w, "2026-11");
+    let last = &m["deliveries"][1];
+    assert_eq!(last["delivery"], "2026-10");
+    assert_eq!(last["read"], 419);
+    assert_eq!(last["accepted"], 401);
+    let rejected: u64 = last["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(rejected, 18);
+    assert_eq!(last["rejected"]["duplicate_line"], 2);
+}
+
+#[test]
+fn every_reject_reason_in_order_and_counts_add_up() {
+    let w = with_every_reject_reason();
     w.refresh("2026-11");
     let rows = rejected(&w, "2026-11");
     assert_eq!(rows[0][..3], ["source_file", "source_row", "reason"]);
@@ -116,19 +140,7 @@ X16,1,2026-10-02,Invoice,P1,MOC,kit,20,200,USD\n\
             "USD"
         ]
     );
-    let m = manifest(&w, "2026-11");
-    let last = &m["deliveries"][1];
-    assert_eq!(last["delivery"], "2026-10");
-    assert_eq!(last["read"], 419);
-    assert_eq!(last["accepted"], 401);
-    let rejected: u64 = last["rejected"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(rejected, 18);
-    assert_eq!(last["rejected"]["duplicate_line"], 2);
+    assert_counts_add_up(&w);
 }
 
 #[test]
@@ -340,14 +352,14 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
     assert_eq!(tree_hashes(&w.output().join("ledger")), after);
 }
 
-#[test]
-fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
+/// Deliveries 2026-08 … 2026-10: 2026-09 names P7, not yet in the roster, and carries a key
+/// that 2026-10 repeats.
+fn with_a_repeated_key() -> Work {
     let w = minimal();
     w.write(
         "extracts/2026-08/a.csv",
         &format!("{EXTRACT_HEADER}\n{}", good_lines("A", "2026-08", 1, 30)),
     );
-    // Delivery 2026-09 names P7, not yet in the roster, and carries a key that 2026-10 repeats.
     w.write(
         "extracts/2026-09/a.csv",
         &format!(
@@ -362,33 +374,45 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
             good_lines("C", "2026-10", 1, 30)
         ),
     );
-    // (carried over, judged again from kept rows, judged again by difference)
-    let refresh = |w: &Work| -> (usize, usize, usize) {
-        let out = w.refresh("2026-11");
-        assert_success(&out);
-        let log = String::from_utf8_lossy(&out.stderr).to_string();
-        (
-            log.matches("rows carried over").count(),
-            log.matches("judged again from kept rows").count(),
-            log.matches("judged again by difference").count(),
-        )
-    };
-    let reasons = |w: &Work| -> Vec<String> {
-        rejected(w, "2026-11")[1..]
-            .iter()
-            .map(|r| r[2].clone())
-            .collect()
-    };
-    let rows = |w: &Work| -> Vec<(String, String)> {
-        tree_hashes(&w.output().join("ledger"))
-            .into_iter()
-            .filter(|(p, _)| p.ends_with(".parquet"))
-            .collect()
-    };
-    refresh(&w);
+    w
+}
+
+/// Refreshes 2026-11: how many deliveries were (carried over, judged again from kept rows,
+/// judged again by difference).
+fn refresh_judging(w: &Work) -> (usize, usize, usize) {
+    let out = w.refresh("2026-11");
+    assert_success(&out);
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    (
+        log.matches("rows carried over").count(),
+        log.matches("judged again from kept rows").count(),
+        log.matches("judged again by difference").count(),
+    )
+}
+
+/// The reasons of 2026-11's rejected rows.
+fn reject_reasons(w: &Work) -> Vec<String> {
+    rejected(w, "2026-11")[1..]
+        .iter()
+        .map(|r| r[2].clone())
+        .collect()
+}
+
+/// The ledger's Parquet files and their digests.
+fn ledger_rows(w: &Work) -> Vec<(String, String)> {
+    tree_hashes(&w.output().join("ledger"))
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".parquet"))
+        .collect()
+}
+
+#[test]
+fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
+    let w = with_a_repeated_key();
+    refresh_judging(&w);
     // K-1 of 2026-09 names an unknown partner and so claims no key: K-1 of 2026-10 stands.
-    assert!(reasons(&w).is_empty(), "{:?}", reasons(&w));
-    let before = rows(&w);
+    assert!(reject_reasons(&w).is_empty(), "{:?}", reject_reasons(&w));
+    let before = ledger_rows(&w);
 
     // A renamed partner, a partner no row names, a new month of rates, other thresholds: every
     // partition depends on the changed files and is judged again, but no row's answer changed,
@@ -407,9 +431,9 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
         "program.toml",
         &PROGRAM.replace("courseware = 100", "courseware = 90"),
     );
-    assert_eq!(refresh(&w), (3, 0, 0));
+    assert_eq!(refresh_judging(&w), (3, 0, 0));
     assert_eq!(judged(&w), [true, true, true]);
-    assert_eq!(rows(&w), before);
+    assert_eq!(ledger_rows(&w), before);
 
     // P7 joins: 2026-09 is judged again by difference (its K-1 is now accepted), and so is
     // 2026-10, whose K-1 becomes a duplicate of it; 2026-08's rows are carried over.
@@ -418,10 +442,10 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
         "partners.csv",
         &format!("{roster}P7,Joiner,SE,none,,,0,no,no,no,,,\n"),
     );
-    assert_eq!(refresh(&w), (1, 0, 2));
+    assert_eq!(refresh_judging(&w), (1, 0, 2));
     let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
     assert!(partners.iter().any(|r| r[0] == "P7"));
-    assert_eq!(reasons(&w), ["duplicate_line"]);
+    assert_eq!(reject_reasons(&w), ["duplicate_line"]);
 
     // A changed rate that a row of 2026-09 uses: that delivery is judged in full from its rows;
     // 2026-10 follows keys that did not change (a rate changes a value, not a key) and is
@@ -431,22 +455,22 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
         "fx_rates.csv",
         &rates.replace("2026-09,EUR,1.1", "2026-09,EUR,1.15"),
     );
-    assert_eq!(refresh(&w), (2, 1, 0));
+    assert_eq!(refresh_judging(&w), (2, 1, 0));
 
     // The ledger kept this way equals one rebuilt from nothing.
     let kept = tree_hashes(&w.output().join("ledger"));
     std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
-    assert_eq!(refresh(&w), (0, 0, 0));
+    assert_eq!(refresh_judging(&w), (0, 0, 0));
     assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
 
     // P7 leaves again: judged by difference, K-1 of 2026-10 stands again, and the ledger
     // equals one rebuilt from nothing.
     w.write("partners.csv", &roster);
-    assert_eq!(refresh(&w), (1, 0, 2));
-    assert!(reasons(&w).is_empty(), "{:?}", reasons(&w));
+    assert_eq!(refresh_judging(&w), (1, 0, 2));
+    assert!(reject_reasons(&w).is_empty(), "{:?}", reject_reasons(&w));
     let kept = tree_hashes(&w.output().join("ledger"));
     std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
-    assert_eq!(refresh(&w), (0, 0, 0));
+    assert_eq!(refresh_judging(&w), (0, 0, 0));
     assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
 }
 

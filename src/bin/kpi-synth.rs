@@ -154,6 +154,26 @@ fn main() -> std::io::Result<()> {
     let ids: Vec<String> = (0..args.partners)
         .map(|i| format!("{:07}", 4_400_000 + i))
         .collect();
+    write(&out.join("partners.csv"), &roster(&mut rng, &ids))?;
+    write(
+        &out.join("fx_rates.csv"),
+        &fx_rates(&mut rng, first, args.deliveries),
+    )?;
+    write_extracts(&args, &mut rng, first, &ids)?;
+    eprintln!(
+        "wrote {} partners, {} deliveries of {} lines ({} … {}) to {}",
+        args.partners,
+        args.deliveries,
+        args.lines_per_delivery,
+        first,
+        args.last,
+        out.display()
+    );
+    Ok(())
+}
+
+/// The roster: a row per partner of `ids`.
+fn roster(rng: &mut Rng, ids: &[String]) -> String {
     let mut roster = String::from("partner_id,partner_name,country,enrollment,competency,enrolled_on,mct_count,exams_met,performance_commitment,action_pack_active,directory_name,landing_page_url,owned_domains\n");
     for (i, id) in ids.iter().enumerate() {
         let country = rng.pick(&COUNTRIES);
@@ -185,10 +205,13 @@ fn main() -> std::io::Result<()> {
             if rng.below(10) < 7 { "yes" } else { "no" },
         );
     }
-    write(&out.join("partners.csv"), &roster)?;
+    roster
+}
 
+/// The rates of every month from the month before `first` to the last delivery.
+fn fx_rates(rng: &mut Rng, first: Month, deliveries: usize) -> String {
     let mut fx = String::from("month,currency,usd_per_unit\n");
-    for m in 0..args.deliveries as i32 + 1 {
+    for m in 0..deliveries as i32 + 1 {
         let month = first.plus(m - 1);
         for (c, base) in [("EUR", 1.08), ("GBP", 1.27), ("SEK", 0.095), ("BRL", 0.19)] {
             let _ = writeln!(
@@ -198,13 +221,16 @@ fn main() -> std::io::Result<()> {
             );
         }
     }
-    write(&out.join("fx_rates.csv"), &fx)?;
+    fx
+}
 
+/// The extracts of every delivery from `first` on, `args.files` files each.
+fn write_extracts(args: &Args, rng: &mut Rng, first: Month, ids: &[String]) -> std::io::Result<()> {
     let header = "invoice_number,invoice_line,invoice_date,document_type,partner_id,omlp_type,purchase_unit,kpi_value,revenue,currency\n";
     let mut invoice = 0u64;
     for d in 0..args.deliveries as i32 {
         let delivery = first.plus(d);
-        let dir = out.join("extracts").join(delivery.to_string());
+        let dir = args.out.join("extracts").join(delivery.to_string());
         std::fs::create_dir_all(&dir)?;
         let per_file = args.lines_per_delivery.div_ceil(args.files.max(1));
         let mut written = 0;
@@ -222,53 +248,7 @@ fn main() -> std::io::Result<()> {
                     in_invoice = 0;
                 }
                 in_invoice += 1;
-                let late = rng.below(20) == 0;
-                let month = if late {
-                    delivery.plus(-(1 + rng.below(3) as i32))
-                } else {
-                    delivery
-                };
-                let date = month.day(1 + rng.below(28) as u32);
-                let credit = rng.below(40) == 0;
-                let kpi = (1 + rng.below(40_000)) as f64 / 100.0;
-                let currency = rng.pick(&CURRENCIES);
-                let (doc, sign) = if credit {
-                    ("Credit Note", "-")
-                } else {
-                    ("Invoice", "")
-                };
-                let mut fields = [
-                    format!("INV-{invoice:09}"),
-                    in_invoice.to_string(),
-                    date.to_string(),
-                    doc.to_string(),
-                    rng.pick(&ids).clone(),
-                    rng.pick(&OMLP).to_string(),
-                    "Kit".to_string(),
-                    format!("{sign}{kpi:.2}"),
-                    format!("{sign}{:.2}", kpi * 9.5),
-                    currency.to_string(),
-                ];
-                // About 1% bad rows, of every kind.
-                if rng.below(100) == 0 {
-                    match rng.below(11) {
-                        0 => fields[9].clear(),
-                        1 => fields[1] = "0".into(),
-                        2 => fields[2] = format!("{}-02-30", delivery.year()),
-                        3 => fields[3] = "Order Confirmation".into(),
-                        4 => fields[3] = "Proforma".into(),
-                        5 => fields[2] = delivery.plus(1).day(2).to_string(),
-                        6 => fields[4] = "9999999".into(),
-                        7 => fields[5] = "Webinar".into(),
-                        8 => fields[7] = format!("-{}", fields[7].trim_start_matches('-')),
-                        9 => fields[0] = format!("INV-{:09}", invoice.saturating_sub(1)),
-                        // A line of an earlier delivery, sent again.
-                        _ => {
-                            fields[0] = format!("INV-{:09}", invoice.saturating_sub(250_000));
-                            fields[1] = "1".into();
-                        }
-                    }
-                }
+                let fields = line_fields(rng, delivery, ids, invoice, in_invoice);
                 line.clear();
                 line.push_str(&fields.join(","));
                 line.push('\n');
@@ -277,14 +257,63 @@ fn main() -> std::io::Result<()> {
             file.flush()?;
         }
     }
-    eprintln!(
-        "wrote {} partners, {} deliveries of {} lines ({} … {}) to {}",
-        args.partners,
-        args.deliveries,
-        args.lines_per_delivery,
-        first,
-        args.last,
-        out.display()
-    );
     Ok(())
+}
+
+/// The fields of one invoice line of `delivery`, about 1% of them bad in one way or another.
+fn line_fields(
+    rng: &mut Rng,
+    delivery: Month,
+    ids: &[String],
+    invoice: u64,
+    in_invoice: u32,
+) -> [String; 10] {
+    let late = rng.below(20) == 0;
+    let month = if late {
+        delivery.plus(-(1 + rng.below(3) as i32))
+    } else {
+        delivery
+    };
+    let date = month.day(1 + rng.below(28) as u32);
+    let credit = rng.below(40) == 0;
+    let kpi = (1 + rng.below(40_000)) as f64 / 100.0;
+    let currency = rng.pick(&CURRENCIES);
+    let (doc, sign) = if credit {
+        ("Credit Note", "-")
+    } else {
+        ("Invoice", "")
+    };
+    let mut fields = [
+        format!("INV-{invoice:09}"),
+        in_invoice.to_string(),
+        date.to_string(),
+        doc.to_string(),
+        rng.pick(ids).clone(),
+        rng.pick(&OMLP).to_string(),
+        "Kit".to_string(),
+        format!("{sign}{kpi:.2}"),
+        format!("{sign}{:.2}", kpi * 9.5),
+        currency.to_string(),
+    ];
+    // About 1% bad rows, of every kind.
+    if rng.below(100) == 0 {
+        match rng.below(11) {
+            0 => fields[9].clear(),
+            1 => fields[1] = "0".into(),
+            2 => fields[2] = format!("{}-02-30", delivery.year()),
+            3 => fields[3] = "Order Confirmation".into(),
+            4 => fields[3] = "Proforma".into(),
+            5 => fields[2] = delivery.plus(1).day(2).to_string(),
+            6 => fields[4] = "9999999".into(),
+            7 => fields[5] = "Webinar".into(),
+            8 => fields[7] = format!("-{}", fields[7].trim_start_matches('-')),
+            9 => fields[0] = format!("INV-{:09}", invoice.saturating_sub(1)),
+            // A line of an earlier delivery, sent again.
+            _ => {
+                fields[0] = format!("INV-{:09}", invoice.saturating_sub(250_000));
+                fields[1] = "1".into();
+            }
+        }
+    }
+    fields
 }

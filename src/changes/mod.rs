@@ -19,12 +19,12 @@ use tracing::info;
 
 use crate::calendar::Month;
 use crate::config::program::Program;
+use crate::csv_file;
 use crate::error::{Error, Result};
 use crate::kpi::round4;
 use crate::ledger::{self, Outcome};
 use crate::renewal::Decision;
-use crate::report::csv_out;
-use crate::report::{Sheet, Value};
+use crate::report::{Column, Sheet, Value};
 use split::Parts;
 
 /// The decision fields compared, in the order of `changes-R.csv`; the `kpi_<category>`
@@ -115,10 +115,10 @@ fn partners_file(output: &Path, month: Month) -> PathBuf {
         .join(format!("partners-{month}.csv"))
 }
 
-/// A text written to a report CSV, as it was before [`csv_out::escape`].
+/// A text written to a report CSV, as it was before [`csv_file::escape`].
 fn unescape_report(s: &str) -> String {
     match s.strip_prefix('\'') {
-        Some(rest) if csv_out::escape(rest) == s => rest.to_string(),
+        Some(rest) if csv_file::escape(rest) == s => rest.to_string(),
         _ => s.to_string(),
     }
 }
@@ -171,7 +171,7 @@ fn read_partners(path: &Path, categories: &[String]) -> Result<BTreeMap<String, 
                 let raw = at.and_then(|i| record.get(i)).unwrap_or("");
                 match (raw, numeric) {
                     ("", _) => Side::Empty,
-                    (s, true) if csv_out::is_number(s) => {
+                    (s, true) if csv_file::is_number(s) => {
                         Side::Number(s.parse::<f64>().map_or(0.0, round4))
                     }
                     (s, _) => Side::Text(unescape_report(s)),
@@ -341,31 +341,20 @@ impl Changes {
         n
     }
 
-    /// The Changes sheet; `snake` gives the CSV's headers.
-    pub fn sheet(&self, snake: bool) -> Sheet {
-        let header = if snake {
-            [
-                "partner_id",
-                "field",
-                "before",
-                "after",
-                "entered",
-                "left",
-                "late",
-                "judged_again",
-            ]
-        } else {
-            [
-                "Partner ID",
-                "Field",
-                "Before",
-                "After",
-                "Entered",
-                "Left",
-                "Late",
-                "Judged again",
-            ]
-        };
+    /// The Changes sheet.
+    pub fn sheet(&self) -> Sheet {
+        let columns = [
+            ("partner_id", "Partner ID"),
+            ("field", "Field"),
+            ("before", "Before"),
+            ("after", "After"),
+            ("entered", "Entered"),
+            ("left", "Left"),
+            ("late", "Late"),
+            ("judged_again", "Judged again"),
+        ]
+        .map(|(name, title)| Column::new(name, title))
+        .to_vec();
         let rows = self
             .rows
             .iter()
@@ -388,7 +377,7 @@ impl Changes {
             .collect();
         Sheet {
             name: "Changes".into(),
-            header: header.map(String::from).to_vec(),
+            columns,
             rows,
         }
     }

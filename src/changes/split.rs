@@ -132,7 +132,11 @@ fn split_frame(
     let months = ctx.execute(CHANGE_MONTHS)?.collect()?;
     ctx.register("change_months", months.lazy());
     // The in-memory engine: its float sums come in the same order every run.
-    ctx.execute(CHANGE_SPLIT)?.collect()
+    crate::kpi::round4_columns(
+        ctx.execute(CHANGE_SPLIT)?,
+        &["entered", "left_window", "late"],
+    )
+    .collect()
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use crate::kpi::round4;
 use crate::publish::{self, Staging};
 use crate::published;
 use crate::renewal::{self, Decision, Status};
+use crate::report::csv_out;
 use crate::report::csv_out::number;
 use crate::report::manifest::Manifest;
-use crate::report::{csv_out, Value};
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
     let asked = RunConfig::build(RunOptions {
@@ -89,21 +89,16 @@ fn check_published(
     let r = cfg.refresh();
     let computed = c.report(cfg, &inputs.roster);
     let files = [
-        (format!("partners-{r}.csv"), computed.partners(true)),
+        (format!("partners-{r}.csv"), computed.partners()),
         (
             format!("directory-submission-{r}.csv"),
-            computed.directory_submission(true),
+            computed.directory_submission(),
         ),
     ];
     for (name, sheet) in files {
-        let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
-        let rows = sheet
-            .rows
-            .iter()
-            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
         let rel = format!("reports/{r}/{name}");
         let path = staging.path(&rel)?;
-        csv_out::write(&path, &header, rows)?;
+        csv_out::write_sheet(&path, &sheet)?;
         published::check_output(cfg, manifest, &rel, &path)?;
     }
     Ok(())

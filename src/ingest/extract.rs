@@ -80,9 +80,6 @@ pub struct FileRead {
     pub unknown_columns: Vec<String>,
 }
 
-/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01, polars' day 0.
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
 impl Parsed {
     /// Builders for the rows of the file `source_file` (its name inside the delivery folder).
     pub fn new(source_file: &str, capacity: usize) -> Parsed {
@@ -231,7 +228,7 @@ impl Parsed {
         self.pre_reason.append_option(reason);
         self.line_no.push(line_no);
         self.date
-            .push(date.map(|d| d.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE));
+            .push(date.map(|d| d.num_days_from_ce() - crate::calendar::UNIX_EPOCH_DAYS_FROM_CE));
         self.credit.push(credit);
         self.kpi.push(kpi);
         self.rev.push(rev);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::table::{self, Columns};
+use super::table::{self, Columns, RawRow};
 use crate::calendar::parse_date;
 use crate::config::program::Level;
 use crate::error::{Error, Result, RowProblem};
@@ -94,107 +94,7 @@ impl Roster {
                 problems.push(problem);
                 continue;
             }
-            let mut report = |column: &str, reason: String| {
-                problems.push(RowProblem {
-                    row: row.row as usize,
-                    column: column.into(),
-                    reason,
-                })
-            };
-            let get = |k: usize| columns.get(&row, k).to_string();
-            for (k, name) in COLUMNS.iter().enumerate() {
-                if columns.bad_encoding(&row, k) {
-                    report(name, "is not valid UTF-8".into());
-                }
-            }
-            let partner_id = get(0);
-            if partner_id.is_empty() {
-                report("partner_id", "is empty".into());
-            } else if let Some(first) = seen.insert(partner_id.clone(), row.row) {
-                report(
-                    "partner_id",
-                    format!("{partner_id:?} is also on row {first}"),
-                );
-                seen.insert(partner_id.clone(), first);
-            }
-            let partner_name = get(1);
-            if partner_name.is_empty() {
-                report("partner_name", "is empty".into());
-            }
-            let country = get(2).to_ascii_uppercase();
-            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-                report(
-                    "country",
-                    format!("{:?} is not a two-letter country code", get(2)),
-                );
-            }
-            let enrollment = Level::parse(&get(3));
-            if enrollment.is_none() {
-                report(
-                    "enrollment",
-                    format!("{:?} is not none, action_pack, silver or gold", get(3)),
-                );
-            }
-            let enrollment = enrollment.unwrap_or(Level::None);
-            let competency = get(4);
-            if enrollment.has_kpis() && competency.is_empty() {
-                report("competency", format!("is required for {enrollment}"));
-            } else if !enrollment.has_kpis() && !competency.is_empty() {
-                report(
-                    "competency",
-                    format!("must be empty for {enrollment} (is {competency:?})"),
-                );
-            }
-            let enrolled_raw = get(5);
-            let enrolled_on = parse_date(&enrolled_raw);
-            if enrolled_raw.is_empty() {
-                if enrollment != Level::None {
-                    report("enrolled_on", format!("is required for {enrollment}"));
-                }
-            } else if enrolled_on.is_none() {
-                report(
-                    "enrolled_on",
-                    format!("{enrolled_raw:?} is not a date YYYY-MM-DD in the years 1900 to 9999"),
-                );
-            }
-            let mct_raw = get(6);
-            let mct_count = mct_raw
-                .parse::<u32>()
-                .ok()
-                .filter(|_| mct_raw.bytes().all(|b| b.is_ascii_digit()));
-            if mct_count.is_none() {
-                report(
-                    "mct_count",
-                    format!("{mct_raw:?} is not a whole number ≥ 0"),
-                );
-            }
-            let mut yes_no = |k: usize| match get(k).to_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
-                other => {
-                    report(COLUMNS[k], format!("{other:?} is not yes or no"));
-                    false
-                }
-            };
-            let exams_met = yes_no(7);
-            let performance_commitment = yes_no(8);
-            let action_pack_active = yes_no(9);
-            partners.push(Partner {
-                row: row.row,
-                partner_id,
-                partner_name,
-                country,
-                enrollment,
-                competency,
-                enrolled_on,
-                mct_count: mct_count.unwrap_or(0),
-                exams_met,
-                performance_commitment,
-                action_pack_active,
-                directory_name: get(10),
-                landing_page_url: get(11),
-                owned_domains: get(12),
-            });
+            partners.push(check_row(&row, &columns, &mut seen, &mut problems));
         }
         if !problems.is_empty() {
             return Err(Error::InvalidRows {
@@ -215,6 +115,164 @@ impl Roster {
             .binary_search_by(|p| p.partner_id.as_str().cmp(partner_id))
             .ok()
             .map(|i| &self.partners[i])
+    }
+}
+
+/// The partner on `row`, with every problem of the row pushed onto `problems` (`seen`: the
+/// partner_ids of earlier rows and their rows).
+fn check_row(
+    row: &RawRow,
+    columns: &Columns,
+    seen: &mut HashMap<String, u32>,
+    problems: &mut Vec<RowProblem>,
+) -> Partner {
+    let mut c = RowCheck {
+        row,
+        columns,
+        problems,
+    };
+    for (k, name) in COLUMNS.iter().enumerate() {
+        if columns.bad_encoding(row, k) {
+            c.report(name, "is not valid UTF-8".into());
+        }
+    }
+    let partner_id = c.partner_id(seen);
+    let partner_name = c.get(1);
+    if partner_name.is_empty() {
+        c.report("partner_name", "is empty".into());
+    }
+    let country = c.country();
+    let enrollment = c.enrollment();
+    let competency = c.competency(enrollment);
+    let enrolled_on = c.enrolled_on(enrollment);
+    let mct_count = c.mct_count();
+    Partner {
+        row: row.row,
+        partner_id,
+        partner_name,
+        country,
+        enrollment,
+        competency,
+        enrolled_on,
+        mct_count,
+        exams_met: c.yes_no(7),
+        performance_commitment: c.yes_no(8),
+        action_pack_active: c.yes_no(9),
+        directory_name: c.get(10),
+        landing_page_url: c.get(11),
+        owned_domains: c.get(12),
+    }
+}
+
+/// One roster row being checked: its cells, and the problems found so far.
+struct RowCheck<'a> {
+    row: &'a RawRow,
+    columns: &'a Columns,
+    problems: &'a mut Vec<RowProblem>,
+}
+
+impl RowCheck<'_> {
+    fn get(&self, k: usize) -> String {
+        self.columns.get(self.row, k).to_string()
+    }
+
+    fn report(&mut self, column: &str, reason: String) {
+        self.problems.push(RowProblem {
+            row: self.row.row as usize,
+            column: column.into(),
+            reason,
+        })
+    }
+
+    fn partner_id(&mut self, seen: &mut HashMap<String, u32>) -> String {
+        let partner_id = self.get(0);
+        if partner_id.is_empty() {
+            self.report("partner_id", "is empty".into());
+        } else if let Some(first) = seen.insert(partner_id.clone(), self.row.row) {
+            self.report(
+                "partner_id",
+                format!("{partner_id:?} is also on row {first}"),
+            );
+            seen.insert(partner_id.clone(), first);
+        }
+        partner_id
+    }
+
+    /// Upper case.
+    fn country(&mut self) -> String {
+        let country = self.get(2).to_ascii_uppercase();
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            let reason = format!("{:?} is not a two-letter country code", self.get(2));
+            self.report("country", reason);
+        }
+        country
+    }
+
+    /// `none` when the cell is not a level.
+    fn enrollment(&mut self) -> Level {
+        let enrollment = Level::parse(&self.get(3));
+        if enrollment.is_none() {
+            let reason = format!("{:?} is not none, action_pack, silver or gold", self.get(3));
+            self.report("enrollment", reason);
+        }
+        enrollment.unwrap_or(Level::None)
+    }
+
+    fn competency(&mut self, enrollment: Level) -> String {
+        let competency = self.get(4);
+        if enrollment.has_kpis() && competency.is_empty() {
+            self.report("competency", format!("is required for {enrollment}"));
+        } else if !enrollment.has_kpis() && !competency.is_empty() {
+            self.report(
+                "competency",
+                format!("must be empty for {enrollment} (is {competency:?})"),
+            );
+        }
+        competency
+    }
+
+    fn enrolled_on(&mut self, enrollment: Level) -> Option<NaiveDate> {
+        let enrolled_raw = self.get(5);
+        let enrolled_on = parse_date(&enrolled_raw);
+        if enrolled_raw.is_empty() {
+            if enrollment != Level::None {
+                self.report("enrolled_on", format!("is required for {enrollment}"));
+            }
+        } else if enrolled_on.is_none() {
+            self.report(
+                "enrolled_on",
+                format!("{enrolled_raw:?} is not a date YYYY-MM-DD in the years 1900 to 9999"),
+            );
+        }
+        enrolled_on
+    }
+
+    /// 0 when the cell is not a whole number.
+    fn mct_count(&mut self) -> u32 {
+        let mct_raw = self.get(6);
+        let mct_count = mct_raw
+            .parse::<u32>()
+            .ok()
+            .filter(|_| mct_raw.bytes().all(|b| b.is_ascii_digit()));
+        if mct_count.is_none() {
+            self.report(
+                "mct_count",
+                format!("{mct_raw:?} is not a whole number ≥ 0"),
+            );
+        }
+        mct_count.unwrap_or(0)
+    }
+
+    /// `false` when the cell is neither yes nor no.
+    fn yes_no(&mut self, k: usize) -> bool {
+        match self.get(k).to_lowercase().as_str() {
+            "yes" => true,
+            "no" => false,
+            other => {
+                self.report(COLUMNS[k], format!("{other:?} is not yes or no"));
+                false
+            }
+        }
     }
 }
 

@@ -328,63 +328,84 @@ fn open_xlsx_within(path: &Path, bytes: Vec<u8>, limits: Limits) -> Result<Table
         .find(|s| s.typ == SheetType::WorkSheet)
         .map(|s| s.name.clone())
         .ok_or_else(|| unreadable(path, "the workbook has no worksheet"))?;
+    let (cells, beyond) = read_cells(path, &mut book, &first, limits)?;
+    Ok(table_of(cells, &beyond))
+}
+
+/// A worksheet's non-empty cells, `(row, column, text)` counted from 0.
+type SparseCells = Vec<(u32, u32, String)>;
+
+/// Rows with values right of the header's last column (row number -> how many).
+type Beyond = std::collections::BTreeMap<u32, usize>;
+
+/// The non-empty cells of worksheet `sheet` within the header's columns, and the rows with
+/// values right of them.
+fn read_cells(
+    path: &Path,
+    book: &mut Xlsx<Cursor<Vec<u8>>>,
+    sheet: &str,
+    limits: Limits,
+) -> Result<(SparseCells, Beyond)> {
     // The cells are read one by one and kept sparse: a dense range spans from the first used
     // cell to the last, which a single stray cell at XFD1048576 makes billions of cells wide.
     // Cells right of the header's last column belong to no column and are not kept.
-    let mut cells: Vec<(u32, u32, String)> = Vec::new();
+    let mut cells: SparseCells = Vec::new();
     // Rows with values right of the header's last column, and how many.
-    let mut beyond: std::collections::BTreeMap<u32, usize> = Default::default();
+    let mut beyond = Beyond::new();
     let mut text_kept = 0usize;
     let mut width: Option<u32> = None;
-    {
-        let mut reader = in_calamine(path, || book.worksheet_cells_reader(&first))?;
-        while let Some((row, col, text)) = in_calamine(path, || {
-            reader.next_cell().map(|c| {
-                c.map(|c| {
-                    let (row, col) = c.get_position();
-                    (row, col, cell_text(&Data::from(c.get_value().clone())))
-                })
+    let mut reader = in_calamine(path, || book.worksheet_cells_reader(sheet))?;
+    while let Some((row, col, text)) = in_calamine(path, || {
+        reader.next_cell().map(|c| {
+            c.map(|c| {
+                let (row, col) = c.get_position();
+                (row, col, cell_text(&Data::from(c.get_value().clone())))
             })
-        })? {
-            if row >= XLSX_MAX_ROWS {
-                return Err(unreadable(
-                    path,
-                    format!("a cell in row {}, past Excel's last row", row as u64 + 1),
-                ));
-            }
-            if row > 0 && width.is_none() {
-                width = Some(
-                    cells
-                        .iter()
-                        .filter(|(r, _, _)| *r == 0)
-                        .map(|(_, c, _)| c + 1)
-                        .max()
-                        .unwrap_or(0),
-                );
-            }
-            if text.is_empty() {
-                continue;
-            }
-            if col >= XLSX_MAX_COLUMNS || width.is_some_and(|w| col >= w) {
-                if row > 0 {
-                    *beyond.entry(row + 1).or_default() += 1;
-                }
-                continue;
-            }
-            text_kept += text.len();
-            if cells.len() == limits.cells || text_kept > limits.text {
-                return Err(unreadable(
-                    path,
-                    format!(
-                        "more than {} non-empty cells or {} MiB of text: not an extract",
-                        limits.cells,
-                        limits.text >> 20
-                    ),
-                ));
-            }
-            cells.push((row, col, text));
+        })
+    })? {
+        if row >= XLSX_MAX_ROWS {
+            return Err(unreadable(
+                path,
+                format!("a cell in row {}, past Excel's last row", row as u64 + 1),
+            ));
         }
+        if row > 0 && width.is_none() {
+            width = Some(
+                cells
+                    .iter()
+                    .filter(|(r, _, _)| *r == 0)
+                    .map(|(_, c, _)| c + 1)
+                    .max()
+                    .unwrap_or(0),
+            );
+        }
+        if text.is_empty() {
+            continue;
+        }
+        if col >= XLSX_MAX_COLUMNS || width.is_some_and(|w| col >= w) {
+            if row > 0 {
+                *beyond.entry(row + 1).or_default() += 1;
+            }
+            continue;
+        }
+        text_kept += text.len();
+        if cells.len() == limits.cells || text_kept > limits.text {
+            return Err(unreadable(
+                path,
+                format!(
+                    "more than {} non-empty cells or {} MiB of text: not an extract",
+                    limits.cells,
+                    limits.text >> 20
+                ),
+            ));
+        }
+        cells.push((row, col, text));
     }
+    Ok((cells, beyond))
+}
+
+/// The table of a worksheet's cells: row 1 its header, the rows below its data rows.
+fn table_of(mut cells: SparseCells, beyond: &Beyond) -> Table {
     cells.sort_by_key(|(r, c, _)| (*r, *c));
     // Row 1 is the header; cells right of the header's last column belong to no column.
     let header_cells: Vec<&(u32, u32, String)> =
@@ -414,14 +435,14 @@ fn open_xlsx_within(path: &Path, bytes: Vec<u8>, limits: Limits) -> Result<Table
     }
     rows.extend(current);
     // A row whose only values lie right of the header is a data row too (a malformed one).
-    let rows: Vec<Result<RawRow>> = with_extra_fields(rows, &beyond, width)
+    let rows: Vec<Result<RawRow>> = with_extra_fields(rows, beyond, width)
         .into_iter()
         .map(Ok)
         .collect();
-    Ok(Table {
+    Table {
         header,
         rows: Box::new(rows.into_iter()),
-    })
+    }
 }
 
 /// Marks the rows with values right of the header (`beyond`: row number -> how many), adding

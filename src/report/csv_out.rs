@@ -1,49 +1,16 @@
-//! The CSV outputs: plain decimals, `YYYY-MM-DD` dates, LF line endings, RFC 4180 quoting only
-//! where needed, and no formulas: a value that begins with `=`, `+`, `-`, `@`, tab or carriage
-//! return gets a leading `'` unless it is a number.
+//! The CSV reports: plain decimals, `YYYY-MM-DD` dates, written through [`crate::csv_file`]
+//! (LF line endings, quoting only where needed, formula-like text escaped).
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+pub use crate::csv_file::{escape, is_number};
+use crate::error::Result;
+use crate::report::Sheet;
 
-/// Whether `s` is a plain number (an optional sign, digits, an optional fraction).
-pub fn is_number(s: &str) -> bool {
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    !body.is_empty()
-        && body != "."
-        && digits(int)
-        && digits(frac)
-        && !(int.is_empty() && frac.is_empty())
-}
-
-/// The value as written to a CSV file: formula-like text is prefixed with `'`.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(s) {
-        Cow::Owned(format!("'{s}"))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// The value as written to a state file: like [`escape`], and a value that itself begins with
-/// `'` gets one more, so that [`unescape`] gives back exactly what was written.
-pub fn escape_state(s: &str) -> Cow<'_, str> {
-    if s.starts_with('\'') {
-        Cow::Owned(format!("'{s}"))
-    } else {
-        escape(s)
-    }
-}
-
-/// The value as read back from a state file written with [`escape_state`].
-pub fn unescape(s: &str) -> String {
-    s.strip_prefix('\'').unwrap_or(s).to_string()
-}
-
-/// A number as a plain decimal, rounded to 4 decimals: no exponent, no trailing zeros.
+/// A number as a plain decimal to at most 4 decimals: no exponent, no trailing zeros. What the
+/// program computes is rounded by [`crate::kpi::round4`] before it gets here, so this only
+/// writes it out (a value given with more decimals, such as a threshold, is cut to the
+/// nearest 4-decimal number of its binary value).
 pub fn number(x: f64) -> String {
     let s = format!("{:.4}", x);
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -60,64 +27,17 @@ pub fn write(
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<()> {
-    write_with(path, header, rows, escape)
+    crate::csv_file::write(path, header, rows, escape)
 }
 
-/// Writes a state CSV file, escaped so that it reads back exactly.
-pub fn write_state(
-    path: &Path,
-    header: &[&str],
-    rows: impl IntoIterator<Item = Vec<String>>,
-) -> Result<()> {
-    write_with(path, header, rows, escape_state)
-}
-
-fn write_with(
-    path: &Path,
-    header: &[&str],
-    rows: impl IntoIterator<Item = Vec<String>>,
-    escape: fn(&str) -> Cow<'_, str>,
-) -> Result<()> {
-    let fail = |e: csv::Error| Error::write(path, std::io::Error::other(e.to_string()));
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_path(path)
-        .map_err(fail)?;
-    w.write_record(header.iter().map(|h| escape(h).into_owned()))
-        .map_err(fail)?;
-    for row in rows {
-        w.write_record(row.iter().map(|v| escape(v).into_owned()))
-            .map_err(fail)?;
-    }
-    w.flush().map_err(|e| Error::write(path, e))?;
-    Ok(())
+/// Writes a sheet's CSV file: the columns that have a name.
+pub fn write_sheet(path: &Path, sheet: &Sheet) -> Result<()> {
+    write(path, &sheet.csv_header(), sheet.csv_rows())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formula_like_text_is_prefixed_numbers_are_not() {
-        for (raw, out) in [
-            ("=1+2", "'=1+2"),
-            ("+46 8 123", "'+46 8 123"),
-            ("-x", "'-x"),
-            ("@SUM(A1)", "'@SUM(A1)"),
-            ("\tx", "'\tx"),
-            ("\rx", "'\rx"),
-            ("-5", "-5"),
-            ("+1.25", "+1.25"),
-            ("-", "'-"),
-            ("plain", "plain"),
-            ("", ""),
-        ] {
-            assert_eq!(escape(raw), out, "{raw:?}");
-            assert_eq!(unescape(&escape_state(raw)), raw, "{raw:?}");
-            let quoted = format!("'{raw}");
-            assert_eq!(unescape(&escape_state(&quoted)), quoted, "{raw:?}");
-        }
-    }
 
     #[test]
     fn numbers_are_plain_decimals() {
@@ -129,24 +49,5 @@ mod tests {
         assert_eq!(number(1e21), "1000000000000000000000");
         assert_eq!(number(0.1 + 0.2), "0.3");
         assert_eq!(number(1234.56789), "1234.5679");
-    }
-
-    #[test]
-    fn written_files_quote_only_where_needed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.csv");
-        write(
-            &path,
-            &["a", "b"],
-            [
-                vec!["x, y".to_string(), "=cmd".to_string()],
-                vec!["say \"hi\"".into(), "-2".into()],
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "a,b\n\"x, y\",'=cmd\n\"say \"\"hi\"\"\",-2\n"
-        );
     }
 }

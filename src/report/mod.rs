@@ -26,14 +26,40 @@ use crate::ingest::roster::{Partner, Roster};
 use crate::kpi::round4;
 use crate::renewal::{Decision, Outlook, Status};
 
-/// One cell: typed so that the workbook shows numbers as numbers and dates as dates.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Text(String),
+/// One cell: typed so that the workbook shows numbers as numbers and dates as dates. Its text
+/// is owned (`Value`, the rows of a [`Sheet`]) or borrowed (`Value<&str>`, a cell read
+/// straight from a frame's column to be written).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<S = String> {
+    Text(S),
     Number(f64),
     Int(i64),
     Date(NaiveDate),
     Empty,
+}
+
+impl<S: AsRef<str>> Value<S> {
+    /// The same value, its text borrowed.
+    pub fn borrowed(&self) -> Value<&str> {
+        match self {
+            Value::Text(s) => Value::Text(s.as_ref()),
+            Value::Number(x) => Value::Number(*x),
+            Value::Int(n) => Value::Int(*n),
+            Value::Date(d) => Value::Date(*d),
+            Value::Empty => Value::Empty,
+        }
+    }
+
+    /// The same value, its text owned.
+    pub fn owned(&self) -> Value {
+        match self.borrowed() {
+            Value::Text(s) => Value::Text(s.to_string()),
+            Value::Number(x) => Value::Number(x),
+            Value::Int(n) => Value::Int(n),
+            Value::Date(d) => Value::Date(d),
+            Value::Empty => Value::Empty,
+        }
+    }
 }
 
 impl Value {
@@ -57,12 +83,74 @@ impl Value {
     }
 }
 
-/// A sheet's header and rows.
+/// A column of a sheet: its name in the sheet's CSV file (none for a column only the workbook
+/// shows) and its title in the workbook.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: Option<String>,
+    pub title: String,
+}
+
+impl Column {
+    /// A column of both the CSV file and the workbook.
+    pub fn new(name: impl Into<String>, title: impl Into<String>) -> Column {
+        Column {
+            name: Some(name.into()),
+            title: title.into(),
+        }
+    }
+
+    /// A column of the workbook only.
+    pub fn titled(title: impl Into<String>) -> Column {
+        Column {
+            name: None,
+            title: title.into(),
+        }
+    }
+}
+
+/// A sheet: its columns and rows, from which both its CSV file (the columns with a name) and
+/// its worksheets are written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sheet {
     pub name: String,
-    pub header: Vec<String>,
+    pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
+}
+
+impl Sheet {
+    /// A sheet of the workbook only, its columns titled `titles`.
+    pub fn titled(name: impl Into<String>, titles: Vec<String>, rows: Vec<Vec<Value>>) -> Sheet {
+        Sheet {
+            name: name.into(),
+            columns: titles.into_iter().map(Column::titled).collect(),
+            rows,
+        }
+    }
+
+    /// The workbook's header.
+    pub fn titles(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.title.clone()).collect()
+    }
+
+    /// The CSV file's header: the names of the columns that have one.
+    pub fn csv_header(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.name.as_deref())
+            .collect()
+    }
+
+    /// The CSV file's rows: each row's values in the columns that have a name.
+    pub fn csv_rows(&self) -> impl Iterator<Item = Vec<String>> + '_ {
+        self.rows.iter().map(|row| {
+            row.iter()
+                .zip(&self.columns)
+                .filter(|(_, c)| c.name.is_some())
+                .map(|(v, _)| v.csv())
+                .collect()
+        })
+    }
 }
 
 /// Everything a refresh computed, ready to be written.
@@ -103,71 +191,47 @@ fn categories(program: &Program) -> impl Iterator<Item = &str> {
     program.categories.iter().map(|c| c.name.as_str())
 }
 
-/// The Partners sheet's header: snake_case for the CSV, titled (with Why) for the workbook.
-fn partners_header(program: &Program, snake: bool) -> Vec<String> {
+/// The Partners sheet's columns (Why the workbook's only).
+fn partners_columns(program: &Program) -> Vec<Column> {
     let cats: Vec<&str> = categories(program).collect();
-    if snake {
-        let mut h: Vec<String> = [
-            "partner_id",
-            "partner_name",
-            "country",
-            "market",
-            "enrollment",
-            "competency",
-            "enrolled_on",
-            "next_anniversary",
-            "months_to_anniversary",
-            "mct_count",
+    let mut columns: Vec<Column> = [
+        ("partner_id", "Partner ID"),
+        ("partner_name", "Partner name"),
+        ("country", "Country"),
+        ("market", "Market"),
+        ("enrollment", "Enrollment"),
+        ("competency", "Competency"),
+        ("enrolled_on", "Enrolled on"),
+        ("next_anniversary", "Next anniversary"),
+        ("months_to_anniversary", "Months to anniversary"),
+        ("mct_count", "MCTs"),
+    ]
+    .map(|(name, title)| Column::new(name, title))
+    .to_vec();
+    columns.extend(
+        cats.iter()
+            .map(|c| Column::new(format!("kpi_{c}"), format!("KPI {c}"))),
+    );
+    columns.extend(
+        [
+            ("revenue_usd", "Revenue USD"),
+            ("qualified_level", "Qualified level"),
+            ("renewal_status", "Renewal status"),
+            ("effective_level", "Effective level"),
+            ("outlook", "Outlook"),
         ]
-        .map(String::from)
-        .to_vec();
-        h.extend(cats.iter().map(|c| format!("kpi_{c}")));
-        h.extend(
-            [
-                "revenue_usd",
-                "qualified_level",
-                "renewal_status",
-                "effective_level",
-                "outlook",
-            ]
-            .map(String::from),
-        );
-        h.extend(cats.iter().map(|c| format!("gap_{c}")));
-        h
-    } else {
-        let mut h: Vec<String> = [
-            "Partner ID",
-            "Partner name",
-            "Country",
-            "Market",
-            "Enrollment",
-            "Competency",
-            "Enrolled on",
-            "Next anniversary",
-            "Months to anniversary",
-            "MCTs",
-        ]
-        .map(String::from)
-        .to_vec();
-        h.extend(cats.iter().map(|c| format!("KPI {c}")));
-        h.extend(
-            [
-                "Revenue USD",
-                "Qualified level",
-                "Renewal status",
-                "Effective level",
-                "Outlook",
-            ]
-            .map(String::from),
-        );
-        h.extend(cats.iter().map(|c| format!("Gap {c}")));
-        h.push("Why".into());
-        h
-    }
+        .map(|(name, title)| Column::new(name, title)),
+    );
+    columns.extend(
+        cats.iter()
+            .map(|c| Column::new(format!("gap_{c}"), format!("Gap {c}"))),
+    );
+    columns.push(Column::titled("Why"));
+    columns
 }
 
-/// One partner's row of the Partners sheet (the workbook's ends with Why).
-fn partner_row(p: &Partner, d: &Decision, snake: bool) -> Vec<Value> {
+/// One partner's row of the Partners sheet.
+fn partner_row(p: &Partner, d: &Decision) -> Vec<Value> {
     let mut row = vec![
         Value::text(&p.partner_id),
         Value::text(&p.partner_name),
@@ -190,25 +254,23 @@ fn partner_row(p: &Partner, d: &Decision, snake: bool) -> Vec<Value> {
         Value::text(d.outlook.as_str()),
     ]);
     row.extend(d.gap.iter().map(|g| Value::Number(*g)));
-    if !snake {
-        row.push(Value::text(crate::why::of(d)));
-    }
+    row.push(Value::text(crate::why::of(d)));
     row
 }
 
 impl Computed<'_> {
-    /// The Partners sheet; `snake` gives the CSV's snake_case headers.
-    pub fn partners(&self, snake: bool) -> Sheet {
+    /// The Partners sheet.
+    pub fn partners(&self) -> Sheet {
         let rows = self
             .roster
             .partners
             .iter()
             .zip(self.decisions)
-            .map(|(p, d)| partner_row(p, d, snake))
+            .map(|(p, d)| partner_row(p, d))
             .collect();
         Sheet {
             name: "Partners".into(),
-            header: partners_header(self.program, snake),
+            columns: partners_columns(self.program),
             rows,
         }
     }
@@ -258,48 +320,30 @@ impl Computed<'_> {
                 row
             })
             .collect();
-        Sheet {
-            name: "Renewals".into(),
-            header,
-            rows,
-        }
+        Sheet::titled("Renewals", header, rows)
     }
 
-    /// The directory submission; `snake` gives the CSV's headers.
-    pub fn directory_submission(&self, snake: bool) -> Sheet {
-        let header = if snake {
-            [
-                "action",
-                "partner_id",
-                "directory_name",
-                "country",
-                "landing_page_url",
-                "submit_from",
-                "submit_to",
-                "visible_by",
-            ]
-        } else {
-            [
-                "Action",
-                "Partner ID",
-                "Directory name",
-                "Country",
-                "Landing page URL",
-                "Submit from",
-                "Submit to",
-                "Visible by",
-            ]
-        };
-        let mut header: Vec<String> = header.map(String::from).to_vec();
-        if !snake {
-            header.extend(["Changed".to_string(), "Why".to_string()]);
-        }
+    /// The directory submission (Changed and Why the workbook's only).
+    pub fn directory_submission(&self) -> Sheet {
+        let mut columns: Vec<Column> = [
+            ("action", "Action"),
+            ("partner_id", "Partner ID"),
+            ("directory_name", "Directory name"),
+            ("country", "Country"),
+            ("landing_page_url", "Landing page URL"),
+            ("submit_from", "Submit from"),
+            ("submit_to", "Submit to"),
+            ("visible_by", "Visible by"),
+        ]
+        .map(|(name, title)| Column::new(name, title))
+        .to_vec();
+        columns.extend([Column::titled("Changed"), Column::titled("Why")]);
         let rows = self
             .directory
             .changes
             .iter()
             .map(|c| {
-                let mut row = vec![
+                let row = vec![
                     Value::text(c.action.as_str()),
                     Value::text(&c.entry.partner_id),
                     Value::text(&c.entry.directory_name),
@@ -308,17 +352,15 @@ impl Computed<'_> {
                     Value::Date(c.submit_from),
                     Value::Date(c.submit_to),
                     Value::Date(c.visible_by),
+                    Value::text(submission::changed(c)),
+                    Value::text(submission::why(c, self.decisions)),
                 ];
-                if !snake {
-                    row.push(Value::text(submission::changed(c)));
-                    row.push(Value::text(submission::why(c, self.decisions)));
-                }
                 row
             })
             .collect();
         Sheet {
             name: "Directory submission".into(),
-            header,
+            columns,
             rows,
         }
     }
@@ -345,23 +387,20 @@ impl Computed<'_> {
                 ]
             })
             .collect();
-        Sheet {
-            name: "Directory exceptions".into(),
-            header: header.map(String::from).to_vec(),
-            rows,
-        }
+        let header = header.map(String::from).to_vec();
+        Sheet::titled("Directory exceptions", header, rows)
     }
 
-    /// Rejected rows of delivery R-1; `snake` gives the CSV's headers.
-    pub fn rejected_sheet(&self, snake: bool) -> PolarsResult<Sheet> {
-        let mut header: Vec<String> = if snake {
-            ["source_file", "source_row", "reason"]
-        } else {
-            ["Source file", "Source row", "Reason"]
-        }
-        .map(String::from)
+    /// Rejected rows of delivery R-1.
+    pub fn rejected_sheet(&self) -> PolarsResult<Sheet> {
+        let mut columns: Vec<Column> = [
+            ("source_file", "Source file"),
+            ("source_row", "Source row"),
+            ("reason", "Reason"),
+        ]
+        .map(|(name, title)| Column::new(name, title))
         .to_vec();
-        header.extend(COLUMNS.iter().map(|c| c.to_string()));
+        columns.extend(COLUMNS.iter().map(|c| Column::new(*c, *c)));
         let df = self.rejected;
         let text = |name: &str| -> PolarsResult<Vec<Option<String>>> {
             Ok(df
@@ -399,7 +438,7 @@ impl Computed<'_> {
             .collect();
         Ok(Sheet {
             name: "Rejected".into(),
-            header,
+            columns,
             rows,
         })
     }
@@ -421,11 +460,8 @@ impl Computed<'_> {
             Value::Int(self.count(|d| d.carried_forward)),
         ]);
         rows.extend(self.changes.summary_rows());
-        Sheet {
-            name: "Summary".into(),
-            header: ["Group", "Item", "Value"].map(String::from).to_vec(),
-            rows,
-        }
+        let header = ["Group", "Item", "Value"].map(String::from).to_vec();
+        Sheet::titled("Summary", header, rows)
     }
 
     /// The share of delivery R-1's rows that were rejected (0 when it has no row).

@@ -14,7 +14,7 @@ use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::ledger::{self, partition_rel, Outcome};
 use crate::publish::{Move, Staging};
-use crate::renewal::LEVELS_HEADER;
+use crate::state::{self, DirectoryRow, LevelRow};
 
 /// What a run did besides computing: when it started, what it read, and what became of the
 /// ledger's deliveries.
@@ -114,11 +114,7 @@ fn run_info(c: &Computed, facts: &RunFacts) -> Sheet {
         Value::text("finished at"),
         Value::text(Local::now().to_rfc3339()),
     ]);
-    Sheet {
-        name: "Run info".into(),
-        header: vec!["Key".into(), "Value".into()],
-        rows,
-    }
+    Sheet::titled("Run info", vec!["Key".into(), "Value".into()], rows)
 }
 
 /// Writes the CSV reports of refresh R; returns their relative paths, in the manifest's order.
@@ -126,24 +122,19 @@ fn write_reports(staging: &Staging, reports: &str, c: &Computed) -> Result<Vec<S
     let r = c.refresh;
     let write_sheet_csv = |name: &str, sheet: Sheet| -> Result<String> {
         let rel = format!("{reports}/{name}");
-        let header: Vec<&str> = sheet.header.iter().map(|s| s.as_str()).collect();
-        let rows = sheet
-            .rows
-            .iter()
-            .map(|row| row.iter().map(Value::csv).collect::<Vec<_>>());
-        csv_out::write(&staging.path(&rel)?, &header, rows)?;
+        csv_out::write_sheet(&staging.path(&rel)?, &sheet)?;
         Ok(rel)
     };
     Ok(vec![
-        write_sheet_csv(&format!("partners-{r}.csv"), c.partners(true))?,
+        write_sheet_csv(&format!("partners-{r}.csv"), c.partners())?,
         write_sheet_csv(
             &format!("directory-submission-{r}.csv"),
-            c.directory_submission(true),
+            c.directory_submission(),
         )?,
-        write_sheet_csv(&format!("rejected-{r}.csv"), c.rejected_sheet(true)?)?,
-        write_sheet_csv(&format!("watch-{r}.csv"), c.watch(true))?,
-        write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet(true))?,
-        write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet(true))?,
+        write_sheet_csv(&format!("rejected-{r}.csv"), c.rejected_sheet()?)?,
+        write_sheet_csv(&format!("watch-{r}.csv"), c.watch())?,
+        write_sheet_csv(&format!("changes-{r}.csv"), c.changes.sheet())?,
+        write_sheet_csv(&format!("quality-{r}.csv"), c.feeds.quality_sheet())?,
     ])
 }
 
@@ -151,31 +142,20 @@ fn write_reports(staging: &Staging, reports: &str, c: &Computed) -> Result<Vec<S
 fn write_state(staging: &Staging, c: &Computed) -> Result<StatePaths> {
     let r = c.refresh;
     let paths = StatePaths {
-        levels: format!("state/levels/{r}.csv"),
-        directory: format!("state/directory/{r}.csv"),
+        levels: state::levels_rel(r),
+        directory: state::directory_rel(r),
     };
     let levels = c.roster.partners.iter().zip(c.decisions).map(|(p, d)| {
-        vec![
-            p.partner_id.clone(),
-            p.enrollment.as_str().to_string(),
-            p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
-            d.effective_level.as_str().to_string(),
-        ]
+        let row = LevelRow {
+            roster_enrollment: p.enrollment.as_str().to_string(),
+            enrolled_on: p.enrolled_on.map(|d| d.to_string()).unwrap_or_default(),
+            effective_level: d.effective_level.as_str().to_string(),
+        };
+        (p.partner_id.clone(), row)
     });
-    csv_out::write_state(&staging.path(&paths.levels)?, &LEVELS_HEADER, levels)?;
-    let entries = c.directory.state.iter().map(|e| {
-        vec![
-            e.partner_id.clone(),
-            e.directory_name.clone(),
-            e.country.clone(),
-            e.landing_page_url.clone(),
-        ]
-    });
-    csv_out::write_state(
-        &staging.path(&paths.directory)?,
-        &crate::directory::STATE_HEADER,
-        entries,
-    )?;
+    state::write_levels(&staging.path(&paths.levels)?, levels)?;
+    let entries = c.directory.state.iter().map(DirectoryRow::from);
+    state::write_directory(&staging.path(&paths.directory)?, entries)?;
     Ok(paths)
 }
 

@@ -9,14 +9,11 @@ use std::io::BufWriter;
 use std::ops::Range;
 use std::path::Path;
 
-use chrono::NaiveDate;
 use polars::prelude::*;
-use rust_xlsxwriter::{
-    Chart, ChartType, DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError,
-};
+use rust_xlsxwriter::{Chart, ChartType, DocProperties, Workbook, Worksheet, XlsxError};
 
 use super::layout::new_workbook;
-use super::workbook::{sheet_names, EXCEL_MAX_ROWS};
+use super::workbook::{excel_text, sheet_names, write_cell, Styles, EXCEL_MAX_ROWS};
 use super::Value;
 use crate::calendar::Month;
 use crate::error::{Error, Result};
@@ -90,25 +87,10 @@ pub const LINES_HEADER: [&str; 15] = [
 /// Rows per sheet beyond which a sheet is written on a constant-memory worksheet.
 const LARGE: usize = 20_000;
 
-struct Styles {
-    header: Format,
-    number: Format,
-    integer: Format,
-    date: Format,
-}
-
 fn xlsx_err(e: XlsxError) -> Error {
     match e {
         XlsxError::IoError(io) => Error::write(std::env::temp_dir(), io),
         other => Error::internal("writing a statement", other),
-    }
-}
-
-/// Excel's limit on the characters of a cell.
-fn excel_text(s: &str) -> &str {
-    match s.char_indices().nth(32_767) {
-        Some((end, _)) => &s[..end],
-        None => s,
     }
 }
 
@@ -121,15 +103,7 @@ fn put_text(ws: &mut Worksheet, row: u32, col: u16, s: &str) -> Result<(), XlsxE
 
 /// Writes the statement to `path` (the caller renames it into place).
 pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
-    let styles = Styles {
-        header: Format::new()
-            .set_bold()
-            .set_background_color("#DDEBF7")
-            .set_border_bottom(FormatBorder::Thin),
-        number: Format::new().set_num_format("#,##0.00##"),
-        integer: Format::new().set_num_format("0"),
-        date: Format::new().set_num_format("yyyy-mm-dd"),
-    };
+    let styles = Styles::with_number_format("#,##0.00##");
     let mut book = new_workbook();
     let created = s
         .refresh
@@ -221,19 +195,7 @@ fn summary_sheet(
     for (i, (key, value)) in rows.iter().enumerate() {
         let r = i as u32 + 1;
         put_text(ws, r, 0, key)?;
-        match value {
-            Value::Text(t) => put_text(ws, r, 1, t)?,
-            Value::Number(x) => {
-                ws.write_number_with_format(r, 1, *x, &st.number)?;
-            }
-            Value::Int(n) => {
-                ws.write_number_with_format(r, 1, *n as f64, &st.integer)?;
-            }
-            Value::Date(d) => {
-                ws.write_date_with_format(r, 1, d, &st.date)?;
-            }
-            Value::Empty => {}
-        }
+        write_cell(ws, r, 1, value.borrowed(), &[], st)?;
     }
     finish(ws, rows.len(), 2)
 }
@@ -312,10 +274,6 @@ fn monthly_sheet(ws: &mut Worksheet, s: &Statement, st: &Styles) -> Result<(), X
     Ok(())
 }
 
-fn date_of(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(days as i64))
-}
-
 fn lines_sheet(
     ws: &mut Worksheet,
     a: &Accepted,
@@ -335,7 +293,7 @@ fn lines_sheet(
     let count = rows.len();
     for (r, i) in rows.enumerate() {
         let r = r as u32 + 1;
-        if let Some(d) = a.date.get(i).and_then(date_of) {
+        if let Some(d) = a.date.get(i).and_then(crate::calendar::date_of_unix_days) {
             use chrono::Datelike;
             ws.write_number(r, 0, d.month() as f64)?;
             ws.write_number(r, 1, d.year() as f64)?;

@@ -1,7 +1,7 @@
 //! The Anniversary watch sheet and `watch-R.csv` (docs/rules.md §10): one
 //! row per watched partner, in the order [`crate::watch::build`] gives.
 
-use super::{Computed, Sheet, Value};
+use super::{Column, Computed, Sheet, Value};
 
 /// The columns before and after the per-category groups, as (CSV name, sheet title).
 const LEAD: [(&str, &str); 8] = [
@@ -28,20 +28,19 @@ const TAIL: [(&str, &str); 3] = [
 ];
 
 impl Computed<'_> {
-    /// The anniversary watch; `snake` gives the CSV's headers.
-    pub fn watch(&self, snake: bool) -> Sheet {
-        let pick = |(csv, title): (&str, &str)| if snake { csv } else { title }.to_string();
-        let mut header: Vec<String> = LEAD.into_iter().map(pick).collect();
-        for (csv, title) in GROUPS {
+    /// The anniversary watch.
+    pub fn watch(&self) -> Sheet {
+        let column = |(name, title): (&str, &str)| Column::new(name, title);
+        let mut columns: Vec<Column> = LEAD.into_iter().map(column).collect();
+        for (name, title) in GROUPS {
             for c in &self.program.categories {
-                header.push(if snake {
-                    format!("{csv}_{}", c.name)
-                } else {
-                    format!("{title} {}", c.name)
-                });
+                columns.push(Column::new(
+                    format!("{name}_{}", c.name),
+                    format!("{title} {}", c.name),
+                ));
             }
         }
-        header.extend(TAIL.into_iter().map(pick));
+        columns.extend(TAIL.into_iter().map(column));
         let numbers = |v: &[f64]| v.iter().map(|x| Value::Number(*x)).collect::<Vec<_>>();
         let rows = self
             .watch
@@ -77,7 +76,7 @@ impl Computed<'_> {
             .collect();
         Sheet {
             name: "Anniversary watch".into(),
-            header,
+            columns,
             rows,
         }
     }

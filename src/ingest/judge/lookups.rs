@@ -193,9 +193,9 @@ mod tests {
     use crate::calendar::Month;
     use crate::ingest::extract::Parsed;
 
-    #[test]
-    fn asks_are_the_distinct_values_sorted_with_omlp_types_lowered_as_judging_does() {
-        let delivery: Month = "2026-10".parse().unwrap();
+    /// Five rows of `delivery`: two partners in EUR, one in USD, one without a partner or
+    /// currency, one without a date.
+    fn five_rows(delivery: Month) -> DataFrame {
         let rows = [
             [
                 "I1",
@@ -262,7 +262,13 @@ mod tests {
         for (i, r) in rows.iter().enumerate() {
             parsed.push(i as u32 + 2, *r, [false; 10], delivery);
         }
-        let frame = parsed.into_frame().unwrap();
+        parsed.into_frame().unwrap()
+    }
+
+    #[test]
+    fn asks_are_the_distinct_values_sorted_with_omlp_types_lowered_as_judging_does() {
+        let delivery: Month = "2026-10".parse().unwrap();
+        let frame = five_rows(delivery);
         let asks = LookupKeys::of(&frame).unwrap();
         // A missing partner id is kept as an empty text, and asked about like any other.
         assert_eq!(asks.partner_ids, ["", "P1", "P2", "P3"]);

@@ -5,6 +5,7 @@ use polars::prelude::*;
 use rust_xlsxwriter::{Worksheet, XlsxError};
 
 use super::Styles;
+use crate::calendar::date_of_unix_days;
 use crate::report::{Sheet, Value};
 
 /// Where the sheets' rows come from: a typed row at a time.
@@ -27,14 +28,7 @@ pub trait Rows: Sync {
     ) -> Result<(), XlsxError> {
         self.row(i, scratch);
         for (col, v) in scratch.iter().enumerate() {
-            let cell = match v {
-                Value::Text(s) => Cell::Text(s),
-                Value::Number(x) => Cell::Number(*x),
-                Value::Int(n) => Cell::Int(*n),
-                Value::Date(d) => Cell::Date(*d),
-                Value::Empty => continue,
-            };
-            write_cell(ws, row, col, cell, kinds, styles)?;
+            write_cell(ws, row, col, v.borrowed(), kinds, styles)?;
         }
         Ok(())
     }
@@ -64,13 +58,6 @@ enum Typed {
     Date(Int32Chunked),
 }
 
-/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
-fn date_of(days: i32) -> Option<chrono::NaiveDate> {
-    chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
-}
-
 impl FrameRows {
     pub fn new(df: &DataFrame, names: &[&str]) -> PolarsResult<FrameRows> {
         let columns = names
@@ -93,14 +80,14 @@ impl FrameRows {
         })
     }
 
-    fn cell(&self, col: usize, i: usize) -> Cell<'_> {
+    fn cell(&self, col: usize, i: usize) -> Value<&str> {
         let cell = match &self.columns[col] {
-            Typed::Text(ca) => ca.get(i).map(Cell::Text),
-            Typed::Number(ca) => ca.get(i).map(Cell::Number),
-            Typed::Int(ca) => ca.get(i).map(Cell::Int),
-            Typed::Date(ca) => ca.get(i).and_then(date_of).map(Cell::Date),
+            Typed::Text(ca) => ca.get(i).map(Value::Text),
+            Typed::Number(ca) => ca.get(i).map(Value::Number),
+            Typed::Int(ca) => ca.get(i).map(Value::Int),
+            Typed::Date(ca) => ca.get(i).and_then(date_of_unix_days).map(Value::Date),
         };
-        cell.unwrap_or(Cell::Empty)
+        cell.unwrap_or(Value::Empty)
     }
 }
 
@@ -110,13 +97,7 @@ impl Rows for FrameRows {
     }
     fn row(&self, i: usize, out: &mut Vec<Value>) {
         out.clear();
-        out.extend((0..self.columns.len()).map(|col| match self.cell(col, i) {
-            Cell::Text(s) => Value::text(s),
-            Cell::Number(x) => Value::Number(x),
-            Cell::Int(n) => Value::Int(n),
-            Cell::Date(d) => Value::Date(d),
-            Cell::Empty => Value::Empty,
-        }));
+        out.extend((0..self.columns.len()).map(|col| self.cell(col, i).owned()));
     }
     /// Straight from the columns, without building the row's values.
     fn write_row(
@@ -135,50 +116,40 @@ impl Rows for FrameRows {
     }
 }
 
-/// One cell's value, borrowed.
-#[derive(Clone, Copy, Debug)]
-pub enum Cell<'a> {
-    Text(&'a str),
-    Number(f64),
-    Int(i64),
-    Date(chrono::NaiveDate),
-    Empty,
-}
-
-/// Writes one cell. A number or date in a column of its own kind takes the column's format;
+/// Writes one cell (`kinds` empty: every number and date carries its format). A number or date in a column of its own kind takes the column's format;
 /// one that the first rows did not foresee (say, the first date after 2,000 empty cells)
 /// carries its format itself.
-fn write_cell(
+pub(in crate::report) fn write_cell(
     ws: &mut Worksheet,
     row: u32,
     col: usize,
-    cell: Cell,
+    cell: Value<&str>,
     kinds: &[Kind],
     styles: &Styles,
 ) -> Result<(), XlsxError> {
     let column_kind = kinds.get(col).copied().unwrap_or(Kind::Text);
     let col = col as u16;
     match cell {
-        Cell::Text("") | Cell::Empty => {}
-        Cell::Text(s) => {
+        Value::Text("") | Value::Empty => {}
+        Value::Text(s) => {
             ws.write_string(row, col, excel_text(s))?;
         }
-        Cell::Number(x) if column_kind == Kind::Number => {
+        Value::Number(x) if column_kind == Kind::Number => {
             ws.write_number(row, col, x)?;
         }
-        Cell::Number(x) => {
+        Value::Number(x) => {
             ws.write_number_with_format(row, col, x, &styles.number)?;
         }
-        Cell::Int(n) if column_kind == Kind::Int => {
+        Value::Int(n) if column_kind == Kind::Int => {
             ws.write_number(row, col, n as f64)?;
         }
-        Cell::Int(n) => {
+        Value::Int(n) => {
             ws.write_number_with_format(row, col, n as f64, &styles.integer)?;
         }
-        Cell::Date(d) if column_kind == Kind::Date => {
+        Value::Date(d) if column_kind == Kind::Date => {
             ws.write_datetime(row, col, d)?;
         }
-        Cell::Date(d) => {
+        Value::Date(d) => {
             ws.write_date_with_format(row, col, d, &styles.date)?;
         }
     }
@@ -189,7 +160,7 @@ fn write_cell(
 const EXCEL_MAX_CHARS: usize = 32_767;
 
 /// Text as Excel can hold it: cut at Excel's 32,767 characters (the CSV files keep it whole).
-fn excel_text(s: &str) -> &str {
+pub(in crate::report) fn excel_text(s: &str) -> &str {
     match s.char_indices().nth(EXCEL_MAX_CHARS) {
         Some((end, _)) => &s[..end],
         None => s,

@@ -28,7 +28,8 @@ use rust_xlsxwriter::{DocProperties, Format, FormatBorder, Workbook, Worksheet, 
 
 pub use self::assemble::assemble;
 use self::assemble::{detail_part, worksheet_part};
-pub use self::cells::{Cell, FrameRows, Kind, Rows};
+pub(super) use self::cells::{excel_text, write_cell};
+pub use self::cells::{FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
 use self::sheets::{fill, rows_per_sheet, table, Table};
 use super::layout::new_workbook;
@@ -39,22 +40,30 @@ use crate::error::{Error, Result};
 /// Excel's row limit, header included.
 pub const EXCEL_MAX_ROWS: usize = 1_048_576;
 
+/// The formats of a workbook's cells: the header row's, and a number format per kind of value.
+/// The refresh's workbook and the statements share them but for the decimals numbers show.
 #[derive(Clone)]
 pub struct Styles {
-    header: Format,
-    number: Format,
-    integer: Format,
-    date: Format,
+    pub(in crate::report) header: Format,
+    pub(in crate::report) number: Format,
+    pub(in crate::report) integer: Format,
+    pub(in crate::report) date: Format,
 }
 
 impl Styles {
+    /// The refresh's workbook: numbers with 2 decimals.
     fn new() -> Styles {
+        Styles::with_number_format("#,##0.00")
+    }
+
+    /// Numbers in `number_format`.
+    pub(in crate::report) fn with_number_format(number_format: &str) -> Styles {
         Styles {
             header: Format::new()
                 .set_bold()
                 .set_background_color("#DDEBF7")
                 .set_border_bottom(FormatBorder::Thin),
-            number: Format::new().set_num_format("#,##0.00"),
+            number: Format::new().set_num_format(number_format),
             integer: Format::new().set_num_format("0"),
             date: Format::new().set_num_format("yyyy-mm-dd"),
         }
@@ -229,15 +238,15 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
     let err = xlsx_err(path.display().to_string());
 
     let summary = c.summary();
-    let head = [summary, c.partners(false)];
+    let head = [summary, c.partners()];
     let monthly = monthly_frame(c).map_err(&err)?;
-    let middle = [c.renewals(), c.watch(false)];
+    let middle = [c.renewals(), c.watch()];
     let tail = [
-        c.changes.sheet(false),
-        c.directory_submission(false),
+        c.changes.sheet(),
+        c.directory_submission(),
         c.directory_exceptions(),
-        c.rejected_sheet(false)?,
-        c.feeds.quality_sheet(false),
+        c.rejected_sheet()?,
+        c.feeds.quality_sheet(),
         c.feeds.unknown_sheet(c.program),
         run_info.clone(),
     ];
@@ -307,7 +316,7 @@ fn add_worksheets<'a>(
     max_rows: usize,
 ) -> Result<Worksheets<'a>, XlsxError> {
     let add = |book: &mut Workbook, sheet: &'a Sheet| {
-        table(book, &sheet.name, &sheet.header, sheet, max_rows)
+        table(book, &sheet.name, &sheet.titles(), sheet, max_rows)
     };
     let mut tables: Vec<Table> = Vec::new();
     for sheet in contents.head {
@@ -416,11 +425,11 @@ fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
     df.set_column_names(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
     if df.height() == 0 {
-        return Ok(Monthly::Empty(Sheet {
-            name: "Monthly KPIs".into(),
-            header: names,
-            rows: Vec::new(),
-        }));
+        return Ok(Monthly::Empty(Sheet::titled(
+            "Monthly KPIs",
+            names,
+            Vec::new(),
+        )));
     }
     Ok(Monthly::Frame(df))
 }
