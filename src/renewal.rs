@@ -465,7 +465,6 @@ exclude_competencies = ["Cloud Business Applications"]
 
     fn partner(id: &str, enrollment: &str, enrolled_on: &str) -> Partner {
         Partner {
-            row: 2,
             partner_id: id.into(),
             partner_name: id.into(),
             country: "SE".into(),
@@ -725,7 +724,6 @@ exclude_competencies = ["Cloud Business Applications"]
             partner("g", "action_pack", "2025-11-20"), // due
         ];
         let roster = Roster {
-            file: "partners.csv".into(),
             partners,
             unknown_columns: Vec::new(),
         };

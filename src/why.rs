@@ -131,7 +131,6 @@ anniversary_to = 2026-11-20
     /// A partner due in 2026-11 (anniversary 2026-11-02) that meets everything but KPIs.
     fn partner(enrollment: Level, competency: &str) -> Partner {
         Partner {
-            row: 2,
             partner_id: "P1".into(),
             partner_name: "P1".into(),
             country: "SE".into(),

@@ -61,10 +61,10 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
             args.partner
         )));
     }
-    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, cfg.output())?;
+    let ingested = refresh::ingest(&cfg, &mut inputs, &staging)?;
     published::check_inputs(&cfg, &manifest, &inputs.files)?;
     let previous = renewal::load_previous_levels(cfg.output(), cfg.refresh())?;
-    let c = refresh::compute(&cfg, &inputs, &ingested, cfg.output(), previous.as_ref())?;
+    let c = refresh::compute(&cfg, &inputs, &ingested, previous.as_ref())?;
     check_published(&cfg, &manifest, &inputs, &c, &staging)?;
     let d = c
         .decisions

@@ -124,12 +124,8 @@ impl Ingested {
 }
 
 /// Brings every delivery ≤ R-1 up to date, oldest first; checks the reject-rate gate.
-pub fn ingest(
-    cfg: &RunConfig,
-    inputs: &mut Inputs,
-    staging: &Staging,
-    published: &Path,
-) -> Result<Ingested> {
+pub fn ingest(cfg: &RunConfig, inputs: &mut Inputs, staging: &Staging) -> Result<Ingested> {
+    let published = cfg.output();
     let started = Instant::now();
     let last = cfg.refresh().plus(-1);
     let (deliveries, allowed_missing) = deliveries_to_ingest(cfg, last)?;
@@ -222,7 +218,6 @@ fn check_reject_rates(cfg: &RunConfig, outcomes: &[Outcome]) -> Result<()> {
 
 /// KPIs, decisions and directory of refresh R.
 pub struct Computation {
-    pub totals: HashMap<String, PartnerKpis>,
     pub decisions: Vec<Decision>,
     pub watch: Vec<WatchRow>,
     pub directory: Directory,
@@ -326,14 +321,9 @@ fn watch_ahead(
 }
 
 /// The directory after R, with its changes since the last published state and exceptions.
-fn build_directory(
-    cfg: &RunConfig,
-    inputs: &Inputs,
-    decisions: &[Decision],
-    published: &Path,
-) -> Result<Directory> {
+fn build_directory(cfg: &RunConfig, inputs: &Inputs, decisions: &[Decision]) -> Result<Directory> {
     let started = Instant::now();
-    let baseline = directory::load_baseline(published, cfg.refresh())?;
+    let baseline = directory::load_baseline(cfg.output(), cfg.refresh())?;
     let directory = directory::build(
         cfg.program(),
         &inputs.roster,
@@ -361,9 +351,9 @@ pub fn compute(
     cfg: &RunConfig,
     inputs: &Inputs,
     ingested: &Ingested,
-    published: &Path,
     previous: Option<&PreviousLevels>,
 ) -> Result<Computation> {
+    let published = cfg.output();
     let started = Instant::now();
     let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh(), cfg.program())?;
     let totals = kpis.totals()?;
@@ -378,7 +368,7 @@ pub fn compute(
 
     let decisions = decide(cfg, inputs, &totals, previous);
     let watch = watch_ahead(cfg, inputs, &decisions, &mut kpis)?;
-    let directory = build_directory(cfg, inputs, &decisions, published)?;
+    let directory = build_directory(cfg, inputs, &decisions)?;
     let last = ingested.last();
     let rejected_last = ledger::read_rejected(last)?;
     let changes = crate::changes::compute(
@@ -390,7 +380,6 @@ pub fn compute(
     )?;
     let feeds = crate::feeds::compute(&ingested.outcomes, cfg.refresh(), cfg.program())?;
     Ok(Computation {
-        totals,
         decisions,
         watch,
         directory,

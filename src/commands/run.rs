@@ -154,14 +154,14 @@ fn compute_and_stage(
     clock: Instant,
 ) -> Result<(Vec<Move>, String)> {
     let mut inputs = refresh::load_inputs(cfg)?;
-    let ingested = refresh::ingest(cfg, &mut inputs, staging, cfg.output())?;
+    let ingested = refresh::ingest(cfg, &mut inputs, staging)?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
     // Invoice detail needs no KPI: its sheet is written on a thread of its own while the
     // KPIs, decisions and directory are computed.
     let previous = renewal::load_previous_levels(cfg.output(), cfg.refresh())?;
     let detail = refresh::invoice_detail(cfg, &inputs, &ingested, previous.as_ref())?;
     let book = workbook::start(cfg.refresh(), detail, sheet_rows())?;
-    let computation = refresh::compute(cfg, &inputs, &ingested, cfg.output(), previous.as_ref())?;
+    let computation = refresh::compute(cfg, &inputs, &ingested, previous.as_ref())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();
     let facts = RunFacts {

@@ -9,12 +9,15 @@ use crate::error::{Error, Result};
 use crate::publish::Staging;
 
 pub fn validate(args: &ValidateArgs) -> Result<()> {
+    // validate has no output folder: its configuration's is an empty folder inside the
+    // temporary staging, so no earlier partition is reused and every delivery is judged from
+    // its files, as a first run would judge it.
     let (staging, _tmp) = Staging::detached(&args.input)?;
     let nowhere = staging.root.join("no-output");
     let cfg = RunConfig::build(RunOptions {
         refresh: args.refresh,
         input: args.input.clone(),
-        output: nowhere.clone(),
+        output: nowhere,
         force: false,
         dry_run: false,
         // Report the shares first; the gate is applied below with the run's default.
@@ -30,7 +33,7 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     let mut inputs = refresh::load_inputs(&cfg)?;
     println!("roster: ok ({} partners)", inputs.roster.partners.len());
     println!("fx rates: ok ({} rates)", inputs.fx.rows().len());
-    let ingested = refresh::ingest(&cfg, &mut inputs, &staging, &nowhere)?;
+    let ingested = refresh::ingest(&cfg, &mut inputs, &staging)?;
     println!(
         "deliveries up to {} (as the refresh of {} would judge them):",
         cfg.refresh().plus(-1),

@@ -35,7 +35,6 @@ const REQUIRED: &[&str] = COLUMNS.split_at(10).0;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partner {
-    pub row: u32,
     pub partner_id: String,
     pub partner_name: String,
     /// Upper case.
@@ -54,7 +53,6 @@ pub struct Partner {
 
 #[derive(Clone, Debug)]
 pub struct Roster {
-    pub file: PathBuf,
     /// Sorted by partner_id.
     pub partners: Vec<Partner>,
     pub unknown_columns: Vec<String>,
@@ -104,7 +102,6 @@ impl Roster {
         }
         partners.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
         Ok(Roster {
-            file: path.to_path_buf(),
             partners,
             unknown_columns: columns.unknown,
         })
@@ -147,7 +144,6 @@ fn check_row(
     let enrolled_on = c.enrolled_on(enrollment);
     let mct_count = c.mct_count();
     Partner {
-        row: row.row,
         partner_id,
         partner_name,
         country,
