@@ -203,7 +203,7 @@ proptest! {
         }
         let judged = judge(&parsed.into_frame().unwrap(), delivery, &lookups, &PriorKeys::default()).unwrap();
         let program = Program::parse("[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]").unwrap();
-        let mut kpis = Kpis::new(judged.accepted.clone().lazy(), "2026-11".parse().unwrap(), &program).unwrap();
+        let mut kpis = Kpis::new(vec![judged.accepted.clone().lazy()], "2026-11".parse().unwrap(), &program).unwrap();
         let totals = kpis.totals().unwrap();
         let mut expected: BTreeMap<(String, usize), f64> = BTreeMap::new();
         let a = &judged.accepted;

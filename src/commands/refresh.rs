@@ -231,18 +231,30 @@ pub struct Computation {
     pub feeds: crate::feeds::Feeds,
 }
 
-/// The accepted lines that can lie in the window of R. Every line of a delivery is dated in
-/// or before its month (later ones are future_date), so deliveries before the window hold no
-/// window line and are not read.
-fn window_lines(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<LazyFrame> {
+/// The deliveries whose accepted lines can lie in the window of R. Every line of a delivery
+/// is dated in or before its month (later ones are future_date), so deliveries before the
+/// window hold no window line and are not read.
+fn in_reach(cfg: &RunConfig, ingested: &Ingested) -> Vec<Outcome> {
     let (window_from, _) = cfg.refresh().window();
-    let in_reach: Vec<Outcome> = ingested
+    ingested
         .outcomes
         .iter()
         .filter(|o| o.month >= window_from)
         .cloned()
-        .collect();
-    ledger::scan_accepted(&in_reach)
+        .collect()
+}
+
+/// The accepted lines that can lie in the window of R, as one frame.
+fn window_lines(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<LazyFrame> {
+    ledger::scan_accepted(&in_reach(cfg, ingested))
+}
+
+/// The accepted lines that can lie in the window of R, one frame per delivery.
+fn window_partitions(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<Vec<LazyFrame>> {
+    in_reach(cfg, ingested)
+        .iter()
+        .map(|o| ledger::scan_accepted(std::slice::from_ref(o)))
+        .collect()
 }
 
 /// Invoice detail of R: the window's lines of the partners due in R. Who is due follows from
@@ -355,7 +367,11 @@ pub fn compute(
 ) -> Result<Computation> {
     let published = cfg.output();
     let started = Instant::now();
-    let mut kpis = Kpis::new(window_lines(cfg, ingested)?, cfg.refresh(), cfg.program())?;
+    let mut kpis = Kpis::new(
+        window_partitions(cfg, ingested)?,
+        cfg.refresh(),
+        cfg.program(),
+    )?;
     let totals = kpis.totals()?;
     let lines_in_window = totals.values().map(|k| k.lines).sum();
     let monthly = kpis.monthly()?;
