@@ -57,11 +57,20 @@ pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
         Ok(seal) if seal == meta.seal => {}
         _ => return Some("its metadata does not match its seal (edited or damaged)".into()),
     }
-    for name in OWN_FILES {
-        let Some(recorded) = meta.own_files.get(name) else {
-            return Some(format!("no digest is recorded for {name}"));
-        };
-        match crate::source::digest_file(&dir.join(name)) {
+    if let Some(name) = OWN_FILES.iter().find(|n| !meta.own_files.contains_key(**n)) {
+        return Some(format!("no digest is recorded for {name}"));
+    }
+    // The files are digested on the pool's threads (each one's result kept as a value), then
+    // judged in their order.
+    let found = match crate::pool::map(&OWN_FILES, |name| {
+        Ok(crate::source::digest_file(&dir.join(name)))
+    }) {
+        Ok(found) => found,
+        Err(e) => return Some(format!("its files cannot be checked: {e}")),
+    };
+    for (name, found) in OWN_FILES.iter().zip(found) {
+        let recorded = &meta.own_files[*name];
+        match found {
             Ok(found) if &found == recorded => {}
             Ok(_) => {
                 return Some(format!(
