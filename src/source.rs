@@ -70,12 +70,13 @@ pub fn check_regular(path: &Path) -> Result<()> {
     }
 }
 
-/// Reads a regular file once and digests the very bytes read.
-pub fn read(path: &Path) -> Result<Source> {
+/// Opens `path` for reading when it is a regular file: checked from its metadata before the
+/// open, then opened non-blocking (should the file have become a FIFO since the check, the open
+/// returns at once; reading a regular file ignores the flag) and checked again through the
+/// handle. Returns the file and its length.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
     check_regular(path)?;
-    // Non-blocking: should the file have become a FIFO since the check, the open returns at
-    // once and the check below refuses it. (Reading a regular file ignores the flag.)
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
@@ -84,7 +85,13 @@ pub fn read(path: &Path) -> Result<Source> {
     if let Some(kind) = kind_of(meta.file_type()) {
         return Err(not_a_file(path, kind));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    Ok((file, meta.len()))
+}
+
+/// Reads a regular file once and digests the very bytes read.
+pub fn read(path: &Path) -> Result<Source> {
+    let (mut file, len) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.read_to_end(&mut bytes)
         .map_err(|e| unreadable(path, e))?;
     let sha256 = sha256_bytes(&bytes);
@@ -99,19 +106,7 @@ pub fn read(path: &Path) -> Result<Source> {
 /// may be large); refused like [`read`] when it is not a regular file.
 pub fn digest_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
-    check_regular(path)?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| unreadable(path, e))?;
-    if let Some(kind) = kind_of(
-        file.metadata()
-            .map_err(|e| unreadable(path, e))?
-            .file_type(),
-    ) {
-        return Err(not_a_file(path, kind));
-    }
+    let (mut file, _) = open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
