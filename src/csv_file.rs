@@ -30,6 +30,15 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// A text written to a report with [`escape`], as it was before: the quote comes off only
+/// where `escape` would have put it.
+pub fn unescape_report(s: &str) -> String {
+    match s.strip_prefix('\'') {
+        Some(rest) if escape(rest) == s => rest.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// The value as written to a state file: like [`escape`], and a value that itself begins with
 /// `'` gets one more, so that [`unescape`] gives back exactly what was written.
 pub fn escape_state(s: &str) -> Cow<'_, str> {
@@ -70,6 +79,20 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_unescaping_takes_off_only_the_quote_escape_added() {
+        assert_eq!(unescape_report("'=cmd"), "=cmd");
+        assert_eq!(unescape_report("'@x"), "@x");
+        assert_eq!(unescape_report("'=P1"), "=P1");
+        assert_eq!(unescape_report("'-5"), "'-5");
+        assert_eq!(unescape_report("'plain"), "'plain");
+        assert_eq!(unescape_report("plain"), "plain");
+        assert_eq!(unescape_report("-5"), "-5");
+        for s in ["=1+1", "@SUM", "-x", "+7a", "\tx", "plain", "-5", "'quoted"] {
+            assert_eq!(unescape_report(&escape(s)), s);
+        }
+    }
 
     #[test]
     fn formula_like_text_is_prefixed_numbers_are_not() {

@@ -115,14 +115,6 @@ fn partners_file(output: &Path, month: Month) -> PathBuf {
         .join(format!("partners-{month}.csv"))
 }
 
-/// A text written to a report CSV, as it was before [`csv_file::escape`].
-fn unescape_report(s: &str) -> String {
-    match s.strip_prefix('\'') {
-        Some(rest) if csv_file::escape(rest) == s => rest.to_string(),
-        _ => s.to_string(),
-    }
-}
-
 /// One partner's compared fields: the five decision fields, then one per category.
 type Fields = Vec<Side>;
 
@@ -164,7 +156,7 @@ fn read_partners(path: &Path, categories: &[String]) -> Result<BTreeMap<String, 
     let mut out = BTreeMap::new();
     for record in reader.records() {
         let record = record.map_err(unreadable)?;
-        let id = unescape_report(record.get(id_at).unwrap_or(""));
+        let id = csv_file::unescape_report(record.get(id_at).unwrap_or(""));
         let fields = wanted
             .iter()
             .map(|(at, numeric)| {
@@ -174,7 +166,7 @@ fn read_partners(path: &Path, categories: &[String]) -> Result<BTreeMap<String, 
                     (s, true) if csv_file::is_number(s) => {
                         Side::Number(s.parse::<f64>().map_or(0.0, round4))
                     }
-                    (s, _) => Side::Text(unescape_report(s)),
+                    (s, _) => Side::Text(csv_file::unescape_report(s)),
                 }
             })
             .collect();
@@ -499,14 +491,6 @@ mod tests {
         );
         assert_eq!(out[1].field, "kpi_courseware");
         assert_eq!(out[1].split.unwrap().judged_again, 0.0);
-    }
-
-    #[test]
-    fn report_escaping_is_undone() {
-        assert_eq!(unescape_report("'=P1"), "=P1");
-        assert_eq!(unescape_report("P1"), "P1");
-        assert_eq!(unescape_report("'P1"), "'P1");
-        assert_eq!(unescape_report("-5"), "-5");
     }
 
     proptest! {

@@ -13,17 +13,7 @@ use crate::error::{Error, Result};
 use crate::publish::{self, Move, Staging};
 use crate::renewal;
 use crate::report::stage::{self, RunFacts};
-use crate::report::workbook::{self, EXCEL_MAX_ROWS};
-
-/// Rows per sheet, header included; a smaller value can be set for rehearsing the
-/// continuation sheets (`KPI_REFRESH_SHEET_ROWS`).
-fn sheet_rows() -> usize {
-    std::env::var("KPI_REFRESH_SHEET_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n >= 2)
-        .unwrap_or(EXCEL_MAX_ROWS)
-}
+use crate::report::workbook::{self, sheet_rows};
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let cfg = RunConfig::build(RunOptions {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::kpi::round4;
 use crate::publish;
 use crate::report::statement::{self as sheet, Statement};
-use crate::report::workbook::EXCEL_MAX_ROWS;
+use crate::report::workbook::sheet_rows;
 use crate::report::Value;
 use published::Published;
 
@@ -166,15 +166,6 @@ fn chosen(p: &Published, args: &StatementArgs) -> Result<Vec<String>> {
         }
     }
     Ok(ids)
-}
-
-/// Rows per sheet, header included (`KPI_REFRESH_SHEET_ROWS` rehearses continuation sheets).
-fn sheet_rows() -> usize {
-    std::env::var("KPI_REFRESH_SHEET_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n >= 2)
-        .unwrap_or(EXCEL_MAX_ROWS)
 }
 
 /// Writes every statement on two threads; the first failure stops both.

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::calendar::Month;
+use crate::csv_file;
 use crate::error::{Error, Result};
 use crate::ledger::{self, partition_rel, PartitionMeta};
-use crate::report::csv_out::is_number;
 use crate::report::manifest::{DeliveryCounts, Manifest};
 
 /// A published CSV file: its header and rows as text (the `'` that keeps a formula-like value
@@ -41,7 +41,7 @@ impl Table {
         let mut by_id = HashMap::new();
         for record in reader.records() {
             let record = record.map_err(|e| unreadable(e.to_string()))?;
-            let row: Vec<String> = record.iter().map(unescape).collect();
+            let row: Vec<String> = record.iter().map(csv_file::unescape_report).collect();
             if let Some(id) = row.first() {
                 by_id.insert(id.clone(), rows.len());
             }
@@ -65,16 +65,6 @@ impl Table {
             .position(|h| h == column)
             .and_then(|i| row.get(i))
             .map_or("", |s| s.as_str())
-    }
-}
-
-/// A report value as it was before the CSV writer kept it from becoming a formula.
-pub fn unescape(s: &str) -> String {
-    match s.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(rest) => {
-            rest.to_string()
-        }
-        _ => s.to_string(),
     }
 }
 
@@ -232,20 +222,5 @@ fn same_rows(recorded: &DeliveryCounts, meta: &PartitionMeta) -> bool {
                 && recorded.accepted == meta.accepted
                 && recorded.rejected == meta.rejected
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unescape_takes_off_only_the_quote_the_writer_added() {
-        assert_eq!(unescape("'=cmd"), "=cmd");
-        assert_eq!(unescape("'@x"), "@x");
-        assert_eq!(unescape("'-5"), "'-5");
-        assert_eq!(unescape("'plain"), "'plain");
-        assert_eq!(unescape("plain"), "plain");
-        assert_eq!(unescape("-5"), "-5");
     }
 }

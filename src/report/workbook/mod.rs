@@ -40,6 +40,16 @@ use crate::error::{Error, Result};
 /// Excel's row limit, header included.
 pub const EXCEL_MAX_ROWS: usize = 1_048_576;
 
+/// Rows per sheet, header included: Excel's limit, or a smaller one set in
+/// `KPI_REFRESH_SHEET_ROWS` to rehearse the continuation sheets.
+pub fn sheet_rows() -> usize {
+    std::env::var("KPI_REFRESH_SHEET_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 2)
+        .unwrap_or(EXCEL_MAX_ROWS)
+}
+
 /// The formats of a workbook's cells: the header row's, and a number format per kind of value.
 /// The refresh's workbook and the statements share them but for the decimals numbers show.
 #[derive(Clone)]
