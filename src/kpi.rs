@@ -45,11 +45,14 @@ impl Kpis {
     /// lines one delivery at a time, each summed on its own (only one delivery's lines are in
     /// memory at once), then the sums of all of them added up in delivery order.
     pub fn new(
-        partitions: Vec<LazyFrame>,
+        mut partitions: Vec<LazyFrame>,
         refresh: Month,
         program: &Program,
     ) -> PolarsResult<Kpis> {
         let mut ctx = window_context(refresh)?;
+        if partitions.is_empty() {
+            partitions.push(no_lines()?);
+        }
         // The in-memory engine: its float sums come in the same order every run, so a rerun
         // gives the same revenue to the last digit (the streaming engine's do not).
         let mut parts = Vec::with_capacity(partitions.len());
@@ -58,11 +61,6 @@ impl Kpis {
             parts.push(ctx.execute(WINDOW_SUMS)?.collect()?.lazy());
         }
         ctx.unregister("lines");
-        if parts.is_empty() {
-            ctx.register("lines", no_lines()?);
-            parts.push(ctx.execute(WINDOW_SUMS)?.collect()?.lazy());
-            ctx.unregister("lines");
-        }
         ctx.register("partition_sums", concat(parts, UnionArgs::default())?);
         let sums = ctx.execute(WINDOW_SUMS_MERGE)?.collect()?;
         ctx.register("window_sums", sums.lazy());

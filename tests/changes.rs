@@ -232,23 +232,6 @@ fn texts(rows: &[Vec<Data>]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The workbook's sheets, in order.
-const SHEETS: [&str; 13] = [
-    "Summary",
-    "Partners",
-    "Monthly KPIs",
-    "Renewals",
-    "Anniversary watch",
-    "Invoice detail",
-    "Changes",
-    "Directory submission",
-    "Directory exceptions",
-    "Rejected",
-    "Data quality",
-    "Unknown partners",
-    "Run info",
-];
-
 #[test]
 fn the_workbook_shows_changes_quality_and_unknown_partners() {
     let w = two_refreshes();

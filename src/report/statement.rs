@@ -121,24 +121,12 @@ pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
     let per_sheet = max_rows.clamp(2, EXCEL_MAX_ROWS) - 1;
     summary_sheet(book.add_worksheet(), s.summary, &styles).map_err(xlsx_err)?;
     monthly_sheet(book.add_worksheet(), s, &styles).map_err(xlsx_err)?;
-    let lines = s.lines.len();
-    for (part, name) in sheet_names("Invoice lines", lines, max_rows)
-        .iter()
-        .enumerate()
-    {
-        let first = s.lines.start + part * per_sheet;
-        let rows = first..(first + per_sheet).min(s.lines.end);
-        let ws = sheet(&mut book, name, rows.len())?;
+    for (name, rows) in parts("Invoice lines", s.lines.clone(), per_sheet, max_rows) {
+        let ws = sheet(&mut book, &name, rows.len())?;
         lines_sheet(ws, s.accepted, rows, &styles).map_err(xlsx_err)?;
     }
-    let rejects = s.rejects.len();
-    for (part, name) in sheet_names("Rejected rows", rejects, max_rows)
-        .iter()
-        .enumerate()
-    {
-        let first = s.rejects.start + part * per_sheet;
-        let rows = first..(first + per_sheet).min(s.rejects.end);
-        let ws = sheet(&mut book, name, rows.len())?;
+    for (name, rows) in parts("Rejected rows", s.rejects.clone(), per_sheet, max_rows) {
+        let ws = sheet(&mut book, &name, rows.len())?;
         rejected_sheet(ws, s.rejected, rows, &styles).map_err(xlsx_err)?;
     }
     // Never through a symbolic link planted at the file's name.
@@ -154,6 +142,23 @@ pub fn write(s: &Statement, path: &Path, max_rows: usize) -> Result<()> {
             XlsxError::IoError(io) => Error::write(path, io),
             other => Error::internal("saving a statement", other),
         })
+}
+
+/// The sheets a list of rows is split into: each sheet's name and its rows.
+fn parts(
+    title: &str,
+    rows: Range<usize>,
+    per_sheet: usize,
+    max_rows: usize,
+) -> Vec<(String, Range<usize>)> {
+    sheet_names(title, rows.len(), max_rows)
+        .into_iter()
+        .enumerate()
+        .map(|(part, name)| {
+            let first = rows.start + part * per_sheet;
+            (name, first..(first + per_sheet).min(rows.end))
+        })
+        .collect()
 }
 
 fn sheet<'a>(book: &'a mut Workbook, name: &str, rows: usize) -> Result<&'a mut Worksheet> {

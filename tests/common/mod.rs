@@ -203,3 +203,20 @@ pub fn minimal() -> Work {
     );
     w
 }
+
+/// The workbook's sheets, in order.
+pub const SHEETS: [&str; 13] = [
+    "Summary",
+    "Partners",
+    "Monthly KPIs",
+    "Renewals",
+    "Anniversary watch",
+    "Invoice detail",
+    "Changes",
+    "Directory submission",
+    "Directory exceptions",
+    "Rejected",
+    "Data quality",
+    "Unknown partners",
+    "Run info",
+];
