@@ -79,13 +79,20 @@ pub fn lock(output: &Path, record: bool) -> Result<Lock> {
 }
 
 /// Rehearses failures: with `KPI_REFRESH_FAILPOINT=<name>` set, the run fails (or, for names
-/// starting with `abort-`, dies at once) at that point. Operators can use it to check that a
-/// failed run leaves the output as it was; the tests use it to inject faults.
+/// starting with `abort-`, dies at once; for names starting with `stop-`, stops itself with
+/// SIGSTOP until it is sent SIGCONT) at that point. Operators can use it to check that a
+/// failed run leaves the output as it was; the tests use it to inject faults, and the stops to
+/// change an input at a known moment of a run.
 pub const FAILPOINT_ENV: &str = "KPI_REFRESH_FAILPOINT";
 
 pub fn failpoint(name: &str) -> Result<()> {
     match std::env::var(FAILPOINT_ENV) {
         Ok(v) if v == name && name.starts_with("abort-") => std::process::abort(),
+        Ok(v) if v == name && name.starts_with("stop-") => {
+            // SAFETY: raise only sends a signal to this process.
+            unsafe { libc::raise(libc::SIGSTOP) };
+            Ok(())
+        }
         Ok(v) if v == name => Err(Error::Internal(format!(
             "failpoint {name} ({FAILPOINT_ENV})"
         ))),

@@ -29,6 +29,10 @@ fn bad_usage_is_64() {
         "is after",
     );
     assert_exit(&w.run(&["frobnicate"]), 64, "");
+    // A month not open yet: backfill has no --force, so it does not suggest one.
+    let early = w.run(&["backfill", "--from", "2026-12", "--to", "2026-12"]);
+    assert_exit(&early, 75, "end the range with --to 2026-11");
+    assert!(!String::from_utf8_lossy(&early.stderr).contains("--force"));
     let help = std::process::Command::new(BIN)
         .arg("--help")
         .output()

@@ -141,6 +141,42 @@ fn sample_statements_add_up_to_the_published_kpis() {
 }
 
 #[test]
+fn generated_statements_add_up_to_the_published_kpis() {
+    // kpi-synth data: bad rows of every kind, credit notes, late lines and lines of earlier
+    // deliveries sent again, over 13 deliveries.
+    let w = Work::empty();
+    let synth = std::process::Command::new(env!("CARGO_BIN_EXE_kpi-synth"))
+        .args([
+            "--partners",
+            "80",
+            "--lines-per-delivery",
+            "2500",
+            "--seed",
+            "11",
+        ])
+        .arg("--out")
+        .arg(w.input())
+        .output()
+        .unwrap();
+    assert_success(&synth);
+    assert_success(&w.run(&[
+        "run",
+        "--refresh",
+        "2026-11",
+        "--force",
+        "--max-reject-rate",
+        "0.2",
+    ]));
+    assert_success(&statement(&w, &["--all", "--refresh", "2026-11"]));
+    let lines = check_all_add_up(&w, "2026-11");
+    let partners_listed: usize = csv_rows(&w.report("2026-11", "partners-2026-11.csv"))
+        .len()
+        .saturating_sub(1);
+    assert!(partners_listed >= 80, "every partner has its statement");
+    assert!(lines > 20_000, "{lines} lines shown");
+}
+
+#[test]
 fn fixture_statements_add_up_with_credit_notes_late_lines_and_duplicates() {
     let w = two_refreshes();
     assert_success(&statement(&w, &["--all", "--refresh", "2026-06"]));
@@ -296,6 +332,41 @@ fn exit_codes_for_an_unpublished_refresh_and_an_unknown_partner() {
 }
 
 #[test]
+fn a_statement_trusts_no_published_file_blindly() {
+    let w = two_refreshes();
+    let reports = w.output().join("reports/2026-06");
+    // A partners file edited since it was published: refused, naming it.
+    let partners = reports.join("partners-2026-06.csv");
+    let text = std::fs::read_to_string(&partners).unwrap();
+    std::fs::write(&partners, text.replacen(',', ";", 3)).unwrap();
+    let out = statement(&w, &["--all", "--refresh", "2026-06"]);
+    assert_exit(&out, 65, "partners-2026-06.csv");
+    std::fs::write(&partners, &text).unwrap();
+    assert_success(&statement(&w, &["--all", "--refresh", "2026-06"]));
+    // Two ledger partitions' accepted lines swapped: the ledger no longer gives the published
+    // figures, and the statement says which run publishes them again.
+    let a = w.output().join("ledger/delivery=2026-04/accepted.parquet");
+    let b = w.output().join("ledger/delivery=2026-05/accepted.parquet");
+    let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_ne!(bytes_a, bytes_b);
+    std::fs::write(&a, &bytes_b).unwrap();
+    std::fs::write(&b, &bytes_a).unwrap();
+    let out = statement(&w, &["--all", "--refresh", "2026-06"]);
+    assert_exit(&out, 66, "cannot be trusted");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kpi-refresh run --refresh 2026-06"));
+    // A FIFO where the manifest was: refused at once, never waited on.
+    let manifest = reports.join("manifest.json");
+    std::fs::remove_file(&manifest).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&manifest)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = statement(&w, &["--partner", "007", "--refresh", "2026-06"]);
+    assert_exit(&out, 66, "manifest.json");
+}
+
+#[test]
 fn every_id_gets_its_own_safe_file() {
     let w = Work::empty();
     w.write("program.toml", PROGRAM);
@@ -415,6 +486,24 @@ per_month_labs,blockers,forecast_level,forecast_status\n\
 P11,Partner eleven,silver,data analytics,2026-09-01,3,2025-09,2026-08,60,15,0,0,0,0,180,30,0,\
 120,15,0,40,5,0,,action_pack,downgrade\n";
     std::fs::write(w.output().join("reports/2026-06/watch-2026-06.csv"), watch).unwrap();
+    // Published as the refresh publishes it: its digest in the manifest.
+    let manifest_path = w.output().join("reports/2026-06/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(watch.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let outputs = manifest["outputs"].as_array_mut().unwrap();
+    let entry = outputs
+        .iter_mut()
+        .find(|o| o["path"] == "reports/2026-06/watch-2026-06.csv")
+        .expect("the watch file is among the manifest's outputs");
+    entry["sha256"] = digest.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     assert_success(&statement(
         &w,
         &[

@@ -371,3 +371,137 @@ fn a_fifo_planted_in_the_ledger_or_the_state_does_not_block_the_run() {
     mkfifo(&state);
     assert_exit(&run_with(&w, &[]), 66, "2026-10.csv");
 }
+
+/// Delivery 2026-09 as it reads after the change: a value changed and a line added.
+const CHANGED_2026_09: &str = "invoice_number,invoice_line,invoice_date,document_type,partner_id,\
+     omlp_type,purchase_unit,kpi_value,revenue,currency\n\
+     S1,1,2026-09-02,Invoice,P1,MOC,kit,55,550.00,USD\n\
+     S2,1,2026-09-03,Invoice,P1,Exam Voucher,voucher,3,30.00,EUR\n\
+     S3,1,2026-09-04,Invoice,P1,MOC,kit,7,70.00,USD\n";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 the refresh's manifest records for input `rel`.
+fn manifest_digest(w: &Work, rel: &str) -> String {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    let inputs = manifest["inputs"].as_array().unwrap();
+    let entry = inputs.iter().find(|i| i["path"] == rel).unwrap();
+    entry["sha256"].as_str().unwrap().to_string()
+}
+
+/// Runs the refresh with the failpoint `stop` (it stops itself there), calls `change` while it
+/// is stopped, then lets it go on; returns its output. No timing: the change happens exactly
+/// at the failpoint.
+fn run_changing_at(w: &Work, stop: &str, change: impl FnOnce()) -> Output {
+    let mut child = Command::new(BIN)
+        .args(["run", "--refresh", "2026-11", "--force", "--input"])
+        .arg(w.input())
+        .arg("--output")
+        .arg(w.output())
+        .env("KPI_REFRESH_TODAY", "2026-11-20")
+        .env("KPI_REFRESH_FAILPOINT", stop)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the command name's closing parenthesis.
+        let state = text.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        if state == Some("T") {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {stop}"
+        );
+        assert!(started.elapsed().as_secs() < 120, "never stopped at {stop}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    change();
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+    child.wait_with_output().unwrap()
+}
+
+/// The partners file of a run from nothing on the input as it reads after the change.
+fn partners_of_the_changed_input() -> String {
+    let fresh = base();
+    fresh.write("extracts/2026-09/s.csv", CHANGED_2026_09);
+    fresh.refresh("2026-11");
+    fresh.report("2026-11", "partners-2026-11.csv")
+}
+
+#[test]
+fn an_input_changed_between_listing_and_parsing_is_recorded_as_parsed() {
+    let w = base();
+    let out = run_changing_at(&w, "stop-after-listing", || {
+        w.write("extracts/2026-09/s.csv", CHANGED_2026_09)
+    });
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("changed while this run read it"),
+        "{}",
+        stderr(&out)
+    );
+    // The rows published are the ones parsed, beside the digest of the bytes parsed.
+    let expected = partners_of_the_changed_input();
+    assert_eq!(w.report("2026-11", "partners-2026-11.csv"), expected);
+    assert_eq!(
+        manifest_digest(&w, "extracts/2026-09/s.csv"),
+        sha256_hex(CHANGED_2026_09.as_bytes())
+    );
+    // The run planned with the digest listed, so the next run judges the partition again
+    // (its rows carried over, the same answers): its data and the reports stay as they are,
+    // only the judgement's hash in `_partition.json` is brought up to date.
+    let without_meta = |w: &Work| -> Vec<(String, String)> {
+        published(w)
+            .into_iter()
+            .filter(|(p, _)| !p.ends_with("_partition.json"))
+            .collect()
+    };
+    let before = without_meta(&w);
+    let again = run_with(&w, &[]);
+    assert_success(&again);
+    assert!(!stderr(&again).contains("changed while"));
+    assert_eq!(w.report("2026-11", "partners-2026-11.csv"), expected);
+    assert_eq!(without_meta(&w), before);
+    // From then on the partition is trusted as it is: reruns are byte-identical.
+    let settled = published(&w);
+    assert_success(&run_with(&w, &[]));
+    assert_eq!(published(&w), settled);
+}
+
+#[test]
+fn an_input_changed_after_parsing_is_judged_again_by_the_next_run() {
+    let w = base();
+    let original = std::fs::read(w.input().join("extracts/2026-09/s.csv")).unwrap();
+    let out = run_changing_at(&w, "stop-before-commit", || {
+        w.write("extracts/2026-09/s.csv", CHANGED_2026_09)
+    });
+    assert_success(&out);
+    // What was published is what was parsed: the file as it was, with its digest.
+    assert_eq!(
+        manifest_digest(&w, "extracts/2026-09/s.csv"),
+        sha256_hex(&original)
+    );
+    let expected = partners_of_the_changed_input();
+    assert_ne!(w.report("2026-11", "partners-2026-11.csv"), expected);
+    // The next run sees a file that is not the one its partition holds, and judges it again.
+    let again = run_with(&w, &[]);
+    assert_success(&again);
+    assert_eq!(w.report("2026-11", "partners-2026-11.csv"), expected);
+    assert_eq!(
+        manifest_digest(&w, "extracts/2026-09/s.csv"),
+        sha256_hex(CHANGED_2026_09.as_bytes())
+    );
+}

@@ -126,11 +126,10 @@ fn read_partners(path: &Path, categories: &[String]) -> Result<BTreeMap<String, 
         reason: e.to_string(),
     };
     // Read once: the bytes compared with the manifest are the bytes parsed.
-    let bytes = std::fs::read(path).map_err(|e| Error::Unreadable {
-        file: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    check_published_digest(path, &bytes)?;
+    // (Refused when it is not a regular file, never waited on.)
+    let bytes = crate::source::read(path)?.bytes;
+    // The previous refresh's partners file must be the one its manifest recorded.
+    crate::report::manifest::check_published(path, &bytes)?;
     // A row with more or fewer fields than the header is a damaged file, never guessed at.
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
@@ -173,32 +172,6 @@ fn read_partners(path: &Path, categories: &[String]) -> Result<BTreeMap<String, 
         out.insert(id, fields);
     }
     Ok(out)
-}
-
-/// The previous refresh's partners file must be the one its manifest recorded (when the
-/// manifest names it): a file changed since it was published is refused, not compared.
-fn check_published_digest(path: &Path, bytes: &[u8]) -> Result<()> {
-    let Some(reports) = path.parent() else {
-        return Ok(());
-    };
-    let Some(manifest) = crate::report::manifest::Manifest::read(&reports.join("manifest.json"))?
-    else {
-        return Ok(());
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let recorded = manifest
-        .outputs
-        .iter()
-        .find(|o| o.path.rsplit('/').next() == Some(name));
-    match recorded {
-        Some(o) if o.sha256 != crate::digest::sha256_bytes(bytes) => Err(Error::Unreadable {
-            file: path.to_path_buf(),
-            reason: "differs from the file its refresh published (its SHA-256 is not the one \
-                     in that refresh's manifest.json); publish that refresh again with `run`"
-                .into(),
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// A partner's compared fields in refresh R.

@@ -49,7 +49,18 @@ pub fn backfill(args: &BackfillArgs) -> Result<()> {
             max_reject_rate: DEFAULT_MAX_REJECT_RATE,
             allowed_missing: args.allow_missing.clone(),
         })?;
-        cfg.check_open(today()?)?;
+        match cfg.check_open(today()?) {
+            Err(Error::NotOpen(why)) => {
+                return Err(Error::NotOpen(format!(
+                "backfill reached {month}: {}. Backfill runs the months before the current one, \
+                 and the current month once its refresh is open: end the range with --to {}, \
+                 or run this month when it opens",
+                why.split(';').next().unwrap_or(&why),
+                month.plus(-1)
+            )))
+            }
+            other => other?,
+        }
         info!(refresh = %month, "backfill: refresh {} of {}", month.index() - args.from.index() + 1, args.to.index() - args.from.index() + 1);
         refresh_month(&cfg)?;
         month = month.plus(1);
@@ -109,6 +120,8 @@ pub fn refresh_month(cfg: &RunConfig) -> Result<()> {
         return Ok(());
     }
     let t = Instant::now();
+    // Where an input may change after it was parsed (the tests stop here).
+    publish::failpoint("stop-before-commit")?;
     if let Err(e) = publish::failpoint("before-commit") {
         let _ = std::fs::remove_dir_all(&staging.root);
         return Err(e);

@@ -284,6 +284,8 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
             Ok((input.month, found, kept))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Where an input may change between its listing and its parsing (the tests stop here).
+    crate::publish::failpoint("stop-after-listing")?;
     let sources = Depends {
         roster: ctx.roster_sha.clone(),
         fx_rates: ctx.fx_sha.clone(),

@@ -72,18 +72,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads a published manifest; `None` when the file is not there.
+    /// Reads a published manifest; `None` when the file is not there. Read like an input: a
+    /// manifest that is not a regular file is refused, never waited on.
     pub fn read(path: &Path) -> Result<Option<Manifest>> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::Unreadable {
-                    file: path.to_path_buf(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(None);
+        }
+        let text = crate::source::read(path)?.bytes;
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| Error::Unreadable {
@@ -97,5 +93,31 @@ impl Manifest {
             serde_json::to_vec_pretty(self).map_err(|e| Error::internal("manifest", e))?;
         text.push(b'\n');
         std::fs::write(path, text).map_err(|e| Error::write(path, e))
+    }
+}
+
+/// A report read back (`path`, whose bytes are `bytes`) must be the file its refresh published:
+/// when the manifest beside it names it, its SHA-256 must be the one recorded there. A file
+/// changed since it was published is refused (65), never used (docs/rules.md §15).
+pub fn check_published(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(reports) = path.parent() else {
+        return Ok(());
+    };
+    let Some(manifest) = Manifest::read(&reports.join("manifest.json"))? else {
+        return Ok(());
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let recorded = manifest
+        .outputs
+        .iter()
+        .find(|o| o.path.rsplit('/').next() == Some(name));
+    match recorded {
+        Some(o) if o.sha256 != crate::digest::sha256_bytes(bytes) => Err(Error::Unreadable {
+            file: path.to_path_buf(),
+            reason: "differs from the file its refresh published (its SHA-256 is not the one \
+                     in that refresh's manifest.json); publish that refresh again with `run`"
+                .into(),
+        }),
+        _ => Ok(()),
     }
 }

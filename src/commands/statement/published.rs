@@ -21,16 +21,19 @@ pub struct Table {
 }
 
 impl Table {
+    /// Reads a published report: a regular file, read once, that must be the file its
+    /// refresh published (its SHA-256 the one in the manifest beside it).
     pub fn read(path: &Path) -> Result<Table> {
         let unreadable = |reason: String| Error::Unreadable {
             file: path.to_path_buf(),
             reason,
         };
+        let bytes = crate::source::read(path)?.bytes;
+        crate::report::manifest::check_published(path, &bytes)?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_path(path)
-            .map_err(|e| unreadable(e.to_string()))?;
+            .from_reader(bytes.as_slice());
         let header: Vec<String> = reader
             .headers()
             .map_err(|e| unreadable(e.to_string()))?
@@ -106,14 +109,8 @@ pub fn require(output: &Path, refresh: Month) -> Result<(PathBuf, PathBuf)> {
 pub fn load(output: &Path, refresh: Month) -> Result<Published> {
     let (manifest_path, partners_path) = require(output, refresh)?;
     let reports = output.join("reports").join(refresh.to_string());
-    let text = std::fs::read(&manifest_path).map_err(|e| Error::Unreadable {
-        file: manifest_path.clone(),
-        reason: e.to_string(),
-    })?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| Error::Unreadable {
-        file: manifest_path.clone(),
-        reason: e.to_string(),
-    })?;
+    let manifest = Manifest::read(&manifest_path)?
+        .ok_or_else(|| not_published(refresh, manifest_path.clone()))?;
     if manifest.refresh != refresh.to_string() {
         return Err(Error::Unreadable {
             file: manifest_path,
@@ -127,7 +124,7 @@ pub fn load(output: &Path, refresh: Month) -> Result<Published> {
         .filter_map(|h| h.strip_prefix("kpi_").map(str::to_string))
         .collect();
     let watch_path = reports.join(format!("watch-{refresh}.csv"));
-    let watch = if watch_path.is_file() {
+    let watch = if std::fs::symlink_metadata(&watch_path).is_ok() {
         Some(Table::read(&watch_path)?)
     } else {
         None
@@ -173,22 +170,25 @@ pub fn check_ledger(output: &Path, p: &Published) -> Result<()> {
             continue;
         };
         let dir = output.join(partition_rel(month));
-        let meta: Option<PartitionMeta> = std::fs::read(dir.join(ledger::META))
+        // Read like every file the program wrote: a regular file, its files checked against
+        // the digests its metadata recorded (docs/rules.md §15).
+        let meta: Option<PartitionMeta> = crate::source::read(&dir.join(ledger::META))
             .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok());
-        let complete = [ledger::ACCEPTED, ledger::REJECTED]
-            .iter()
-            .all(|f| dir.join(f).is_file());
-        match meta {
-            Some(meta) if complete => {
-                if !same_rows(d, &meta) {
-                    return Err(changed(
-                        d.delivery.clone(),
-                        "a later refresh judged it again, with other rows",
-                    ));
-                }
-            }
-            _ => return Err(changed(d.delivery.clone(), "it is no longer in the ledger")),
+            .and_then(|t| serde_json::from_slice(&t.bytes).ok());
+        let Some(meta) = meta else {
+            return Err(changed(d.delivery.clone(), "it is no longer in the ledger"));
+        };
+        if !same_rows(d, &meta) {
+            return Err(changed(
+                d.delivery.clone(),
+                "a later refresh judged it again, with other rows",
+            ));
+        }
+        if let Some(why) = crate::partition_check::verify(&dir, &meta) {
+            return Err(changed(
+                d.delivery.clone(),
+                &format!("it cannot be trusted: {why}"),
+            ));
         }
     }
     let used = used_deliveries(p);
