@@ -261,7 +261,8 @@ fn monthly_sheet(ws: &mut Worksheet, s: &Statement, st: &Styles) -> Result<(), X
         ws.write_number(r, 1 + n as u16, round4(revenue[m]))?;
     }
     finish(ws, 12, names.len())?;
-    // The running totals against the enrollment level's thresholds.
+    // A chart of each category's running total over the window (the requirement of each is on
+    // the Statement sheet, beside its gap).
     if s.lines.is_empty() {
         return Ok(());
     }
