@@ -27,7 +27,8 @@ fn base() -> Work {
     w
 }
 
-fn run_with(w: &Work, env: &[(&str, &str)]) -> Output {
+/// `run --refresh 2026-11 --force` on `w`, today being 2026-11-20, without a failpoint.
+fn refresh_cmd(w: &Work) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--refresh", "2026-11", "--force", "--input"])
         .arg(w.input())
@@ -35,6 +36,11 @@ fn run_with(w: &Work, env: &[(&str, &str)]) -> Output {
         .arg(w.output())
         .env("KPI_REFRESH_TODAY", "2026-11-20")
         .env_remove("KPI_REFRESH_FAILPOINT");
+    cmd
+}
+
+fn run_with(w: &Work, env: &[(&str, &str)]) -> Output {
+    let mut cmd = refresh_cmd(w);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -277,9 +283,6 @@ fn a_damaged_ledger_partition_is_judged_again_never_trusted() {
 fn the_manifest_digests_are_of_the_bytes_parsed() {
     let w = base();
     w.refresh("2026-11");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
-    let inputs = manifest["inputs"].as_array().unwrap();
     for rel in [
         "program.toml",
         "partners.csv",
@@ -287,17 +290,8 @@ fn the_manifest_digests_are_of_the_bytes_parsed() {
         "extracts/2026-09/s.csv",
         "extracts/2026-10/a.csv",
     ] {
-        let entry = inputs
-            .iter()
-            .find(|i| i["path"] == rel)
-            .unwrap_or_else(|| panic!("{rel} in {inputs:?}"));
-        use sha2::Digest;
         let bytes = std::fs::read(w.input().join(rel)).unwrap();
-        let digest: String = sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(entry["sha256"], digest.as_str(), "{rel}");
+        assert_eq!(manifest_digest(&w, rel), sha256_hex(&bytes), "{rel}");
     }
 }
 
@@ -392,7 +386,10 @@ fn manifest_digest(w: &Work, rel: &str) -> String {
     let manifest: serde_json::Value =
         serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
     let inputs = manifest["inputs"].as_array().unwrap();
-    let entry = inputs.iter().find(|i| i["path"] == rel).unwrap();
+    let entry = inputs
+        .iter()
+        .find(|i| i["path"] == rel)
+        .unwrap_or_else(|| panic!("{rel} in {inputs:?}"));
     entry["sha256"].as_str().unwrap().to_string()
 }
 
@@ -400,12 +397,7 @@ fn manifest_digest(w: &Work, rel: &str) -> String {
 /// is stopped, then lets it go on; returns its output. No timing: the change happens exactly
 /// at the failpoint.
 fn run_changing_at(w: &Work, stop: &str, change: impl FnOnce()) -> Output {
-    let mut child = Command::new(BIN)
-        .args(["run", "--refresh", "2026-11", "--force", "--input"])
-        .arg(w.input())
-        .arg("--output")
-        .arg(w.output())
-        .env("KPI_REFRESH_TODAY", "2026-11-20")
+    let mut child = refresh_cmd(w)
         .env("KPI_REFRESH_FAILPOINT", stop)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
