@@ -490,13 +490,7 @@ P11,Partner eleven,silver,data analytics,2026-09-01,3,2025-09,2026-08,60,15,0,0,
     let manifest_path = w.output().join("reports/2026-06/manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    let digest: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(watch.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let digest = sha256_hex(watch.as_bytes());
     let outputs = manifest["outputs"].as_array_mut().unwrap();
     let entry = outputs
         .iter_mut()

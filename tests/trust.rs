@@ -373,14 +373,6 @@ const CHANGED_2026_09: &str = "invoice_number,invoice_line,invoice_date,document
      S2,1,2026-09-03,Invoice,P1,Exam Voucher,voucher,3,30.00,EUR\n\
      S3,1,2026-09-04,Invoice,P1,MOC,kit,7,70.00,USD\n";
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The SHA-256 the refresh's manifest records for input `rel`.
 fn manifest_digest(w: &Work, rel: &str) -> String {
     let manifest: serde_json::Value =

@@ -124,6 +124,15 @@ pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// SHA-256 of `bytes` in lower-case hex, as the manifest and the ledger record digests.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Every file under `dir` with its SHA-256, relative paths sorted.
 pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
@@ -136,12 +145,9 @@ pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
                 walk(base, &p, out);
             } else {
                 let bytes = std::fs::read(&p).unwrap();
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(&bytes);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 out.push((
                     p.strip_prefix(base).unwrap().to_string_lossy().into_owned(),
-                    hex,
+                    sha256_hex(&bytes),
                 ));
             }
         }
