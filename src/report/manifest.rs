@@ -103,21 +103,29 @@ pub fn check_published(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(reports) = path.parent() else {
         return Ok(());
     };
-    let Some(manifest) = Manifest::read(&reports.join("manifest.json"))? else {
-        return Ok(());
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let recorded = manifest
-        .outputs
-        .iter()
-        .find(|o| o.path.rsplit('/').next() == Some(name));
-    match recorded {
-        Some(o) if o.sha256 != crate::digest::sha256_bytes(bytes) => Err(Error::Unreadable {
-            file: path.to_path_buf(),
-            reason: "differs from the file its refresh published (its SHA-256 is not the one \
-                     in that refresh's manifest.json); publish that refresh again with `run`"
-                .into(),
-        }),
-        _ => Ok(()),
+    match Manifest::read(&reports.join("manifest.json"))? {
+        Some(manifest) => manifest.check_output(path, bytes),
+        None => Ok(()),
+    }
+}
+
+impl Manifest {
+    /// [`check_published`] with this manifest, already read.
+    pub fn check_output(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let recorded = self
+            .outputs
+            .iter()
+            .find(|o| o.path.rsplit('/').next() == Some(name));
+        match recorded {
+            Some(o) if o.sha256 != crate::digest::sha256_bytes(bytes) => Err(Error::Unreadable {
+                file: path.to_path_buf(),
+                reason: "differs from the file its refresh published (its SHA-256 is not \
+                             the one in that refresh's manifest.json); publish that refresh \
+                             again with `run`"
+                    .into(),
+            }),
+            _ => Ok(()),
+        }
     }
 }

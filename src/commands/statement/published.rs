@@ -22,14 +22,14 @@ pub struct Table {
 
 impl Table {
     /// Reads a published report: a regular file, read once, that must be the file its
-    /// refresh published (its SHA-256 the one in the manifest beside it).
-    pub fn read(path: &Path) -> Result<Table> {
+    /// refresh published (its SHA-256 the one in that refresh's `manifest`).
+    pub fn read(path: &Path, manifest: &Manifest) -> Result<Table> {
         let unreadable = |reason: String| Error::Unreadable {
             file: path.to_path_buf(),
             reason,
         };
         let bytes = crate::source::read(path)?.bytes;
-        crate::report::manifest::check_published(path, &bytes)?;
+        manifest.check_output(path, &bytes)?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
@@ -117,7 +117,7 @@ pub fn load(output: &Path, refresh: Month) -> Result<Published> {
             reason: format!("it is the manifest of refresh {}", manifest.refresh),
         });
     }
-    let partners = Table::read(&partners_path)?;
+    let partners = Table::read(&partners_path, &manifest)?;
     let categories = partners
         .header
         .iter()
@@ -125,7 +125,7 @@ pub fn load(output: &Path, refresh: Month) -> Result<Published> {
         .collect();
     let watch_path = reports.join(format!("watch-{refresh}.csv"));
     let watch = if std::fs::symlink_metadata(&watch_path).is_ok() {
-        Some(Table::read(&watch_path)?)
+        Some(Table::read(&watch_path, &manifest)?)
     } else {
         None
     };
