@@ -49,13 +49,14 @@ pub fn backfill(args: &BackfillArgs) -> Result<()> {
             max_reject_rate: DEFAULT_MAX_REJECT_RATE,
             allowed_missing: args.allow_missing.clone(),
         })?;
+        // Backfill has no --force: its own words for a month that is not open yet.
         match cfg.check_open(today()?) {
-            Err(Error::NotOpen(why)) => {
+            Err(Error::NotOpen(_)) => {
                 return Err(Error::NotOpen(format!(
-                "backfill reached {month}: {}. Backfill runs the months before the current one, \
-                 and the current month once its refresh is open: end the range with --to {}, \
-                 or run this month when it opens",
-                why.split(';').next().unwrap_or(&why),
+                "backfill reached {month}, whose refresh opens on {}. Backfill runs the months \
+                 before the current one, and the current month once its refresh is open: end \
+                 the range with --to {}, or run this month when it opens",
+                cfg.opens_on(),
                 month.plus(-1)
             )))
             }

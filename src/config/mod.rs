@@ -165,6 +165,11 @@ impl RunConfig {
         &self.program_sha
     }
 
+    /// The day the refresh opens: its month's refresh day (docs/rules.md §1).
+    pub fn opens_on(&self) -> NaiveDate {
+        self.refresh.day(self.program.calendar.refresh_day)
+    }
+
     /// A refresh is open from its refresh day on, in its own month; any other month needs
     /// `--force` (docs/rules.md §1 and §14.1).
     pub fn check_open(&self, today: NaiveDate) -> Result<()> {
@@ -172,7 +177,7 @@ impl RunConfig {
             return Ok(());
         }
         let r = self.refresh;
-        let opens = r.day(self.program.calendar.refresh_day);
+        let opens = self.opens_on();
         let current = Month::of(today);
         if r == current && today >= opens {
             return Ok(());
