@@ -76,6 +76,23 @@ impl Month {
         (self.plus(-12), self.plus(-1))
     }
 
+    /// `YYYY-MM` written into `buf`, as [`fmt::Display`] writes it, without the formatting
+    /// machinery (for columns of many rows); `None` for a year outside 0 … 9999.
+    pub fn write_text(self, buf: &mut [u8; 7]) -> Option<&str> {
+        let year = u32::try_from(self.year).ok().filter(|y| *y <= 9999)?;
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        *buf = [
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(self.month / 10),
+            digit(self.month),
+        ];
+        std::str::from_utf8(buf).ok()
+    }
+
     /// Whole months from `self` to `later` (negative when `later` is earlier).
     pub fn months_until(self, later: Month) -> i32 {
         later.index() - self.index()
@@ -186,6 +203,17 @@ pub fn next_anniversary(enrolled_on: NaiveDate, refresh: Month) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn written_text_is_the_displayed_text() {
+        let mut buf = [0u8; 7];
+        for (y, m) in [(1, 1), (999, 12), (1900, 1), (2026, 11), (9999, 12)] {
+            let month = Month::new(y, m).unwrap();
+            assert_eq!(month.write_text(&mut buf), Some(month.to_string().as_str()));
+        }
+        assert_eq!(Month::from_index(-1).write_text(&mut buf), None);
+        assert_eq!(Month::from_index(10_000 * 12).write_text(&mut buf), None);
+    }
+
     use super::*;
 
     #[test]

@@ -179,11 +179,15 @@ impl Parsed {
         let kpi = parse_decimal(cells[7]);
         let rev = parse_decimal(cells[8]);
         let ccy = parse_currency(cells[9]);
-        let doc = cells[3].to_lowercase();
-        let credit = match doc.as_str() {
-            "invoice" => Some(false),
-            "credit note" => Some(true),
-            _ => None,
+        // (Compared ignoring ASCII case: no other character lowercases to a letter of these
+        // names, the Kelvin sign's k aside, which none of them holds.)
+        let doc = cells[3];
+        let credit = if doc.eq_ignore_ascii_case("invoice") {
+            Some(false)
+        } else if doc.eq_ignore_ascii_case("credit note") {
+            Some(true)
+        } else {
+            None
         };
         let month = date.map(Month::of);
 
@@ -206,7 +210,8 @@ impl Parsed {
         } else if let Some(k) = (0..10).find(|&k| bad[k] || !valid[k]) {
             Some(format!("invalid_value:{}", COLUMNS[k]))
         } else if credit.is_none() {
-            let not_invoice = doc == "order confirmation" || doc == "partner report";
+            let not_invoice = doc.eq_ignore_ascii_case("order confirmation")
+                || doc.eq_ignore_ascii_case("partner report");
             Some(
                 if not_invoice {
                     "not_an_invoice"
@@ -233,7 +238,12 @@ impl Parsed {
         self.kpi.push(kpi);
         self.rev.push(rev);
         self.ccy.append_option(ccy.as_deref());
-        self.month.append_option(month.map(|m| m.to_string()));
+        let mut text = [0u8; 7];
+        match month.map(|m| (m, m.write_text(&mut text))) {
+            Some((_, Some(text))) => self.month.append_value(text),
+            Some((m, None)) => self.month.append_value(m.to_string()),
+            None => self.month.append_null(),
+        }
         self.month_index.push(month.map(Month::index));
     }
 

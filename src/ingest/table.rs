@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawRow {
     pub row: u32,
-    pub cells: Vec<String>,
+    pub cells: Cells,
     /// Indices of cells that were not valid UTF-8 (decoded lossily).
     pub bad_encoding: Vec<usize>,
     /// Fields beyond the header's last column (CSV), or non-empty cells right of it (XLSX):
@@ -29,7 +29,7 @@ pub struct RawRow {
 
 impl RawRow {
     pub fn cell(&self, index: usize) -> &str {
-        self.cells.get(index).map_or("", |s| s.as_str())
+        self.cells.get(index).unwrap_or("")
     }
 
     /// For a row with more fields than the header: the problem to list (its values have
@@ -44,6 +44,69 @@ impl RawRow {
                 self.extra_fields
             ),
         })
+    }
+}
+
+/// A row's cells, held in one string (a row is two allocations, not one per cell).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cells {
+    text: String,
+    /// Where each cell ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    /// `width` empty cells.
+    pub fn empty(width: usize) -> Self {
+        Cells {
+            text: String::new(),
+            ends: vec![0; width],
+        }
+    }
+
+    fn with_capacity(bytes: usize, cells: usize) -> Self {
+        Cells {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(cells),
+        }
+    }
+
+    fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = index.checked_sub(1).map_or(0, |i| self.ends[i]);
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
+    }
+
+    /// Whether every cell is empty.
+    pub fn all_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Cells {
+    fn from_iter<I: IntoIterator<Item = S>>(cells: I) -> Self {
+        let mut out = Cells::default();
+        for cell in cells {
+            out.push(cell.as_ref());
+        }
+        out
     }
 }
 
@@ -109,7 +172,7 @@ fn open_csv(path: &Path, mut data: Vec<u8>) -> Result<Table> {
     let header = match csv.read_byte_record(&mut record) {
         Ok(true) => {
             lines.row_of(&data, &record);
-            decode(&record).0
+            decode(&record).0.iter().map(str::to_string).collect()
         }
         Ok(false) => Vec::new(),
         Err(e) => return Err(csv_error(path, e)),
@@ -123,7 +186,7 @@ fn open_csv(path: &Path, mut data: Vec<u8>) -> Result<Table> {
             Ok(true) => {
                 let row = lines.row_of(&data, &record);
                 let (cells, bad_encoding) = decode(&record);
-                if cells.iter().all(|c| c.is_empty()) {
+                if cells.all_empty() {
                     continue;
                 }
                 let row = u32::try_from(row).unwrap_or(u32::MAX);
@@ -178,11 +241,20 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 }
 
 fn embedded_newlines(record: &csv::ByteRecord) -> u64 {
+    // (Almost every record has none: one scan of its bytes finds out.)
+    if memchr::memchr2(b'\n', b'\r', record.as_slice()).is_none() {
+        return 0;
+    }
     record.iter().map(line_ends).sum()
 }
 
 /// Line ends in `bytes`: LF, CRLF, or a CR alone (the CSV reader ends a record at each).
 fn line_ends(bytes: &[u8]) -> u64 {
+    let crs = memchr::memchr_iter(b'\r', bytes).count();
+    let lf = memchr::memchr_iter(b'\n', bytes).count();
+    if crs == 0 {
+        return lf as u64;
+    }
     let lf = bytes.iter().filter(|&&b| b == b'\n').count();
     let lone_cr = bytes
         .iter()
@@ -192,19 +264,18 @@ fn line_ends(bytes: &[u8]) -> u64 {
     (lf + lone_cr) as u64
 }
 
-fn decode(record: &csv::ByteRecord) -> (Vec<String>, Vec<usize>) {
+fn decode(record: &csv::ByteRecord) -> (Cells, Vec<usize>) {
     let mut bad = Vec::new();
-    let cells = record
-        .iter()
-        .enumerate()
-        .map(|(i, field)| match std::str::from_utf8(field) {
-            Ok(s) => s.trim().to_string(),
+    let mut cells = Cells::with_capacity(record.as_slice().len(), record.len());
+    for (i, field) in record.iter().enumerate() {
+        match std::str::from_utf8(field) {
+            Ok(s) => cells.push(s.trim()),
             Err(_) => {
                 bad.push(i);
-                String::from_utf8_lossy(field).trim().to_string()
+                cells.push(String::from_utf8_lossy(field).trim());
             }
-        })
-        .collect();
+        }
+    }
     (cells, bad)
 }
 
@@ -416,24 +487,26 @@ fn table_of(mut cells: SparseCells, beyond: &Beyond) -> Table {
         header[*c as usize] = text.clone();
     }
     let mut rows: Vec<RawRow> = Vec::new();
-    let mut current: Option<RawRow> = None;
+    // (The row being filled: its number and its cells.)
+    let mut current: Option<(u32, Vec<String>)> = None;
+    let to_row = |(row, cells): (u32, Vec<String>)| RawRow {
+        row,
+        cells: cells.into_iter().collect(),
+        ..RawRow::default()
+    };
     for (r, c, text) in cells
         .into_iter()
         .filter(|(r, c, _)| *r > 0 && (*c as usize) < width)
     {
-        if current.as_ref().is_none_or(|row| row.row != r + 1) {
-            rows.extend(current.take());
-            current = Some(RawRow {
-                row: r + 1,
-                cells: vec![String::new(); width],
-                ..RawRow::default()
-            });
+        if current.as_ref().is_none_or(|(row, _)| *row != r + 1) {
+            rows.extend(current.take().map(to_row));
+            current = Some((r + 1, vec![String::new(); width]));
         }
-        if let Some(row) = current.as_mut() {
-            row.cells[c as usize] = text;
+        if let Some((_, cells)) = current.as_mut() {
+            cells[c as usize] = text;
         }
     }
-    rows.extend(current);
+    rows.extend(current.map(to_row));
     // A row whose only values lie right of the header is a data row too (a malformed one).
     let rows: Vec<Result<RawRow>> = with_extra_fields(rows, beyond, width)
         .into_iter()
@@ -461,7 +534,7 @@ fn with_extra_fields(
         while let Some((&r, &n)) = extra.next_if(|&(&r, _)| r < row.row) {
             out.push(RawRow {
                 row: r,
-                cells: vec![String::new(); width],
+                cells: Cells::empty(width),
                 extra_fields: n,
                 ..RawRow::default()
             });
@@ -473,7 +546,7 @@ fn with_extra_fields(
     }
     out.extend(extra.map(|(&r, &n)| RawRow {
         row: r,
-        cells: vec![String::new(); width],
+        cells: Cells::empty(width),
         extra_fields: n,
         ..RawRow::default()
     }));
@@ -703,6 +776,10 @@ mod tests {
         assert_eq!(t.header, ["invoice_number"]);
     }
 
+    fn cells(row: &RawRow) -> Vec<&str> {
+        row.cells.iter().collect()
+    }
+
     fn read(bytes: &[u8]) -> (Vec<String>, Vec<RawRow>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
@@ -715,9 +792,9 @@ mod tests {
     fn bom_crlf_and_quoting() {
         let (header, rows) = read(b"\xEF\xBB\xBFa, B \r\n\"x, y\",\"say \"\"hi\"\"\"\r\n 1 ,2\r\n");
         assert_eq!(header, ["a", "B"]);
-        assert_eq!(rows[0].cells, ["x, y", "say \"hi\""]);
+        assert_eq!(cells(&rows[0]), ["x, y", "say \"hi\""]);
         assert_eq!((rows[0].row, rows[1].row), (2, 3));
-        assert_eq!(rows[1].cells, ["1", "2"]);
+        assert_eq!(cells(&rows[1]), ["1", "2"]);
     }
 
     #[test]
@@ -725,7 +802,7 @@ mod tests {
         // A quoted field spanning two lines is one row; an empty line and a row of empty
         // cells are no data rows but keep their numbers.
         let (_, rows) = read(b"a,b\n\"multi\nline\",1\n,\n\nx,2\n\n\n\"y\r\n\",3\r\nz,4");
-        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
+        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cell(0))).collect();
         assert_eq!(at, [(2, "multi\nline"), (5, "x"), (8, "y"), (9, "z")]);
     }
 
@@ -734,7 +811,7 @@ mod tests {
         // The CSV reader ends a record at a CR alone, so each such line is a row of its own
         // (and a quoted field spanning two such lines is one row, as with LF).
         let (_, rows) = read(b"a,b\rx,1\ry,2\r\"multi\rline\",3\rz,4\r");
-        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
+        let at: Vec<(u32, &str)> = rows.iter().map(|r| (r.row, r.cell(0))).collect();
         assert_eq!(at, [(2, "x"), (3, "y"), (4, "multi\rline"), (5, "z")]);
     }
 
@@ -771,7 +848,7 @@ mod tests {
         let rows: Vec<RawRow> = t.rows.collect::<Result<_>>().unwrap();
         let at: Vec<(u32, usize)> = rows.iter().map(|r| (r.row, r.extra_fields)).collect();
         assert_eq!(at, [(2, 0), (3, 1), (5, 1), (6, 0)]);
-        assert_eq!(rows[1].cells, ["x", ""]);
+        assert_eq!(cells(&rows[1]), ["x", ""]);
     }
 
     #[test]
