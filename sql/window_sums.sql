@@ -1,13 +1,15 @@
--- Window sums per partner, KPI category and window month: the one scan of the ledger's lines
--- that every KPI figure is built from. Tables: lines (accepted ledger lines of deliveries
--- <= R-1), window_months (month_index, position).
+-- Window sums per partner, KPI category and window month, from the month sums of every
+-- delivery that can hold a window line (month_sums.sql). A (partner, category, month) has at
+-- most one sum per delivery, so each window sum adds the deliveries' sums, in delivery order.
+-- Tables: month_sums (the deliveries' month sums, deliveries in order), window_months
+-- (month_index, position).
 SELECT
-    l.partner_id,
-    l.category,
+    s.partner_id,
+    s.category,
     w.position,
-    SUM(l.kpi_value) AS kpi_value,
-    SUM(l.revenue_usd) AS revenue_usd,
-    COUNT(*) AS lines
-FROM lines AS l
-JOIN window_months AS w ON w.month_index = l.month_index
-GROUP BY l.partner_id, l.category, w.position
+    SUM(s.kpi_value) AS kpi_value,
+    SUM(s.revenue_usd) AS revenue_usd,
+    SUM(s.lines) AS lines
+FROM month_sums AS s
+JOIN window_months AS w ON w.month_index = s.month_index
+GROUP BY s.partner_id, s.category, w.position

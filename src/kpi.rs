@@ -8,6 +8,10 @@
 //! (22 s against 0.9 s on 6.4 million lines). `window_sums.sql` is the one scan of the lines;
 //! totals and the monthly table are built from its sums. `categories` gives the order of
 //! `[kpi_categories]`; `due` names the partners whose invoice detail is shown.
+//!
+//! The lines are not read at all at a refresh: `month_sums.sql` sums each delivery's lines per
+//! partner, category and month when its partition is written, the ledger keeps those sums, and
+//! `window_sums.sql` adds up the window's months of every delivery in reach.
 
 use std::collections::HashMap;
 
@@ -19,8 +23,8 @@ use crate::config::program::Program;
 use crate::error::Result;
 
 const WINDOW_MONTHS: &str = include_str!("../sql/window_months.sql");
+const MONTH_SUMS: &str = include_str!("../sql/month_sums.sql");
 const WINDOW_SUMS: &str = include_str!("../sql/window_sums.sql");
-const WINDOW_SUMS_MERGE: &str = include_str!("../sql/window_sums_merge.sql");
 const WINDOW_TOTALS: &str = include_str!("../sql/window_totals.sql");
 const MONTHLY_KPIS: &str = include_str!("../sql/monthly_kpis.sql");
 const INVOICE_DETAIL: &str = include_str!("../sql/invoice_detail.sql");
@@ -41,28 +45,23 @@ pub struct Kpis {
 }
 
 impl Kpis {
-    /// Registers the refresh's parameters and sums the window: `partitions` are the ledger's
-    /// lines one delivery at a time, each summed on its own (only one delivery's lines are in
-    /// memory at once), then the sums of all of them added up in delivery order.
+    /// Registers the refresh's parameters and sums the window from `month_sums`: the
+    /// [`month_sums`] of each delivery that can hold a window line, in delivery order.
     pub fn new(
-        mut partitions: Vec<LazyFrame>,
+        month_sums: Vec<LazyFrame>,
         refresh: Month,
         program: &Program,
     ) -> PolarsResult<Kpis> {
         let mut ctx = window_context(refresh)?;
-        if partitions.is_empty() {
-            partitions.push(no_lines()?);
-        }
+        let month_sums = match month_sums.is_empty() {
+            true => no_sums()?,
+            false => concat(month_sums, UnionArgs::default())?,
+        };
+        ctx.register("month_sums", month_sums);
         // The in-memory engine: its float sums come in the same order every run, so a rerun
         // gives the same revenue to the last digit (the streaming engine's do not).
-        let mut parts = Vec::with_capacity(partitions.len());
-        for lines in partitions {
-            ctx.register("lines", lines);
-            parts.push(ctx.execute(WINDOW_SUMS)?.collect()?.lazy());
-        }
-        ctx.unregister("lines");
-        ctx.register("partition_sums", concat(parts, UnionArgs::default())?);
-        let sums = ctx.execute(WINDOW_SUMS_MERGE)?.collect()?;
+        let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
+        ctx.unregister("month_sums");
         ctx.register("window_sums", sums.lazy());
         let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
         let positions: Vec<i32> = (0..categories.len() as i32).collect();
@@ -149,14 +148,23 @@ impl Kpis {
     }
 }
 
-/// No ledger line, with the columns the window's SQL reads.
-fn no_lines() -> PolarsResult<LazyFrame> {
+/// One delivery's sums per partner, KPI category and month (`month_sums.sql`), sorted: what
+/// the ledger keeps beside the delivery's `lines` and the window is summed from.
+pub fn month_sums(lines: LazyFrame) -> PolarsResult<DataFrame> {
+    let mut ctx = SQLContext::new();
+    ctx.register("lines", lines);
+    ctx.execute(MONTH_SUMS)?.collect()
+}
+
+/// No month sum, with the columns the window's SQL reads.
+fn no_sums() -> PolarsResult<LazyFrame> {
     Ok(df!(
         "partner_id" => Vec::<String>::new(),
         "category" => Vec::<String>::new(),
         "month_index" => Vec::<i32>::new(),
         "kpi_value" => Vec::<f64>::new(),
         "revenue_usd" => Vec::<f64>::new(),
+        "lines" => Vec::<u32>::new(),
     )?
     .lazy())
 }
@@ -294,7 +302,7 @@ mod tests {
             ("P1", "certification", "2026-01", -2.25, -1.0),
             ("P2", "certification", "2026-12", 7.0, 1.0),
         ]);
-        let mut k = Kpis::new(vec![l], "2026-11".parse().unwrap(), &program()).unwrap();
+        let mut k = Kpis::new(vec![sums(l)], "2026-11".parse().unwrap(), &program()).unwrap();
         let t = k.totals().unwrap();
         assert_eq!(t["P1"].kpi, vec![15.5, -2.25]);
         assert_eq!(t["P1"].revenue_usd, 2.0);
@@ -310,6 +318,87 @@ mod tests {
         assert_eq!(m.column("m00").unwrap().f64().unwrap().get(0), Some(10.0));
         assert_eq!(m.column("m11").unwrap().f64().unwrap().get(0), Some(5.5));
         assert_eq!(m.column("total").unwrap().f64().unwrap().get(0), Some(15.5));
+    }
+
+    /// A delivery's month sums, as the ledger keeps them.
+    fn sums(lines: LazyFrame) -> LazyFrame {
+        month_sums(lines).unwrap().lazy()
+    }
+
+    /// Random lines: `n` over the partners `ids`, two categories and the months `months`.
+    fn random_rows<'a>(
+        seed: u64,
+        n: usize,
+        ids: &'a [String],
+        months: &'a [String],
+    ) -> Vec<(&'a str, &'static str, &'a str, f64, f64)> {
+        let mut seed = seed;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        (0..n)
+            .map(|_| {
+                let kpi = (next(2_000_000) as f64 - 500_000.0) / 10_000.0;
+                let cat = if next(2) == 0 {
+                    "courseware"
+                } else {
+                    "certification"
+                };
+                let id = ids[next(ids.len() as u64) as usize].as_str();
+                let month = months[next(months.len() as u64) as usize].as_str();
+                (id, cat, month, kpi, kpi * 1.0856)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sql_month_sums_match_the_lazy_api_and_come_sorted() {
+        let months: Vec<String> = (0..14)
+            .map(|i| Month::new(2025, 10).unwrap().plus(i).to_string())
+            .collect();
+        let ids: Vec<String> = (0..25).map(|i| format!("P{i:03}")).collect();
+        let rows = random_rows(0x5DEECE66D, 3000, &ids, &months);
+        let sql = month_sums(lines(&rows)).unwrap();
+        let keys = ["partner_id", "category", "month_index"];
+        let lazy = lines(&rows)
+            .group_by(keys.map(col))
+            .agg([
+                col("kpi_value").sum(),
+                col("revenue_usd").sum(),
+                len().alias("lines"),
+            ])
+            .sort(keys, SortMultipleOptions::default())
+            .collect()
+            .unwrap();
+        assert!(sql.height() > 500, "{}", sql.height());
+        assert_eq!(sql.height(), lazy.height());
+        for name in keys.iter().chain(&["lines"]) {
+            let (a, b) = (sql.column(name).unwrap(), lazy.column(name).unwrap());
+            assert!(a.equals(&b.cast(a.dtype()).unwrap()), "{name}");
+        }
+        for name in ["kpi_value", "revenue_usd"] {
+            let a = sql.column(name).unwrap().f64().unwrap();
+            let b = lazy.column(name).unwrap().f64().unwrap();
+            for (x, y) in a.into_no_null_iter().zip(b.into_no_null_iter()) {
+                assert!((x - y).abs() < 1e-9, "{name}: {x} vs {y}");
+            }
+        }
+        // Sorted: the same lines in another order give the same sums, row for row.
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let again = month_sums(lines(&reversed)).unwrap();
+        for name in keys {
+            assert!(
+                again
+                    .column(name)
+                    .unwrap()
+                    .equals(sql.column(name).unwrap()),
+                "{name}"
+            );
+        }
     }
 
     /// The same window totals written with the lazy API, to check the SQL against.
@@ -366,7 +455,7 @@ mod tests {
         let refresh: Month = "2026-03".parse().unwrap();
         // The SQL sums the lines as three deliveries, each on its own, then adds them up; the
         // lazy API sums them as one frame.
-        let partitions = rows.chunks(700).map(lines).collect();
+        let partitions = rows.chunks(700).map(|c| sums(lines(c))).collect();
         let mut k = Kpis::new(partitions, refresh, &program()).unwrap();
         let sql = k.totals().unwrap();
         let lazy = lazy_totals(lines(&rows), refresh);
@@ -468,7 +557,7 @@ mod tests {
             .enumerate()
             .map(|(i, id)| (id.as_str(), (i % 13) as i32))
             .collect();
-        let mut k = Kpis::new(vec![lines(&rows)], refresh, &program()).unwrap();
+        let mut k = Kpis::new(vec![sums(lines(&rows))], refresh, &program()).unwrap();
         let sql = k.secured(&watched).unwrap();
         let totals = k.totals().unwrap();
         let lazy = lazy_secured(lines(&rows), refresh, &watched);

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use crate::digest::sha256_bytes;
 use crate::error::{Error, Result};
-use crate::ledger::{PartitionMeta, ACCEPTED, ASKS, PARSED, REJECTED};
+use crate::ledger::{PartitionMeta, ACCEPTED, ASKS, PARSED, REJECTED, SUMS};
 
 /// The partition's own files whose digests are recorded.
-pub const OWN_FILES: [&str; 4] = [PARSED, ACCEPTED, REJECTED, ASKS];
+pub const OWN_FILES: [&str; 5] = [PARSED, ACCEPTED, REJECTED, SUMS, ASKS];
 
 /// SHA-256 of each of the partition's own files in `dir`.
 pub fn own_digests(dir: &Path) -> Result<BTreeMap<String, String>> {

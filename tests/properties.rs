@@ -192,7 +192,7 @@ proptest! {
     /// The SQL window totals equal a plain recomputation from the accepted lines.
     #[test]
     fn kpi_totals_equal_a_recomputation_from_accepted_lines(rows in keyed_rows()) {
-        use kpi_refresh::kpi::{round4, Kpis};
+        use kpi_refresh::kpi::{month_sums, round4, Kpis};
         use std::collections::BTreeMap;
         let lookups = lookups();
         let delivery: Month = "2026-10".parse().unwrap();
@@ -203,7 +203,8 @@ proptest! {
         }
         let judged = judge(&parsed.into_frame().unwrap(), delivery, &lookups, &PriorKeys::default()).unwrap();
         let program = Program::parse("[kpi_categories]\ncourseware = [\"MOC\"]\ncertification = [\"Exam Voucher\"]").unwrap();
-        let mut kpis = Kpis::new(vec![judged.accepted.clone().lazy()], "2026-11".parse().unwrap(), &program).unwrap();
+        let sums = month_sums(judged.accepted.clone().lazy()).unwrap().lazy();
+        let mut kpis = Kpis::new(vec![sums], "2026-11".parse().unwrap(), &program).unwrap();
         let totals = kpis.totals().unwrap();
         let mut expected: BTreeMap<(String, usize), f64> = BTreeMap::new();
         let a = &judged.accepted;

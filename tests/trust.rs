@@ -232,14 +232,24 @@ fn a_damaged_ledger_partition_is_judged_again_never_trusted() {
         ledger.join("delivery=2026-10"),
     );
     type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
-    let damages: [Damage; 3] = [
+    let swap = |name: &'static str| {
+        let (sep, oct) = (sep.join(name), oct.join(name));
+        Box::new(move || {
+            let (a, b) = (std::fs::read(&sep).unwrap(), std::fs::read(&oct).unwrap());
+            std::fs::write(&sep, b).unwrap();
+            std::fs::write(&oct, a).unwrap();
+        })
+    };
+    let damages: [Damage; 4] = [
+        ("swapped", swap("accepted.parquet")),
+        // The KPIs are computed from the month sums: another delivery's (valid Parquet)
+        // would give wrong KPIs, not an error.
         (
-            "swapped",
+            "sums replaced",
             Box::new(|| {
-                let a = std::fs::read(sep.join("accepted.parquet")).unwrap();
-                let b = std::fs::read(oct.join("accepted.parquet")).unwrap();
-                std::fs::write(sep.join("accepted.parquet"), b).unwrap();
-                std::fs::write(oct.join("accepted.parquet"), a).unwrap();
+                std::fs::copy(sep.join("sums.parquet"), oct.join("sums.parquet"))
+                    .map(drop)
+                    .unwrap()
             }),
         ),
         (

@@ -227,7 +227,8 @@ proptest! {
             "kpi_value" => lines.iter().map(|l| l.3 as f64 / 10_000.0).collect::<Vec<_>>(),
             "revenue_usd" => lines.iter().map(|l| l.3 as f64 / 10_000.0).collect::<Vec<_>>(),
         ).unwrap();
-        let mut kpis = Kpis::new(vec![frame.lazy()], refresh, &program).unwrap();
+        let sums = kpi_refresh::kpi::month_sums(frame.lazy()).unwrap().lazy();
+        let mut kpis = Kpis::new(vec![sums], refresh, &program).unwrap();
         let totals = kpis.totals().unwrap();
         let decisions = renewal::decide(&program, &roster, refresh, &totals, None);
         let secured = kpis.secured(&watch::watched(&decisions, 12)).unwrap();

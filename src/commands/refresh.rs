@@ -249,11 +249,11 @@ fn window_lines(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<LazyFrame>
     ledger::scan_accepted(&in_reach(cfg, ingested))
 }
 
-/// The accepted lines that can lie in the window of R, one frame per delivery.
-fn window_partitions(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<Vec<LazyFrame>> {
+/// The month sums of the deliveries that can hold a window line, one frame per delivery.
+fn window_sums(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<Vec<LazyFrame>> {
     in_reach(cfg, ingested)
         .iter()
-        .map(|o| ledger::scan_accepted(std::slice::from_ref(o)))
+        .map(ledger::scan_sums)
         .collect()
 }
 
@@ -367,11 +367,7 @@ pub fn compute(
 ) -> Result<Computation> {
     let published = cfg.output();
     let started = Instant::now();
-    let mut kpis = Kpis::new(
-        window_partitions(cfg, ingested)?,
-        cfg.refresh(),
-        cfg.program(),
-    )?;
+    let mut kpis = Kpis::new(window_sums(cfg, ingested)?, cfg.refresh(), cfg.program())?;
     let totals = kpis.totals()?;
     let lines_in_window = totals.values().map(|k| k.lines).sum();
     let monthly = kpis.monthly()?;

@@ -202,7 +202,7 @@ impl InOrder<'_> {
             .expect("a carried-over partition is published");
         let dir = self.staging.path(&partition_rel(step.month))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-        for name in [PARSED, ACCEPTED, REJECTED, ASKS] {
+        for name in crate::partition_check::OWN_FILES {
             link(&published.join(name), &dir.join(name))?;
         }
         meta.depends = step.depends;

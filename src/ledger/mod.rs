@@ -3,7 +3,8 @@
 //!
 //! A partition holds the delivery's parsed rows (`parsed.parquet`, kept so that judging again
 //! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
-//! `rejected.parquet`: raw values with their reason), `_asks.json` (what its rows look up in
+//! `rejected.parquet`: raw values with their reason), its accepted lines' sums per partner,
+//! category and month (`sums.parquet`, what the KPIs are computed from), `_asks.json` (what its rows look up in
 //! the roster, rates and program.toml: see [`crate::ingest::judge::LookupKeys`]) and
 //! `_partition.json`: the SHA-256 of each source file and of what the judgement depended on
 //! (roster, rates, program.toml and the earlier partitions, through the previous partition's
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::calendar::Month;
 use crate::digest::sha256_bytes;
@@ -49,12 +50,14 @@ use plan::Kind;
 /// are parsed again. (3: a CR alone ends a CSV row, so kept row numbers may differ. 4: a row
 /// with more fields than its header is rejected as `extra_fields`. 5: the metadata records
 /// the digests of the partition's own files and is sealed; Excel numbers read to 15
-/// significant digits, date-time cells as their date, dates in 1900 … 9999.)
-pub const FORMAT: u32 = 5;
+/// significant digits, date-time cells as their date, dates in 1900 … 9999. 6: the
+/// partition keeps its month sums, `sums.parquet`.)
+pub const FORMAT: u32 = 6;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";
 pub const REJECTED: &str = "rejected.parquet";
+pub const SUMS: &str = "sums.parquet";
 pub const META: &str = "_partition.json";
 pub const ASKS: &str = "_asks.json";
 
@@ -260,6 +263,11 @@ impl Outcome {
     pub fn rejected_path(&self) -> PathBuf {
         self.dir.join(REJECTED)
     }
+
+    /// The partition's sums per partner, category and month ([`crate::kpi::month_sums`]).
+    pub fn sums_path(&self) -> PathBuf {
+        self.dir.join(SUMS)
+    }
 }
 
 /// The inputs every judgement depends on.
@@ -274,16 +282,19 @@ pub struct Context<'a> {
 /// Brings every delivery in `inputs` up to date, oldest first, staging what it judges.
 pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Result<Vec<Outcome>> {
     // Every delivery's files are hashed first, so that what each delivery needs
-    // is known before any is judged.
-    // (One delivery after another; each one's files by a bounded pool of threads.)
-    let found = inputs
-        .iter()
-        .map(|input| {
-            let found = partition::find(ctx.output, input)?;
-            let kept = partition::kept_asks(ctx, input.month, &found);
-            Ok((input.month, found, kept))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // is known before any is judged. (The deliveries by a bounded pool of threads, each one's
+    // files by another: hashing is most of a monthly run's listing.)
+    let started = std::time::Instant::now();
+    let found = crate::pool::map(inputs, |input| {
+        let found = partition::find(ctx.output, input)?;
+        let kept = partition::kept_asks(ctx, input.month, &found);
+        Ok((input.month, found, kept))
+    })?;
+    debug!(
+        deliveries = inputs.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "ledger: deliveries listed and partitions checked"
+    );
     // Where an input may change between its listing and its parsing (the tests stop here).
     crate::publish::failpoint("stop-after-listing")?;
     let sources = Depends {
@@ -335,6 +346,11 @@ pub fn scan_accepted(outcomes: &[Outcome]) -> PolarsResult<LazyFrame> {
         .map(|o| scan(&o.accepted_path()))
         .collect::<PolarsResult<Vec<_>>>()?;
     concat(frames, UnionArgs::default())
+}
+
+/// The month sums of one partition.
+pub fn scan_sums(outcome: &Outcome) -> PolarsResult<LazyFrame> {
+    scan(&outcome.sums_path())
 }
 
 /// The rejected rows of one partition.

@@ -12,7 +12,7 @@ use tracing::warn;
 use super::plan::{Found, KeptAsks};
 use super::{
     partition_rel, Context, DeliveryInput, PartitionMeta, SourceFile, ACCEPTED, ASKS, FORMAT, META,
-    PARSED, REJECTED,
+    PARSED, REJECTED, SUMS,
 };
 use crate::calendar::Month;
 use crate::error::{Error, Result};
@@ -59,7 +59,7 @@ pub(super) fn keys_digest(earlier: Option<&str>, accepted: &DataFrame) -> Polars
 fn read_meta(dir: &Path) -> Option<PartitionMeta> {
     let text = crate::source::read(&dir.join(META)).ok()?.bytes;
     let meta: PartitionMeta = serde_json::from_slice(&text).ok()?;
-    let complete = [PARSED, ACCEPTED, REJECTED]
+    let complete = [PARSED, ACCEPTED, REJECTED, SUMS]
         .iter()
         .all(|f| dir.join(f).is_file());
     complete.then_some(meta)

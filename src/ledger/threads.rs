@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, IntoLazy};
 
 use super::partition::{write_json, write_parquet};
-use super::{PartitionMeta, ACCEPTED, META, REJECTED};
+use super::{PartitionMeta, ACCEPTED, META, REJECTED, SUMS};
 use crate::error::{Error, Result};
 use crate::ingest::judge::Judged;
 
@@ -73,8 +73,9 @@ impl<'scope, 'env> Writer<'scope, 'env> {
         self.scope.spawn(move || write_parquet(&mut parsed, &path))
     }
 
-    /// Writes a judged partition's files into `dir` once its parsed rows are kept and the
-    /// previous partition is written, then seals its metadata.
+    /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
+    /// them) once its parsed rows are kept and the previous partition is written, then seals
+    /// its metadata.
     pub fn write(
         &mut self,
         keeping: Option<Writing<'scope>>,
@@ -90,6 +91,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
                 finish(keeping)?;
             }
             write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+            let mut sums = crate::kpi::month_sums(judged.accepted.lazy())?;
+            write_parquet(&mut sums, &dir.join(SUMS))?;
             write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
             crate::partition_check::seal(&dir, &mut meta, None)?;
             write_json(&meta, &dir, META)
