@@ -250,11 +250,12 @@ pub fn compute(
     };
     let categories: Vec<String> = program.categories.iter().map(|c| c.name.clone()).collect();
     let before = read_partners(&partners_file(output, previous), &categories)?;
-    // Deliveries before P's window hold no line dated in either window.
+    // Deliveries before P's window hold no line dated in either window. Each delivery's
+    // month sums stand for its lines: the split adds values by partner, category and month.
     let deliveries = outcomes
         .iter()
         .filter(|o| o.month >= previous.window().0)
-        .map(|o| Ok((o.month, ledger::scan_accepted(std::slice::from_ref(o))?)))
+        .map(|o| Ok((o.month, ledger::scan_sums(o)?)))
         .collect::<Result<Vec<_>>>()?;
     let splits = split::split(deliveries, previous, refresh, &categories)?;
     let after: HashMap<&str, Fields> = decisions

@@ -1,15 +1,14 @@
 //! The split of a KPI change between two refreshes into its causes, computed by the SQL in
 //! `sql/change_months.sql` and `sql/change_split.sql` with polars' `SQLContext`.
 //!
-//! The ledger's accepted lines are registered as two tables, `earlier_lines` (deliveries
-//! before the previous refresh P) and `later_lines` (deliveries P … R-1), and the two
-//! refreshes as the one-row table `params` (never formatted into SQL text).
-//! `change_months.sql` lists the months of both windows; `change_split.sql` joins the lines
-//! on them and sums per partner and category (see docs/rules.md
-//! §12.1). Each month's lines lie in its delivery or later ones, so of the
+//! The ledger's accepted lines, as each delivery's month sums (a refresh reads no line), are
+//! registered as two tables, `earlier_lines` (deliveries before the previous refresh P) and
+//! `later_lines` (deliveries P … R-1), and the two refreshes as the one-row table `params`
+//! (never formatted into SQL text). `change_months.sql` lists the months of both windows;
+//! `change_split.sql` joins the lines on them and sums per partner and category (see
+//! docs/rules.md §12.1). Each month's lines lie in its delivery or later ones, so of the
 //! earlier deliveries only the lines dated outside R's window or P's can matter: that is
-//! given to their scan as a filter, which polars pushes into the Parquet reader (a monthly
-//! run then decodes the earlier deliveries' month column and few other values).
+//! given to their scan as a filter, which polars pushes into the Parquet reader.
 
 use std::collections::HashMap;
 
@@ -37,7 +36,9 @@ pub struct Parts {
 /// without a line in either window has zero parts; a partner without one is absent).
 pub type Splits = HashMap<String, Vec<Parts>>;
 
-/// One delivery's accepted lines (`partner_id`, `category`, `month_index`, `kpi_value`).
+/// One delivery's accepted lines (`partner_id`, `category`, `month_index`, `kpi_value`), or
+/// its month sums (`crate::kpi::month_sums`), which give the same split: every part adds
+/// values by partner, category and month, so a month's sum stands for its lines.
 pub type Delivery = (Month, LazyFrame);
 
 /// The split of every partner's KPI change from refresh `previous` to `refresh`, from the

@@ -161,6 +161,10 @@ const EXCEL_MAX_CHARS: usize = 32_767;
 
 /// Text as Excel can hold it: cut at Excel's 32,767 characters (the CSV files keep it whole).
 pub(in crate::report) fn excel_text(s: &str) -> &str {
+    // (A text of no more bytes than the limit has no more characters either.)
+    if s.len() <= EXCEL_MAX_CHARS {
+        return s;
+    }
     match s.char_indices().nth(EXCEL_MAX_CHARS) {
         Some((end, _)) => &s[..end],
         None => s,
