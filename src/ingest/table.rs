@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use calamine::{Data, Reader, SheetType, Xlsx};
 
+pub use super::cells::Cells;
 use crate::error::{Error, Result};
 
 /// One data row: its spreadsheet row number and its cells, trimmed.
@@ -44,69 +45,6 @@ impl RawRow {
                 self.extra_fields
             ),
         })
-    }
-}
-
-/// A row's cells, held in one string (a row is two allocations, not one per cell).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Cells {
-    text: String,
-    /// Where each cell ends in `text`.
-    ends: Vec<usize>,
-}
-
-impl Cells {
-    /// `width` empty cells.
-    pub fn empty(width: usize) -> Self {
-        Cells {
-            text: String::new(),
-            ends: vec![0; width],
-        }
-    }
-
-    fn with_capacity(bytes: usize, cells: usize) -> Self {
-        Cells {
-            text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(cells),
-        }
-    }
-
-    fn push(&mut self, cell: &str) {
-        self.text.push_str(cell);
-        self.ends.push(self.text.len());
-    }
-
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn get(&self, index: usize) -> Option<&str> {
-        let end = *self.ends.get(index)?;
-        let start = index.checked_sub(1).map_or(0, |i| self.ends[i]);
-        Some(&self.text[start..end])
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
-    }
-
-    /// Whether every cell is empty.
-    pub fn all_empty(&self) -> bool {
-        self.text.is_empty()
-    }
-}
-
-impl<S: AsRef<str>> FromIterator<S> for Cells {
-    fn from_iter<I: IntoIterator<Item = S>>(cells: I) -> Self {
-        let mut out = Cells::default();
-        for cell in cells {
-            out.push(cell.as_ref());
-        }
-        out
     }
 }
 

@@ -178,3 +178,106 @@ pub enum Kind {
     Int,
     Date,
 }
+
+impl FrameRows {
+    /// Whether [`FrameRows::write_xml_row`] writes every value as rust_xlsxwriter would in
+    /// columns of the `kinds` the layout foresaw: text, and finite numbers and integers in
+    /// columns of their kind (a column of dates, or of numbers the first rows did not show,
+    /// takes per-cell formats, which only rust_xlsxwriter writes).
+    pub(super) fn writes_as_xml(&self, kinds: &[Kind]) -> bool {
+        self.columns.iter().enumerate().all(|(col, column)| {
+            let kind = kinds.get(col).copied().unwrap_or(Kind::Text);
+            match column {
+                Typed::Text(_) => true,
+                Typed::Number(ca) if ca.null_count() == ca.len() => true,
+                Typed::Number(ca) => {
+                    kind == Kind::Number && ca.iter().flatten().all(f64::is_finite)
+                }
+                Typed::Int(ca) => kind == Kind::Int || ca.null_count() == ca.len(),
+                Typed::Date(ca) => ca.null_count() == ca.len(),
+            }
+        })
+    }
+
+    /// Appends row `i` to `out` as the worksheet XML of sheet row `row` (from 1), each cell
+    /// in its column's style (`styles`, 0 for none), as a constant-memory rust_xlsxwriter
+    /// worksheet writes it: inline strings, numbers in shortest form. A row without a value
+    /// is not written.
+    pub(super) fn write_xml_row(&self, i: usize, row: u32, styles: &[u32], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(b"<row r=\"");
+        push_u32(out, row);
+        out.extend_from_slice(b"\">");
+        let opened = out.len();
+        let mut digits = zmij::Buffer::new();
+        for col in 0..self.columns.len() {
+            let number = match self.cell(col, i) {
+                Value::Text("") | Value::Empty | Value::Date(_) => continue,
+                Value::Text(s) => {
+                    let s = excel_text(s);
+                    open_cell(out, col, row, styles);
+                    out.extend_from_slice(b" t=\"inlineStr\"><is><t");
+                    if s.starts_with(['\t', '\n', ' ']) || s.ends_with(['\t', '\n', ' ']) {
+                        out.extend_from_slice(b" xml:space=\"preserve\"");
+                    }
+                    out.push(b'>');
+                    super::xml::push_escaped(out, s);
+                    out.extend_from_slice(b"</t></is></c>");
+                    continue;
+                }
+                Value::Number(x) => x,
+                Value::Int(n) => n as f64,
+            };
+            open_cell(out, col, row, styles);
+            out.extend_from_slice(b"><v>");
+            out.extend_from_slice(digits.format_finite(number).as_bytes());
+            out.extend_from_slice(b"</v></c>");
+        }
+        if out.len() == opened {
+            out.truncate(start);
+        } else {
+            out.extend_from_slice(b"</row>");
+        }
+    }
+}
+
+/// `<c r="A1"` with ` s="…"` when the column has a style.
+fn open_cell(out: &mut Vec<u8>, col: usize, row: u32, styles: &[u32]) {
+    out.extend_from_slice(b"<c r=\"");
+    push_column_name(out, col);
+    push_u32(out, row);
+    out.push(b'"');
+    let style = styles.get(col).copied().unwrap_or(0);
+    if style > 0 {
+        out.extend_from_slice(b" s=\"");
+        push_u32(out, style);
+        out.push(b'"');
+    }
+}
+
+/// The column's letters: A … Z, AA …
+fn push_column_name(out: &mut Vec<u8>, col: usize) {
+    let mut n = col + 1;
+    let mut letters = [0u8; 4];
+    let mut at = letters.len();
+    while n > 0 {
+        at -= 1;
+        letters[at] = b'A' + ((n - 1) % 26) as u8;
+        n = (n - 1) / 26;
+    }
+    out.extend_from_slice(&letters[at..]);
+}
+
+fn push_u32(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}

@@ -9,8 +9,8 @@
 //! refresh, not the clock, so reruns give the same file apart from the run times.
 //!
 //! Invoice detail holds most of the cells, and deflating them takes one core for seconds. So
-//! it is written and saved as a workbook of its own, on a thread of its own, from [`start`]
-//! on, while the KPIs are computed and the other sheets written; [`write`] saves the other
+//! it is written and saved as a workbook of its own (`detail`: its rows written as sheet XML
+//! directly), on a thread of its own, from [`start`] on, while the KPIs are computed and the other sheets written; [`write`] saves the other
 //! sheets with empty stand-ins for Invoice detail's and then assembles the file: every part
 //! of the main package is copied as it is (no second deflate), and the stand-ins' worksheet
 //! parts are taken from the detail package. Both packages register the workbook's formats
@@ -19,7 +19,9 @@
 
 mod assemble;
 mod cells;
+mod detail;
 mod sheets;
+mod xml;
 
 use std::path::Path;
 
@@ -31,7 +33,7 @@ use self::assemble::{detail_part, worksheet_part};
 pub(super) use self::cells::{excel_text, write_cell};
 pub use self::cells::{FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
-use self::sheets::{fill, rows_per_sheet, table, Table};
+use self::sheets::{fill, rows_per_sheet, table, Table, Written};
 use super::layout::new_workbook;
 use super::{layout, Computed, Sheet, Value};
 use crate::calendar::Month;
@@ -192,41 +194,8 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
     let per_sheet = rows_per_sheet(max_rows);
     let detail_styles = styles.clone();
-    let detail = std::thread::spawn(move || {
-        let t = std::time::Instant::now();
-        let err = xlsx_err("Invoice detail".into());
-        let mut book = new_workbook();
-        detail_styles
-            .register(book.add_worksheet_with_constant_memory().map_err(&err)?)
-            .map_err(&err)?;
-        for name in &names {
-            book.add_worksheet_with_constant_memory()
-                .map_err(&err)?
-                .set_name(name)
-                .map_err(&err)?;
-        }
-        let rows = FrameRows::new(&detail, &DETAIL_COLUMNS)?;
-        let table = Table {
-            header: DETAIL_HEADER.map(String::from).to_vec(),
-            rows: &rows,
-            sheets: Vec::new(),
-        };
-        let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
-        fill(&table, sheets, &detail_styles, per_sheet).map_err(&err)?;
-        tracing::debug!(
-            rows = rows.len(),
-            ms = t.elapsed().as_millis() as u64,
-            "workbook: invoice detail written"
-        );
-        let t = std::time::Instant::now();
-        let saved = save(&mut book, "Invoice detail")?;
-        tracing::debug!(
-            bytes = saved.len(),
-            ms = t.elapsed().as_millis() as u64,
-            "workbook: invoice detail saved"
-        );
-        Ok(saved)
-    });
+    let detail =
+        std::thread::spawn(move || detail::package(&detail, &names, &detail_styles, per_sheet));
     Ok(Started {
         book,
         styles,
@@ -409,7 +378,7 @@ fn write_worksheets(
         write_monthly(df, monthly_sheets, styles, per_sheet)?;
     }
     for (table, sheets) in others {
-        fill(table, sheets, styles, per_sheet)?;
+        fill(table, sheets, styles, per_sheet, Written::All)?;
     }
     Ok(())
 }
@@ -464,7 +433,7 @@ fn write_monthly(
         rows: &rows,
         sheets: Vec::new(),
     };
-    fill(&table, sheets, styles, per_sheet)
+    fill(&table, sheets, styles, per_sheet, Written::All)
 }
 
 fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxError> {

@@ -58,12 +58,22 @@ pub(super) fn rows_per_sheet(max_rows: usize) -> usize {
     max_rows.saturating_sub(1).max(1)
 }
 
+/// Which of a table's data rows [`fill`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Written {
+    All,
+    /// Each worksheet's last data row only: the rows before it are set in as XML later
+    /// (see `detail`).
+    Ends,
+}
+
 /// Writes a table's rows into its worksheets, `per_sheet` rows each.
 pub(super) fn fill(
     table: &Table,
     sheets: Vec<&mut Worksheet>,
     styles: &Styles,
     per_sheet: usize,
+    written: Written,
 ) -> Result<(), XlsxError> {
     let (header, rows) = (&table.header, table.rows);
     let (widths, kinds) = column_layout(header, rows);
@@ -89,6 +99,9 @@ pub(super) fn fill(
         let first = part * per_sheet;
         let last = (first + per_sheet).min(rows.len());
         for (r, i) in (first..last).enumerate() {
+            if written == Written::Ends && i + 1 < last {
+                continue;
+            }
             rows.write_row(i, ws, r as u32 + 1, &kinds, styles, &mut scratch)?;
         }
         finish_sheet(ws, header, (last - first) as u32)?;
@@ -143,7 +156,7 @@ fn finish_sheet(ws: &mut Worksheet, header: &[String], data_rows: u32) -> Result
 
 /// Column widths from the header and the first rows' text, and each column's kind of value
 /// (the first value that is not text decides).
-fn column_layout(header: &[String], rows: &dyn Rows) -> (Vec<f64>, Vec<Kind>) {
+pub(super) fn column_layout(header: &[String], rows: &dyn Rows) -> (Vec<f64>, Vec<Kind>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count() + 2).collect();
     let mut kinds = vec![Kind::Text; header.len()];
     let mut values = Vec::new();
