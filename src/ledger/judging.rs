@@ -84,6 +84,11 @@ pub(super) fn judge_in_order(
     ahead: &Receiver<Result<ReadAhead>>,
 ) -> Result<Vec<Outcome>> {
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
+    // When a delivery is to be judged, the keys of the deliveries before it are gathered as
+    // they are passed, while its rows are read ahead on the other thread.
+    let judging = steps
+        .iter()
+        .any(|s| !matches!(s.kind, Kind::Reuse | Kind::CarryOver));
     std::thread::scope(|scope| -> Result<Vec<Outcome>> {
         let mut writer = Writer::new(scope);
         let mut ledger = InOrder {
@@ -91,7 +96,7 @@ pub(super) fn judge_in_order(
             staging,
             outcomes: Vec::new(),
             earlier_keys: None,
-            prior: None,
+            prior: judging.then(PriorKeys::default),
         };
         let judged = (|| -> Result<()> {
             for (input, step) in inputs.iter().zip(steps) {
@@ -123,7 +128,8 @@ struct InOrder<'a> {
     outcomes: Vec<Outcome>,
     /// The digest of the keys accepted by the deliveries so far.
     earlier_keys: Option<String>,
-    /// Keys accepted by the deliveries so far, loaded when a delivery needs judging.
+    /// Keys accepted by the deliveries so far: gathered from the start when the plan judges
+    /// a delivery, else loaded when one turns out to need judging.
     prior: Option<PriorKeys>,
 }
 
