@@ -32,6 +32,17 @@ pub trait Rows: Sync {
         }
         Ok(())
     }
+
+    /// Whether [`Rows::write_xml_row`] writes every row as rust_xlsxwriter would in columns
+    /// of the `kinds` the layout foresaw (see [`writes_as_xml`]); rows that cannot say are
+    /// written by rust_xlsxwriter.
+    fn writes_as_xml(&self, _kinds: &[Kind]) -> bool {
+        false
+    }
+
+    /// Appends row `i` to `out` as the worksheet XML of sheet row `row` (see
+    /// [`push_xml_row`]); only called when [`Rows::writes_as_xml`].
+    fn write_xml_row(&self, _i: usize, _row: u32, _styles: &[u32], _out: &mut Vec<u8>) {}
 }
 
 impl Rows for Sheet {
@@ -41,6 +52,30 @@ impl Rows for Sheet {
     fn row(&self, i: usize, out: &mut Vec<Value>) {
         out.clear();
         out.extend(self.rows[i].iter().cloned());
+    }
+    fn writes_as_xml(&self, kinds: &[Kind]) -> bool {
+        self.rows.iter().all(|row| {
+            row.iter()
+                .enumerate()
+                .all(|(col, v)| writes_as_xml(v.borrowed(), kinds, col))
+        })
+    }
+    fn write_xml_row(&self, i: usize, row: u32, styles: &[u32], out: &mut Vec<u8>) {
+        push_xml_row(self.rows[i].iter().map(Value::borrowed), row, styles, out);
+    }
+}
+
+/// Whether a value in column `col` is written as XML exactly as [`write_cell`] has
+/// rust_xlsxwriter write it: text, and finite numbers, integers and dates in columns of
+/// their kind (a value the first rows did not foresee carries a format of its own, which
+/// only rust_xlsxwriter writes).
+fn writes_as_xml(value: Value<&str>, kinds: &[Kind], col: usize) -> bool {
+    let kind = kinds.get(col).copied().unwrap_or(Kind::Text);
+    match value {
+        Value::Text(_) | Value::Empty => true,
+        Value::Number(x) => kind == Kind::Number && x.is_finite(),
+        Value::Int(_) => kind == Kind::Int,
+        Value::Date(_) => kind == Kind::Date,
     }
 }
 
@@ -98,6 +133,13 @@ impl Rows for FrameRows {
     fn row(&self, i: usize, out: &mut Vec<Value>) {
         out.clear();
         out.extend((0..self.columns.len()).map(|col| self.cell(col, i).owned()));
+    }
+    fn writes_as_xml(&self, kinds: &[Kind]) -> bool {
+        self.columns_write_as_xml(kinds)
+    }
+    fn write_xml_row(&self, i: usize, row: u32, styles: &[u32], out: &mut Vec<u8>) {
+        let cells = (0..self.columns.len()).map(|col| self.cell(col, i));
+        push_xml_row(cells, row, styles, out);
     }
     /// Straight from the columns, without building the row's values.
     fn write_row(
@@ -180,11 +222,9 @@ pub enum Kind {
 }
 
 impl FrameRows {
-    /// Whether [`FrameRows::write_xml_row`] writes every value as rust_xlsxwriter would in
-    /// columns of the `kinds` the layout foresaw: text, and finite numbers and integers in
-    /// columns of their kind (a column of dates, or of numbers the first rows did not show,
-    /// takes per-cell formats, which only rust_xlsxwriter writes).
-    pub(super) fn writes_as_xml(&self, kinds: &[Kind]) -> bool {
+    /// Whether every value is written as XML as rust_xlsxwriter writes it (see
+    /// [`writes_as_xml`]), column by column.
+    fn columns_write_as_xml(&self, kinds: &[Kind]) -> bool {
         self.columns.iter().enumerate().all(|(col, column)| {
             let kind = kinds.get(col).copied().unwrap_or(Kind::Text);
             match column {
@@ -194,50 +234,56 @@ impl FrameRows {
                     kind == Kind::Number && ca.iter().flatten().all(f64::is_finite)
                 }
                 Typed::Int(ca) => kind == Kind::Int || ca.null_count() == ca.len(),
-                Typed::Date(ca) => ca.null_count() == ca.len(),
+                Typed::Date(ca) => kind == Kind::Date || ca.null_count() == ca.len(),
             }
         })
     }
+}
 
-    /// Appends row `i` to `out` as the worksheet XML of sheet row `row` (from 1), each cell
-    /// in its column's style (`styles`, 0 for none), as a constant-memory rust_xlsxwriter
-    /// worksheet writes it: inline strings, numbers in shortest form. A row without a value
-    /// is not written.
-    pub(super) fn write_xml_row(&self, i: usize, row: u32, styles: &[u32], out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(b"<row r=\"");
-        push_u32(out, row);
-        out.extend_from_slice(b"\">");
-        let opened = out.len();
-        let mut digits = zmij::Buffer::new();
-        for col in 0..self.columns.len() {
-            let number = match self.cell(col, i) {
-                Value::Text("") | Value::Empty | Value::Date(_) => continue,
-                Value::Text(s) => {
-                    let s = excel_text(s);
-                    open_cell(out, col, row, styles);
-                    out.extend_from_slice(b" t=\"inlineStr\"><is><t");
-                    if s.starts_with(['\t', '\n', ' ']) || s.ends_with(['\t', '\n', ' ']) {
-                        out.extend_from_slice(b" xml:space=\"preserve\"");
-                    }
-                    out.push(b'>');
-                    super::xml::push_escaped(out, s);
-                    out.extend_from_slice(b"</t></is></c>");
-                    continue;
+/// Appends a row of `cells` to `out` as the worksheet XML of sheet row `row` (from 1), each
+/// cell in its column's style (`styles`, 0 for none), as a constant-memory rust_xlsxwriter
+/// worksheet writes it: inline strings, numbers in shortest form. A row without a value is
+/// not written. Dates are Excel serial numbers, as rust_xlsxwriter counts them.
+pub(super) fn push_xml_row<'a>(
+    cells: impl Iterator<Item = Value<&'a str>>,
+    row: u32,
+    styles: &[u32],
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    out.extend_from_slice(b"<row r=\"");
+    push_u32(out, row);
+    out.extend_from_slice(b"\">");
+    let opened = out.len();
+    let mut digits = zmij::Buffer::new();
+    for (col, cell) in cells.enumerate() {
+        let number = match cell {
+            Value::Text("") | Value::Empty => continue,
+            Value::Text(s) => {
+                let s = excel_text(s);
+                open_cell(out, col, row, styles);
+                out.extend_from_slice(b" t=\"inlineStr\"><is><t");
+                if s.starts_with(['\t', '\n', ' ']) || s.ends_with(['\t', '\n', ' ']) {
+                    out.extend_from_slice(b" xml:space=\"preserve\"");
                 }
-                Value::Number(x) => x,
-                Value::Int(n) => n as f64,
-            };
-            open_cell(out, col, row, styles);
-            out.extend_from_slice(b"><v>");
-            out.extend_from_slice(digits.format_finite(number).as_bytes());
-            out.extend_from_slice(b"</v></c>");
-        }
-        if out.len() == opened {
-            out.truncate(start);
-        } else {
-            out.extend_from_slice(b"</row>");
-        }
+                out.push(b'>');
+                super::xml::push_escaped(out, s);
+                out.extend_from_slice(b"</t></is></c>");
+                continue;
+            }
+            Value::Number(x) => x,
+            Value::Int(n) => n as f64,
+            Value::Date(d) => rust_xlsxwriter::IntoExcelDateTime::to_excel_serial_date(&d),
+        };
+        open_cell(out, col, row, styles);
+        out.extend_from_slice(b"><v>");
+        out.extend_from_slice(digits.format_finite(number).as_bytes());
+        out.extend_from_slice(b"</v></c>");
+    }
+    if out.len() == opened {
+        out.truncate(start);
+    } else {
+        out.extend_from_slice(b"</row>");
     }
 }
 

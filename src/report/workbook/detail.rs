@@ -1,25 +1,13 @@
 //! Invoice detail's package: the workbook holding Invoice detail's worksheets, written and
 //! saved to memory on a thread of its own (see [`super::start`]) for [`super::assemble`].
-//!
-//! Invoice detail holds most of the workbook's cells. rust_xlsxwriter keeps each cell in its
-//! row tables before writing it (some 300 ns a cell); here the rows are written as worksheet
-//! XML straight from the frame's columns, byte for byte as rust_xlsxwriter writes them (a test
-//! compares both), and deflated once, as the package is written. rust_xlsxwriter still writes
-//! each worksheet's frame: its header row, its last data row (so that the dimension,
-//! autofilter and ignored-error ranges are its own) and all around them; the rows between are
-//! set in before the last one. A detail with a value the XML writer does not write (a date, a
-//! number in a column whose first rows held none, a number that is not finite) is written by
-//! rust_xlsxwriter whole.
-
-use std::io::{Cursor, Read, Write};
+//! Its rows are set in as XML (see `splice`) unless a value asks for rust_xlsxwriter.
 
 use polars::prelude::DataFrame;
-use rust_xlsxwriter::XlsxError;
-use zip::write::SimpleFileOptions;
 
 use super::assemble::detail_part;
 use super::cells::{FrameRows, Rows};
-use super::sheets::{column_layout, fill, Written};
+use super::sheets::{fill, Written};
+use super::splice::{set_in_rows, SetIn};
 use super::{new_workbook, save, xlsx_err, Styles, Table, DETAIL_COLUMNS, DETAIL_HEADER};
 use crate::error::Result;
 
@@ -44,20 +32,23 @@ pub(super) fn package(
             .map_err(&err)?;
     }
     let rows = FrameRows::new(detail, &DETAIL_COLUMNS)?;
-    let header = DETAIL_HEADER.map(String::from).to_vec();
-    let (_, kinds) = column_layout(&header, &rows);
-    let as_xml = rows.writes_as_xml(&kinds);
     let table = Table {
-        header,
+        header: DETAIL_HEADER.map(String::from).to_vec(),
         rows: &rows,
         sheets: Vec::new(),
     };
-    let written = if as_xml { Written::Ends } else { Written::All };
     let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
-    fill(&table, sheets, styles, per_sheet, written).map_err(&err)?;
+    let as_xml = fill(
+        &table,
+        sheets,
+        styles,
+        per_sheet,
+        Written::EndsWherePossible,
+    )
+    .map_err(&err)?;
     let frame = save(&mut book, "Invoice detail")?;
     let saved = match as_xml {
-        true => set_in_rows(&frame, &rows, per_sheet).map_err(&err)?,
+        true => set_in_rows(&frame, &set_ins(&rows, names.len(), per_sheet)).map_err(&err)?,
         false => frame,
     };
     tracing::debug!(
@@ -70,101 +61,27 @@ pub(super) fn package(
     Ok(saved)
 }
 
-/// The package `frame` with the data rows between each worksheet's first and last set in:
-/// every other part is copied as it was deflated.
-fn set_in_rows(frame: &[u8], rows: &FrameRows, per_sheet: usize) -> Result<Vec<u8>, XlsxError> {
-    let sheets = rows.len().div_ceil(per_sheet).max(1);
-    let mut parts = zip::ZipArchive::new(Cursor::new(frame))?;
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(frame.len() * 8)));
-    for i in 0..parts.len() {
-        let name = parts.by_index_raw(i)?.name()?.into_owned();
-        let Some(sheet) = (0..sheets).find(|k| detail_part(*k) == name) else {
-            out.raw_copy_file(parts.by_index_raw(i)?)?;
-            continue;
-        };
-        let mut xml = String::new();
-        parts.by_index(i)?.read_to_string(&mut xml)?;
-        let first = sheet * per_sheet;
-        let last = (first + per_sheet).min(rows.len());
-        out.start_file(name.as_str(), part_options(xml.len()))?;
-        write_sheet(&mut out, &xml, rows, first..last)?;
-    }
-    Ok(out.finish()?.into_inner())
-}
-
-/// The options rust_xlsxwriter writes its parts with (see `layout::ZIP_LEVEL`).
-fn part_options(frame_len: usize) -> SimpleFileOptions {
-    SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(i64::from(crate::report::layout::ZIP_LEVEL)))
-        .unix_permissions(0o600)
-        .last_modified_time(zip::DateTime::default())
-        // (The rows of a sheet are bounded by Excel's; this is room to spare.)
-        .large_file(frame_len > 1 << 30)
-}
-
-/// Writes the worksheet `frame` (header row and last data row) with the data rows `data`
-/// but the last one set in before it.
-fn write_sheet(
-    out: &mut impl Write,
-    frame: &str,
-    rows: &FrameRows,
-    data: std::ops::Range<usize>,
-) -> Result<(), XlsxError> {
-    let styles = column_styles(frame);
-    let last_row = data.len() + 1;
-    let (before, after) = match data.len() {
-        0 | 1 => (frame, ""),
-        _ => {
-            let at = frame
-                .find(&format!("<row r=\"{last_row}\""))
-                .ok_or_else(|| XlsxError::ParameterError("no last row to set rows in".into()))?;
-            frame.split_at(at)
-        }
-    };
-    out.write_all(before.as_bytes())?;
-    let mut buf = Vec::with_capacity(1 << 20);
-    for (n, i) in data.clone().take(data.len().saturating_sub(1)).enumerate() {
-        rows.write_xml_row(i, n as u32 + 2, &styles, &mut buf);
-        if buf.len() >= 1 << 20 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
-    }
-    out.write_all(&buf)?;
-    out.write_all(after.as_bytes())?;
-    Ok(())
-}
-
-/// The style of each column's unformatted cells, from the worksheet's `<cols>`: the
-/// column's format (0 for none), as rust_xlsxwriter gives it to such a cell.
-fn column_styles(frame: &str) -> Vec<u32> {
-    let mut styles = Vec::new();
-    let cols = frame
-        .find("<cols>")
-        .and_then(|s| Some(&frame[s..s + frame[s..].find("</cols>")?]))
-        .unwrap_or("");
-    for col in cols.split("<col").skip(1) {
-        let attr = |name: &str| -> Option<usize> {
-            let at = col.find(&format!(" {name}=\""))? + name.len() + 3;
-            col[at..at + col[at..].find('"')?].parse().ok()
-        };
-        let (Some(min), Some(max)) = (attr("min"), attr("max")) else {
-            continue;
-        };
-        if styles.len() < max {
-            styles.resize(max, 0);
-        }
-        let style = attr("style").unwrap_or(0) as u32;
-        styles[min.saturating_sub(1)..max].fill(style);
-    }
-    styles
+/// The rows of each of the `sheets` detail worksheets, `per_sheet` rows each.
+fn set_ins(rows: &FrameRows, sheets: usize, per_sheet: usize) -> Vec<SetIn<'_>> {
+    (0..sheets)
+        .map(|k| {
+            let first = k * per_sheet;
+            SetIn {
+                part: detail_part(k),
+                rows,
+                data: first..(first + per_sheet).min(rows.len()),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Cursor, Read};
+
     use polars::prelude::*;
 
+    use super::super::sheets::column_layout;
     use super::*;
 
     /// The detail package as rust_xlsxwriter writes it whole.
@@ -317,12 +234,5 @@ mod tests {
         let xml = part(&written, &detail_part(0));
         assert_eq!(xml, part(&whole(&df, &names, 3000), &detail_part(0)));
         assert!(xml.contains("<v>2.5</v>"));
-    }
-
-    #[test]
-    fn column_styles_come_from_the_cols_element() {
-        let xml = r#"<cols><col min="1" max="1" width="12"/><col min="2" max="3" width="8" style="3" customWidth="1"/><col min="5" max="5" width="9" style="2"/></cols>"#;
-        assert_eq!(column_styles(xml), [0, 3, 3, 0, 2]);
-        assert_eq!(column_styles("<worksheet/>"), Vec::<u32>::new());
     }
 }

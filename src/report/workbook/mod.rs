@@ -21,6 +21,7 @@ mod assemble;
 mod cells;
 mod detail;
 mod sheets;
+mod splice;
 mod xml;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub(super) use self::cells::{excel_text, write_cell};
 pub use self::cells::{FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
 use self::sheets::{fill, rows_per_sheet, table, Table, Written};
+use self::splice::{set_in_rows, SetIn};
 use super::layout::new_workbook;
 use super::{layout, Computed, Sheet, Value};
 use crate::calendar::Month;
@@ -240,7 +242,8 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
 
     let t = std::time::Instant::now();
     let per_sheet = rows_per_sheet(max_rows);
-    write_worksheets(&mut book, &worksheets, &monthly, &styles, per_sheet).map_err(&err)?;
+    let set_ins =
+        write_worksheets(&mut book, &worksheets, &monthly, &styles, per_sheet).map_err(&err)?;
     add_summary_charts(&mut book, &head[0]).map_err(&err)?;
     tracing::debug!(
         ms = t.elapsed().as_millis() as u64,
@@ -249,6 +252,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
 
     let t = std::time::Instant::now();
     let main = save(&mut book, "the workbook")?;
+    let main = set_in_rows(&main, &set_ins).map_err(&err)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "workbook: saved");
     let detail = detail.join()?;
     let t = std::time::Instant::now();
@@ -352,14 +356,16 @@ fn add_detail_stand_ins(
     Ok(stand_ins)
 }
 
-/// Writes the rows of every worksheet added by [`add_worksheets`].
-fn write_worksheets(
+/// Writes the rows of every worksheet added by [`add_worksheets`]. Returns the rows to set in
+/// as XML once the package is saved (see `splice`): those of the constant-memory tables
+/// whose values all write as XML (Monthly KPIs is an ordinary worksheet, written whole).
+fn write_worksheets<'a>(
     book: &mut Workbook,
-    worksheets: &Worksheets,
+    worksheets: &Worksheets<'a>,
     monthly: &Monthly,
     styles: &Styles,
     per_sheet: usize,
-) -> Result<(), XlsxError> {
+) -> Result<Vec<SetIn<'a>>, XlsxError> {
     let mut slots: Vec<Option<&mut Worksheet>> =
         book.worksheets_mut().iter_mut().map(Some).collect();
     let mut take = |indices: &[usize]| -> Vec<&mut Worksheet> {
@@ -377,10 +383,21 @@ fn write_worksheets(
     if let Monthly::Frame(df) = monthly {
         write_monthly(df, monthly_sheets, styles, per_sheet)?;
     }
+    let mut set_ins = Vec::new();
     for (table, sheets) in others {
-        fill(table, sheets, styles, per_sheet, Written::All)?;
+        if !fill(table, sheets, styles, per_sheet, Written::EndsWherePossible)? {
+            continue;
+        }
+        for (k, &sheet) in table.sheets.iter().enumerate() {
+            let first = k * per_sheet;
+            set_ins.push(SetIn {
+                part: worksheet_part(sheet + 1),
+                rows: table.rows,
+                data: first..(first + per_sheet).min(table.rows.len()),
+            });
+        }
     }
-    Ok(())
+    Ok(set_ins)
 }
 
 /// `book` saved in memory (see [`xlsx_err`] for its errors).
@@ -433,7 +450,7 @@ fn write_monthly(
         rows: &rows,
         sheets: Vec::new(),
     };
-    fill(&table, sheets, styles, per_sheet, Written::All)
+    fill(&table, sheets, styles, per_sheet, Written::All).map(drop)
 }
 
 fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxError> {

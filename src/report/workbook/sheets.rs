@@ -58,25 +58,28 @@ pub(super) fn rows_per_sheet(max_rows: usize) -> usize {
     max_rows.saturating_sub(1).max(1)
 }
 
-/// Which of a table's data rows [`fill`] writes.
+/// Which of a table's data rows [`fill`] may leave out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Written {
+    /// Every row, by rust_xlsxwriter.
     All,
-    /// Each worksheet's last data row only: the rows before it are set in as XML later
-    /// (see `detail`).
-    Ends,
+    /// When the rows can be written as XML ([`Rows::writes_as_xml`]), each worksheet's last
+    /// data row only: the rows before it are set in afterwards (see `splice`).
+    EndsWherePossible,
 }
 
-/// Writes a table's rows into its worksheets, `per_sheet` rows each.
+/// Writes a table's rows into its worksheets, `per_sheet` rows each. Returns whether only
+/// each worksheet's last data row was written (the others to be set in as XML).
 pub(super) fn fill(
     table: &Table,
     sheets: Vec<&mut Worksheet>,
     styles: &Styles,
     per_sheet: usize,
     written: Written,
-) -> Result<(), XlsxError> {
+) -> Result<bool, XlsxError> {
     let (header, rows) = (&table.header, table.rows);
     let (widths, kinds) = column_layout(header, rows);
+    let ends = written == Written::EndsWherePossible && rows.writes_as_xml(&kinds);
     let mut scratch = Vec::with_capacity(header.len());
     for (part, ws) in sheets.into_iter().enumerate() {
         for (col, w) in widths.iter().enumerate() {
@@ -99,14 +102,14 @@ pub(super) fn fill(
         let first = part * per_sheet;
         let last = (first + per_sheet).min(rows.len());
         for (r, i) in (first..last).enumerate() {
-            if written == Written::Ends && i + 1 < last {
+            if ends && i + 1 < last {
                 continue;
             }
             rows.write_row(i, ws, r as u32 + 1, &kinds, styles, &mut scratch)?;
         }
         finish_sheet(ws, header, (last - first) as u32)?;
     }
-    Ok(())
+    Ok(ends)
 }
 
 /// Frozen header, autofilter, and colours for the status columns.
