@@ -257,24 +257,43 @@ fn window_sums(cfg: &RunConfig, ingested: &Ingested) -> PolarsResult<Vec<LazyFra
         .collect()
 }
 
-/// Invoice detail of R: the window's lines of the partners due in R. Who is due follows from
-/// the roster and the previous levels alone, so this needs no KPI.
+/// Invoice detail of R, to be selected: the window's lines of the partners due in R. Who is
+/// due follows from the roster and the previous levels alone, so this needs no KPI, and the
+/// query holds all it needs (it runs on the workbook's detail thread).
+pub struct DetailQuery {
+    lines: LazyFrame,
+    refresh: Month,
+    due: Vec<String>,
+}
+
 pub fn invoice_detail(
     cfg: &RunConfig,
     inputs: &Inputs,
     ingested: &Ingested,
     previous: Option<&PreviousLevels>,
-) -> Result<DataFrame> {
-    let started = Instant::now();
+) -> Result<DetailQuery> {
     let due = renewal::due_partners(&inputs.roster, cfg.refresh(), previous);
-    let detail = kpi::invoice_detail(window_lines(cfg, ingested)?, cfg.refresh(), &due)?;
-    info!(
-        due = due.len(),
-        lines = detail.height(),
-        ms = started.elapsed().as_millis() as u64,
-        "invoice detail: lines of the partners due selected"
-    );
-    Ok(detail)
+    Ok(DetailQuery {
+        lines: window_lines(cfg, ingested)?,
+        refresh: cfg.refresh(),
+        due: due.into_iter().map(str::to_string).collect(),
+    })
+}
+
+impl DetailQuery {
+    /// The due partners' window lines, sorted (see [`kpi::invoice_detail`]).
+    pub fn run(self) -> Result<DataFrame> {
+        let started = Instant::now();
+        let due: Vec<&str> = self.due.iter().map(String::as_str).collect();
+        let detail = kpi::invoice_detail(self.lines, self.refresh, &due)?;
+        info!(
+            due = due.len(),
+            lines = detail.height(),
+            ms = started.elapsed().as_millis() as u64,
+            "invoice detail: lines of the partners due selected"
+        );
+        Ok(detail)
+    }
 }
 
 /// The renewal decision of every partner of the roster, in roster order.

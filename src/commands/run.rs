@@ -160,11 +160,11 @@ fn compute_and_stage(
     let mut inputs = refresh::load_inputs(cfg)?;
     let ingested = refresh::ingest(cfg, &mut inputs, staging)?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after ingest");
-    // Invoice detail needs no KPI: its sheet is written on a thread of its own while the
-    // KPIs, decisions and directory are computed.
+    // Invoice detail needs no KPI: its lines are selected and its sheet written on a thread of
+    // its own while the KPIs, decisions and directory are computed.
     let previous = renewal::load_previous_levels(cfg.output(), cfg.refresh())?;
     let detail = refresh::invoice_detail(cfg, &inputs, &ingested, previous.as_ref())?;
-    let book = workbook::start(cfg.refresh(), detail, sheet_rows())?;
+    let book = workbook::start(cfg.refresh(), Box::new(move || detail.run()), sheet_rows())?;
     let computation = refresh::compute(cfg, &inputs, &ingested, previous.as_ref())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "memory after compute");
     let t = Instant::now();

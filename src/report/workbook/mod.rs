@@ -25,6 +25,7 @@ mod splice;
 mod xml;
 
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use polars::prelude::*;
 use rust_xlsxwriter::{DocProperties, Format, FormatBorder, Workbook, Worksheet, XlsxError};
@@ -150,8 +151,8 @@ pub struct Started {
     book: Workbook,
     styles: Styles,
     max_rows: usize,
-    /// Invoice detail's data rows.
-    detail_rows: usize,
+    /// Invoice detail's data rows, once its thread has selected them.
+    detail_rows: Receiver<usize>,
     detail: DetailThread,
 }
 
@@ -176,10 +177,13 @@ impl Drop for DetailThread {
     }
 }
 
-/// Creates the workbook of `refresh` and starts writing `detail` (the invoice detail frame)
-/// into a package of its own. `max_rows` is the rows per sheet, header included (Excel's limit
-/// unless a test asks for less).
-pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Started> {
+/// The selection of Invoice detail's lines, run on its thread.
+pub type DetailLines = Box<dyn FnOnce() -> Result<DataFrame> + Send>;
+
+/// Creates the workbook of `refresh` and starts selecting Invoice detail's lines (`detail`)
+/// and writing them into a package of its own, on a thread of its own. `max_rows` is the rows
+/// per sheet, header included (Excel's limit unless a test asks for less).
+pub fn start(refresh: Month, detail: DetailLines, max_rows: usize) -> Result<Started> {
     let err = |e| Error::internal("starting the workbook", e);
     let styles = Styles::new();
     let mut book = new_workbook();
@@ -192,12 +196,16 @@ pub fn start(refresh: Month, detail: DataFrame, max_rows: usize) -> Result<Start
     styles
         .register(&mut book.new_worksheet_with_constant_memory().map_err(err)?)
         .map_err(err)?;
-    let detail_rows = detail.height();
-    let names = sheet_names("Invoice detail", detail_rows, max_rows);
     let per_sheet = rows_per_sheet(max_rows);
     let detail_styles = styles.clone();
-    let detail =
-        std::thread::spawn(move || detail::package(&detail, &names, &detail_styles, per_sheet));
+    let (rows_tx, detail_rows) = sync_channel(1);
+    let detail = std::thread::spawn(move || {
+        let detail = detail()?;
+        // (The main package's stand-ins need the count; a failed selection sends none.)
+        let _ = rows_tx.send(detail.height());
+        let names = sheet_names("Invoice detail", detail.height(), max_rows);
+        detail::package(&detail, &names, &detail_styles, per_sheet)
+    });
     Ok(Started {
         book,
         styles,
@@ -217,6 +225,14 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
         detail,
     } = started;
     let err = xlsx_err(path.display().to_string());
+    // (No count means the detail's thread failed: its error is the run's.)
+    let Ok(detail_rows) = detail_rows.recv() else {
+        detail.join()?;
+        return Err(Error::internal(
+            "writing Invoice detail",
+            "no lines were selected",
+        ));
+    };
 
     let summary = c.summary();
     let head = [summary, c.partners()];
