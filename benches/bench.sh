@@ -50,8 +50,9 @@ wall = done.get("ms", 0) / 1000
 print(f"{sys.argv[2]}: wall {wall:.2f} s, peak memory {done.get('peak_rss_mib', 0)} MiB")
 read = sum(l.get("read", 0) for l in lines if l.get("message", "").startswith("ledger: delivery") and l.get("judged"))
 judged = sum(1 for l in lines if l.get("message", "").startswith("ledger: delivery") and l.get("judged"))
-# Stages in the order they start. Invoice detail's sheet is written on a thread of its own
-# from the end of "detail" while kpi, renewal and directory run, so the times overlap.
+# Stages in the order they start. Invoice detail's lines are selected ("detail") and its sheet
+# written on a thread of its own from the end of ingest while kpi, renewal and directory run,
+# so the times overlap.
 for name, prefix in [("ingest", "ingest:"), ("detail", "invoice detail:"), ("kpi", "kpi:"),
                      ("renewal", "renewal:"), ("watch", "watch:"), ("directory", "directory:"),
                      ("report", "report: files staged"), ("publish", "publish:")]:
