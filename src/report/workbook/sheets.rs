@@ -79,7 +79,9 @@ pub(super) fn fill(
 ) -> Result<bool, XlsxError> {
     let (header, rows) = (&table.header, table.rows);
     let (widths, kinds) = column_layout(header, rows);
-    let ends = written == Written::EndsWherePossible && rows.writes_as_xml(&kinds);
+    let ends = written == Written::EndsWherePossible
+        && rows.writes_as_xml(&kinds)
+        && last_rows_hold_values(rows, per_sheet);
     let mut scratch = Vec::with_capacity(header.len());
     for (part, ws) in sheets.into_iter().enumerate() {
         for (col, w) in widths.iter().enumerate() {
@@ -110,6 +112,22 @@ pub(super) fn fill(
         finish_sheet(ws, header, (last - first) as u32)?;
     }
     Ok(ends)
+}
+
+/// Whether the last data row of each worksheet holds a value: a row of blanks is not written,
+/// so the rows before it would have nowhere to be set in (and the sheet's dimension would end
+/// earlier than rust_xlsxwriter's).
+fn last_rows_hold_values(rows: &dyn Rows, per_sheet: usize) -> bool {
+    let mut values = Vec::new();
+    (per_sheet..rows.len() + per_sheet)
+        .step_by(per_sheet.max(1))
+        .map(|end| end.min(rows.len()) - 1)
+        .all(|last| {
+            rows.row(last, &mut values);
+            values
+                .iter()
+                .any(|v| !matches!(v.borrowed(), Value::Empty | Value::Text("")))
+        })
 }
 
 /// Frozen header, autofilter, and colours for the status columns.

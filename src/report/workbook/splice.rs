@@ -173,6 +173,17 @@ mod tests {
             .map(|i| {
                 let day = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()
                     + chrono::Days::new(i as u64 * 977);
+                if i == 4 {
+                    // A row of blanks, which no sheet row stands for.
+                    return vec![
+                        Value::Empty,
+                        Value::Empty,
+                        Value::Empty,
+                        Value::Empty,
+                        Value::text(""),
+                        Value::Empty,
+                    ];
+                }
                 vec![
                     // (From the 12th row on, a number among the text: a column of numbers
                     // whose text cells take its format too.)
@@ -210,7 +221,7 @@ mod tests {
 
     #[test]
     fn sheet_rows_set_in_as_xml_are_the_bytes_rust_xlsxwriter_writes() {
-        for (n, per_sheet) in [(0, 5), (1, 5), (2, 5), (30, 100), (30, 7), (10, 5)] {
+        for (n, per_sheet) in [(0, 5), (1, 5), (2, 5), (30, 100), (30, 7), (11, 6)] {
             let sheet = sheet(n);
             let (whole, _) = package(&sheet, per_sheet, Written::All);
             let (set_in, as_xml) = package(&sheet, per_sheet, Written::EndsWherePossible);
@@ -236,6 +247,14 @@ mod tests {
         let mut sheet = self::sheet(12);
         sheet.rows[5][3] = Value::Number(f64::NAN);
         assert!(!package(&sheet, 100, Written::EndsWherePossible).1);
+        // A last row of blanks (of the table, or of one of its worksheets).
+        for (n, per_sheet) in [(5, 100), (12, 5)] {
+            let sheet = self::sheet(n);
+            let (whole, _) = package(&sheet, per_sheet, Written::All);
+            let (written, as_xml) = package(&sheet, per_sheet, Written::EndsWherePossible);
+            assert!(!as_xml, "{n} rows, {per_sheet} a sheet");
+            assert_eq!(parts(&written), parts(&whole));
+        }
     }
 
     #[test]
