@@ -259,6 +259,21 @@ fn the_manifest_ties_outputs_to_inputs_by_hash() {
             .unwrap_or_else(|| panic!("{path} is not in the output"));
         assert_eq!(o["sha256"].as_str().unwrap(), sha, "{path}");
     }
+    // And the other way round: every file the run wrote is listed (this first run wrote the
+    // whole ledger), but the manifest itself and the program's own working folder.
+    let listed: Vec<&str> = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    for (path, _) in &hashes {
+        if path.starts_with(".kpi-refresh") || path.ends_with("manifest.json") {
+            continue;
+        }
+        assert!(listed.contains(&path.as_str()), "{path} is not listed");
+    }
+    assert!(listed.iter().any(|p| p.ends_with("/sums.parquet")));
     let inputs = tree_hashes(&w.input());
     for i in m["inputs"].as_array().unwrap() {
         let path = i["path"].as_str().unwrap();

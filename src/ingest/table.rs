@@ -193,7 +193,6 @@ fn line_ends(bytes: &[u8]) -> u64 {
     if crs == 0 {
         return lf as u64;
     }
-    let lf = bytes.iter().filter(|&&b| b == b'\n').count();
     let lone_cr = bytes
         .iter()
         .enumerate()

@@ -193,7 +193,9 @@ fn output_files(
         for name in [
             ledger::ACCEPTED,
             ledger::REJECTED,
+            ledger::SUMS,
             ledger::PARSED,
+            ledger::ASKS,
             ledger::META,
         ] {
             let rel = format!("{}/{name}", partition_rel(o.month));

@@ -198,19 +198,25 @@ pub(in crate::report) fn write_cell(
     Ok(())
 }
 
-/// Excel's limit on the characters of a cell.
+/// Excel's limit on the characters of a cell, counted as Excel counts them: UTF-16 units (a
+/// character beyond the Basic Multilingual Plane, an emoji say, counts twice).
 const EXCEL_MAX_CHARS: usize = 32_767;
 
-/// Text as Excel can hold it: cut at Excel's 32,767 characters (the CSV files keep it whole).
+/// Text as Excel can hold it: cut at Excel's 32,767 characters, never inside a character
+/// (the CSV files keep it whole).
 pub(in crate::report) fn excel_text(s: &str) -> &str {
-    // (A text of no more bytes than the limit has no more characters either.)
+    // (A text of no more bytes than the limit has no more UTF-16 units either.)
     if s.len() <= EXCEL_MAX_CHARS {
         return s;
     }
-    match s.char_indices().nth(EXCEL_MAX_CHARS) {
-        Some((end, _)) => &s[..end],
-        None => s,
+    let mut units = 0;
+    for (at, ch) in s.char_indices() {
+        units += ch.len_utf16();
+        if units > EXCEL_MAX_CHARS {
+            return &s[..at];
+        }
     }
+    s
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -326,4 +332,22 @@ fn push_u32(out: &mut Vec<u8>, mut n: u32) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_cut_at_excel_s_limit_in_utf16_units() {
+        let ascii = "a".repeat(40_000);
+        assert_eq!(excel_text(&ascii).len(), 32_767);
+        let short = "é".repeat(20_000);
+        assert_eq!(excel_text(&short), short);
+        // An emoji is two units: 16,383 of them fit (32,766 units), the next would not.
+        let emoji = "😀".repeat(20_000);
+        assert_eq!(excel_text(&emoji).chars().count(), 16_383);
+        let mixed = format!("{}😀", "a".repeat(32_766));
+        assert_eq!(excel_text(&mixed), "a".repeat(32_766));
+    }
 }

@@ -163,9 +163,9 @@ struct DetailThread(Option<std::thread::JoinHandle<Result<Vec<u8>>>>);
 impl DetailThread {
     fn join(mut self) -> Result<Vec<u8>> {
         let thread = self.0.take().expect("joined once");
-        thread
-            .join()
-            .map_err(|_| Error::internal("writing Invoice detail", "the writer panicked"))?
+        thread.join().map_err(|_| {
+            Error::internal("selecting or writing Invoice detail", "its thread panicked")
+        })?
     }
 }
 

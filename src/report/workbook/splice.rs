@@ -29,7 +29,17 @@ pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, Xlsx
         return Ok(frame.to_vec());
     }
     let mut package = zip::ZipArchive::new(Cursor::new(frame))?;
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(frame.len() * 4)));
+    // (Each part to set rows into must be found: a part left as its frame would lose them.)
+    if let Some(missing) = parts
+        .iter()
+        .find(|p| package.index_for_name(&p.part).is_none())
+    {
+        return Err(XlsxError::ParameterError(format!(
+            "no part {} to set rows in",
+            missing.part
+        )));
+    }
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for i in 0..package.len() {
         let name = package.by_index_raw(i)?.name()?.into_owned();
         let Some(set_in) = parts.iter().find(|p| p.part == name) else {
@@ -38,21 +48,32 @@ pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, Xlsx
         };
         let mut xml = String::new();
         package.by_index(i)?.read_to_string(&mut xml)?;
-        out.start_file(name.as_str(), part_options(xml.len()))?;
+        out.start_file(name.as_str(), part_options(estimated_len(&xml, set_in)))?;
         write_sheet(&mut out, &xml, set_in)?;
     }
     Ok(out.finish()?.into_inner())
 }
 
-/// The options rust_xlsxwriter writes its parts with (see `layout::ZIP_LEVEL`).
-fn part_options(frame_len: usize) -> SimpleFileOptions {
+/// About how long the part will be: the frame, and each row set in as long as the last row
+/// (twice, to be safe).
+fn estimated_len(frame: &str, set_in: &SetIn) -> u64 {
+    let last = set_in.data.len() + 1;
+    let row = frame
+        .find(&format!("<row r=\"{last}\""))
+        .and_then(|at| Some(frame[at..].find("</row>")? + "</row>".len()))
+        .unwrap_or(0);
+    frame.len() as u64 + 2 * (row as u64) * (set_in.data.len() as u64)
+}
+
+/// The options rust_xlsxwriter writes its parts with (see `layout::ZIP_LEVEL`); ZIP64 for a
+/// part that may pass 4 GiB, which a plain ZIP entry cannot hold.
+fn part_options(estimated_len: u64) -> SimpleFileOptions {
     SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .compression_level(Some(i64::from(crate::report::layout::ZIP_LEVEL)))
         .unix_permissions(0o600)
         .last_modified_time(zip::DateTime::default())
-        // (A sheet's rows are bounded by Excel's; this is room to spare.)
-        .large_file(frame_len > 1 << 30)
+        .large_file(estimated_len >= u64::from(u32::MAX))
 }
 
 /// Writes the worksheet `frame` (header row and last data row) with the data rows of
@@ -255,6 +276,19 @@ mod tests {
             assert!(!as_xml, "{n} rows, {per_sheet} a sheet");
             assert_eq!(parts(&written), parts(&whole));
         }
+    }
+
+    #[test]
+    fn a_part_to_set_rows_in_must_be_in_the_package() {
+        let (package, _) = package(&sheet(3), 10, Written::All);
+        let sheet = sheet(3);
+        let set_in = SetIn {
+            part: "xl/worksheets/sheet9.xml".into(),
+            rows: &sheet,
+            data: 0..3,
+        };
+        let err = set_in_rows(&package, &[set_in]).unwrap_err();
+        assert!(err.to_string().contains("sheet9"), "{err}");
     }
 
     #[test]
