@@ -203,6 +203,8 @@ pub fn next_anniversary(enrolled_on: NaiveDate, refresh: Month) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn written_text_is_the_displayed_text() {
         let mut buf = [0u8; 7];
@@ -213,8 +215,6 @@ mod tests {
         assert_eq!(Month::from_index(-1).write_text(&mut buf), None);
         assert_eq!(Month::from_index(10_000 * 12).write_text(&mut buf), None);
     }
-
-    use super::*;
 
     #[test]
     fn unix_days_are_polars_dates() {

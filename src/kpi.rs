@@ -5,8 +5,8 @@
 //! one-row table `params` (never formatted into SQL text). `window_months.sql` turns `params`
 //! into the window's twelve months: polars SQL cannot compare a column with a scalar subquery,
 //! and filtering by an inequality join on `params` costs 25 times an equi-join on the months
-//! (22 s against 0.9 s on 6.4 million lines). `window_sums.sql` is the one scan of the lines;
-//! totals and the monthly table are built from its sums. `categories` gives the order of
+//! (22 s against 0.9 s on 6.4 million lines). `window_sums.sql` adds up the deliveries' month
+//! sums; totals and the monthly table are built from its sums. `categories` gives the order of
 //! `[kpi_categories]`; `due` names the partners whose invoice detail is shown.
 //!
 //! The lines are not read at all at a refresh: `month_sums.sql` sums each delivery's lines per
@@ -325,7 +325,8 @@ mod tests {
         month_sums(lines).unwrap().lazy()
     }
 
-    /// Random lines: `n` over the partners `ids`, two categories and the months `months`.
+    /// Random lines: `n` over the partners `ids`, two categories and the months `months`, from
+    /// a small deterministic generator (no extra dependency) seeded with `seed`.
     fn random_rows<'a>(
         seed: u64,
         n: usize,
@@ -425,33 +426,12 @@ mod tests {
 
     #[test]
     fn sql_window_matches_the_lazy_api_on_random_data() {
-        // A small deterministic generator (no extra dependency): 2,000 lines over 30 months.
-        let mut seed = 0x2545F4914F6CDD1Du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        // 2,000 lines over 40 partners and 30 months.
         let months: Vec<String> = (0..30)
             .map(|i| Month::new(2024, 6).unwrap().plus(i).to_string())
             .collect();
         let ids: Vec<String> = (0..40).map(|i| format!("P{i:03}")).collect();
-        let mut rows = Vec::new();
-        for _ in 0..2000 {
-            let kpi = (next(2_000_000) as f64 - 500_000.0) / 10_000.0;
-            rows.push((
-                ids[next(40) as usize].as_str(),
-                if next(2) == 0 {
-                    "courseware"
-                } else {
-                    "certification"
-                },
-                months[next(30) as usize].as_str(),
-                kpi,
-                kpi * 1.0856,
-            ));
-        }
+        let rows = random_rows(0x2545F4914F6CDD1D, 2000, &ids, &months);
         let refresh: Month = "2026-03".parse().unwrap();
         // The SQL sums the lines as three deliveries, each on its own, then adds them up; the
         // lazy API sums them as one frame.
@@ -524,32 +504,10 @@ mod tests {
 
     #[test]
     fn sql_watch_secured_matches_the_lazy_api_on_random_data() {
-        let mut seed = 0x9E3779B97F4A7C15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
         let refresh: Month = "2026-11".parse().unwrap();
         let months: Vec<String> = (-16..2).map(|i| refresh.plus(i).to_string()).collect();
         let ids: Vec<String> = (0..30).map(|i| format!("W{i:02}")).collect();
-        let mut rows = Vec::new();
-        for _ in 0..3000 {
-            let kpi = (next(1_000_000) as f64 - 200_000.0) / 10_000.0;
-            let cat = if next(2) == 0 {
-                "courseware"
-            } else {
-                "certification"
-            };
-            rows.push((
-                ids[next(30) as usize].as_str(),
-                cat,
-                months[next(months.len() as u64) as usize].as_str(),
-                kpi,
-                kpi,
-            ));
-        }
+        let rows = random_rows(0x9E3779B97F4A7C15, 3000, &ids, &months);
         // Every lead from 0 (due) to 12 months, and partners that are not watched.
         let watched: Vec<(&str, i32)> = ids
             .iter()

@@ -160,12 +160,7 @@ fn bom_crlf_quoting_header_case_and_column_order() {
     assert_eq!(p1[col("revenue_usd")], "40.5"); // 100.5 USD - 50 EUR × 1.2
     assert_eq!(rejected(&w, "2026-11").len(), 1);
     let m = manifest(&w, "2026-11");
-    let inputs: Vec<&str> = m["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["path"].as_str().unwrap())
-        .collect();
+    let inputs = manifest_paths(&m, "inputs");
     assert!(
         inputs.contains(&"extracts/2026-10/a.csv")
             && !inputs.iter().any(|p| p.ends_with("notes.txt")),

@@ -261,12 +261,7 @@ fn the_manifest_ties_outputs_to_inputs_by_hash() {
     }
     // And the other way round: every file the run wrote is listed (this first run wrote the
     // whole ledger), but the manifest itself and the program's own working folder.
-    let listed: Vec<&str> = m["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["path"].as_str().unwrap())
-        .collect();
+    let listed = manifest_paths(&m, "outputs");
     for (path, _) in &hashes {
         if path.starts_with(".kpi-refresh") || path.ends_with("manifest.json") {
             continue;

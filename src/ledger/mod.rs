@@ -4,8 +4,9 @@
 //! A partition holds the delivery's parsed rows (`parsed.parquet`, kept so that judging again
 //! is a join, not a re-parse), its judgement (`accepted.parquet`: normalised lines;
 //! `rejected.parquet`: raw values with their reason), its accepted lines' sums per partner,
-//! category and month (`sums.parquet`, what the KPIs are computed from), `_asks.json` (what its rows look up in
-//! the roster, rates and program.toml: see [`crate::ingest::judge::LookupKeys`]) and
+//! category and month (`sums.parquet`, what the KPIs are computed from), `_asks.json` (what
+//! its rows look up in the roster, rates and program.toml: see
+//! [`crate::ingest::judge::LookupKeys`]) and
 //! `_partition.json`: the SHA-256 of each source file and of what the judgement depended on
 //! (roster, rates, program.toml and the earlier partitions, through the previous partition's
 //! judgement hash), with digests of the answers those files gave to the rows' questions and of

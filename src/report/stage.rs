@@ -190,14 +190,10 @@ fn output_files(
         });
     }
     for o in outcomes.iter().filter(|o| o.judged()) {
-        for name in [
-            ledger::ACCEPTED,
-            ledger::REJECTED,
-            ledger::SUMS,
-            ledger::PARSED,
-            ledger::ASKS,
-            ledger::META,
-        ] {
+        for name in crate::partition_check::OWN_FILES
+            .iter()
+            .chain(&[ledger::META])
+        {
             let rel = format!("{}/{name}", partition_rel(o.month));
             outputs.push(OutputFile {
                 sha256: hash(&staging.root.join(&rel))?,

@@ -134,6 +134,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Every file under `dir` with its SHA-256, relative paths sorted.
+/// The `path` of each entry of a manifest's list `key` (`inputs` or `outputs`).
+pub fn manifest_paths<'a>(manifest: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    manifest[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["path"].as_str().unwrap())
+        .collect()
+}
+
 pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {

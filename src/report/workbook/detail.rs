@@ -12,12 +12,13 @@ use super::{new_workbook, save, xlsx_err, Styles, Table, DETAIL_COLUMNS, DETAIL_
 use crate::error::Result;
 
 /// Writes Invoice detail (`detail`) into the worksheets `names`, `per_sheet` rows each, and
-/// saves the package.
+/// saves the package; `written` says whether its rows may be set in as XML.
 pub(super) fn package(
     detail: &DataFrame,
     names: &[String],
     styles: &Styles,
     per_sheet: usize,
+    written: Written,
 ) -> Result<Vec<u8>> {
     let t = std::time::Instant::now();
     let err = xlsx_err("Invoice detail".into());
@@ -38,17 +39,14 @@ pub(super) fn package(
         sheets: Vec::new(),
     };
     let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
-    let as_xml = fill(
-        &table,
-        sheets,
-        styles,
-        per_sheet,
-        Written::EndsWherePossible,
-    )
-    .map_err(&err)?;
+    let as_xml = fill(&table, sheets, styles, per_sheet, written).map_err(&err)?;
     let frame = save(&mut book, "Invoice detail")?;
     let saved = match as_xml {
-        true => set_in_rows(&frame, &set_ins(&rows, names.len(), per_sheet)).map_err(&err)?,
+        true => {
+            let parts = (0..names.len()).map(detail_part);
+            let set_ins = SetIn::for_worksheets(parts, &rows, per_sheet);
+            set_in_rows(&frame, &set_ins).map_err(&err)?
+        }
         false => frame,
     };
     tracing::debug!(
@@ -59,20 +57,6 @@ pub(super) fn package(
         "workbook: invoice detail written and saved"
     );
     Ok(saved)
-}
-
-/// The rows of each of the `sheets` detail worksheets, `per_sheet` rows each.
-fn set_ins(rows: &FrameRows, sheets: usize, per_sheet: usize) -> Vec<SetIn<'_>> {
-    (0..sheets)
-        .map(|k| {
-            let first = k * per_sheet;
-            SetIn {
-                part: detail_part(k),
-                rows,
-                data: first..(first + per_sheet).min(rows.len()),
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -86,26 +70,7 @@ mod tests {
 
     /// The detail package as rust_xlsxwriter writes it whole.
     fn whole(detail: &DataFrame, names: &[String], per_sheet: usize) -> Vec<u8> {
-        let styles = Styles::new();
-        let mut book = new_workbook();
-        styles
-            .register(book.add_worksheet_with_constant_memory().unwrap())
-            .unwrap();
-        for name in names {
-            book.add_worksheet_with_constant_memory()
-                .unwrap()
-                .set_name(name)
-                .unwrap();
-        }
-        let rows = FrameRows::new(detail, &DETAIL_COLUMNS).unwrap();
-        let table = Table {
-            header: DETAIL_HEADER.map(String::from).to_vec(),
-            rows: &rows,
-            sheets: Vec::new(),
-        };
-        let sheets = book.worksheets_mut().iter_mut().skip(1).collect();
-        fill(&table, sheets, &styles, per_sheet, Written::All).unwrap();
-        save(&mut book, "test").unwrap()
+        package(detail, names, &Styles::new(), per_sheet, Written::All).unwrap()
     }
 
     fn part(package: &[u8], name: &str) -> String {
@@ -184,7 +149,14 @@ mod tests {
             let rows = FrameRows::new(&df, &DETAIL_COLUMNS).unwrap();
             let header = DETAIL_HEADER.map(String::from).to_vec();
             assert!(rows.writes_as_xml(&column_layout(&header, &rows).1));
-            let fast = package(&df, &names, &Styles::new(), per_sheet).unwrap();
+            let fast = package(
+                &df,
+                &names,
+                &Styles::new(),
+                per_sheet,
+                Written::EndsWherePossible,
+            )
+            .unwrap();
             let slow = whole(&df, &names, per_sheet);
             for k in 0..names.len() {
                 let name = detail_part(k);
@@ -218,7 +190,8 @@ mod tests {
         let rows = FrameRows::new(&df, &DETAIL_COLUMNS).unwrap();
         assert!(!rows.writes_as_xml(&column_layout(&header, &rows).1));
         let names = vec!["Invoice detail".to_string()];
-        let written = package(&df, &names, &Styles::new(), 100).unwrap();
+        let written =
+            package(&df, &names, &Styles::new(), 100, Written::EndsWherePossible).unwrap();
         assert_eq!(
             part(&written, &detail_part(0)),
             part(&whole(&df, &names, 100), &detail_part(0))
@@ -230,7 +203,14 @@ mod tests {
         df.with_column(Column::new("revenue".into(), late)).unwrap();
         let rows = FrameRows::new(&df, &DETAIL_COLUMNS).unwrap();
         assert!(!rows.writes_as_xml(&column_layout(&header, &rows).1));
-        let written = package(&df, &names, &Styles::new(), 3000).unwrap();
+        let written = package(
+            &df,
+            &names,
+            &Styles::new(),
+            3000,
+            Written::EndsWherePossible,
+        )
+        .unwrap();
         let xml = part(&written, &detail_part(0));
         assert_eq!(xml, part(&whole(&df, &names, 3000), &detail_part(0)));
         assert!(xml.contains("<v>2.5</v>"));

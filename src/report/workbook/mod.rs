@@ -10,7 +10,8 @@
 //!
 //! Invoice detail holds most of the cells, and deflating them takes one core for seconds. So
 //! it is written and saved as a workbook of its own (`detail`: its rows written as sheet XML
-//! directly), on a thread of its own, from [`start`] on, while the KPIs are computed and the other sheets written; [`write`] saves the other
+//! directly), on a thread of its own, from [`start`] on, while the KPIs are computed and the
+//! other sheets written; [`write`] saves the other
 //! sheets with empty stand-ins for Invoice detail's and then assembles the file: every part
 //! of the main package is copied as it is (no second deflate), and the stand-ins' worksheet
 //! parts are taken from the detail package. Both packages register the workbook's formats
@@ -35,7 +36,7 @@ use self::assemble::{detail_part, worksheet_part};
 pub(super) use self::cells::{excel_text, write_cell};
 pub use self::cells::{FrameRows, Kind, Rows};
 pub use self::sheets::sheet_names;
-use self::sheets::{fill, rows_per_sheet, table, Table, Written};
+use self::sheets::{fill, rows_per_sheet, table, worksheet_range, Table, Written};
 use self::splice::{set_in_rows, SetIn};
 use super::layout::new_workbook;
 use super::{layout, Computed, Sheet, Value};
@@ -204,7 +205,8 @@ pub fn start(refresh: Month, detail: DetailLines, max_rows: usize) -> Result<Sta
         // (The main package's stand-ins need the count; a failed selection sends none.)
         let _ = rows_tx.send(detail.height());
         let names = sheet_names("Invoice detail", detail.height(), max_rows);
-        detail::package(&detail, &names, &detail_styles, per_sheet)
+        let written = Written::EndsWherePossible;
+        detail::package(&detail, &names, &detail_styles, per_sheet, written)
     });
     Ok(Started {
         book,
@@ -361,7 +363,7 @@ fn add_detail_stand_ins(
     let mut stand_ins = Vec::new();
     let names = sheet_names("Invoice detail", detail_rows, max_rows);
     for (i, name) in names.iter().enumerate() {
-        let rows = detail_rows.saturating_sub(i * per_sheet).min(per_sheet);
+        let rows = worksheet_range(i, per_sheet, detail_rows).len();
         let ws = book.add_worksheet_with_constant_memory()?;
         ws.set_name(name)?;
         ws.autofilter(0, 0, (rows as u32).max(1), DETAIL_HEADER.len() as u16 - 1)?;
@@ -404,14 +406,8 @@ fn write_worksheets<'a>(
         if !fill(table, sheets, styles, per_sheet, Written::EndsWherePossible)? {
             continue;
         }
-        for (k, &sheet) in table.sheets.iter().enumerate() {
-            let first = k * per_sheet;
-            set_ins.push(SetIn {
-                part: worksheet_part(sheet + 1),
-                rows: table.rows,
-                data: first..(first + per_sheet).min(table.rows.len()),
-            });
-        }
+        let parts = table.sheets.iter().map(|n| worksheet_part(n + 1));
+        set_ins.extend(SetIn::for_worksheets(parts, table.rows, per_sheet));
     }
     Ok(set_ins)
 }

@@ -2,6 +2,8 @@
 //! Excel's row limit), their rows, column widths and formats, frozen header, autofilter and
 //! status colours.
 
+use std::ops::Range;
+
 use rust_xlsxwriter::{
     ConditionalFormatText, ConditionalFormatTextRule, Format, Workbook, Worksheet, XlsxError,
 };
@@ -58,6 +60,12 @@ pub(super) fn rows_per_sheet(max_rows: usize) -> usize {
     max_rows.saturating_sub(1).max(1)
 }
 
+/// Which of a table's `rows` its `k`th worksheet holds (from 0), `per_sheet` a worksheet.
+pub(super) fn worksheet_range(k: usize, per_sheet: usize, rows: usize) -> Range<usize> {
+    let first = (k * per_sheet).min(rows);
+    first..(first + per_sheet).min(rows)
+}
+
 /// Which of a table's data rows [`fill`] may leave out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Written {
@@ -101,9 +109,9 @@ pub(super) fn fill(
         for (col, h) in header.iter().enumerate() {
             ws.write_string_with_format(0, col as u16, h, &styles.header)?;
         }
-        let first = part * per_sheet;
-        let last = (first + per_sheet).min(rows.len());
-        for (r, i) in (first..last).enumerate() {
+        let data = worksheet_range(part, per_sheet, rows.len());
+        let (first, last) = (data.start, data.end);
+        for (r, i) in data.enumerate() {
             if ends && i + 1 < last {
                 continue;
             }
@@ -119,15 +127,15 @@ pub(super) fn fill(
 /// earlier than rust_xlsxwriter's).
 fn last_rows_hold_values(rows: &dyn Rows, per_sheet: usize) -> bool {
     let mut values = Vec::new();
-    (per_sheet..rows.len() + per_sheet)
-        .step_by(per_sheet.max(1))
-        .map(|end| end.min(rows.len()) - 1)
-        .all(|last| {
-            rows.row(last, &mut values);
-            values
-                .iter()
-                .any(|v| !matches!(v.borrowed(), Value::Empty | Value::Text("")))
-        })
+    (0..rows.len().div_ceil(per_sheet)).all(|k| {
+        rows.row(
+            worksheet_range(k, per_sheet, rows.len()).end - 1,
+            &mut values,
+        );
+        values
+            .iter()
+            .any(|v| !matches!(v.borrowed(), Value::Empty | Value::Text("")))
+    })
 }
 
 /// Frozen header, autofilter, and colours for the status columns.

@@ -14,12 +14,33 @@ use rust_xlsxwriter::XlsxError;
 use zip::write::SimpleFileOptions;
 
 use super::cells::Rows;
+use super::sheets::worksheet_range;
 
 /// Rows to set into a worksheet part: `data` of `rows`, whose last one the part holds.
 pub(super) struct SetIn<'a> {
     pub part: String,
     pub rows: &'a dyn Rows,
     pub data: Range<usize>,
+}
+
+impl<'a> SetIn<'a> {
+    /// The rows of a table's worksheets, whose parts are `parts` (in order), `per_sheet` rows
+    /// each.
+    pub fn for_worksheets(
+        parts: impl IntoIterator<Item = String>,
+        rows: &'a dyn Rows,
+        per_sheet: usize,
+    ) -> Vec<SetIn<'a>> {
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(k, part)| SetIn {
+                part,
+                rows,
+                data: worksheet_range(k, per_sheet, rows.len()),
+            })
+            .collect()
+    }
 }
 
 /// The package `frame` with the rows of each of `parts` set in: every other part is copied
@@ -135,6 +156,7 @@ fn column_styles(frame: &str) -> Vec<u32> {
 mod tests {
     use chrono::NaiveDate;
 
+    use super::super::assemble::worksheet_part;
     use super::super::sheets::{fill, table, Written};
     use super::super::{new_workbook, Styles};
     use super::*;
@@ -162,16 +184,8 @@ mod tests {
         if !as_xml {
             return (saved, false);
         }
-        let set_ins: Vec<SetIn> = t
-            .sheets
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| SetIn {
-                part: format!("xl/worksheets/sheet{}.xml", n + 1),
-                rows: sheet,
-                data: k * per_sheet..((k + 1) * per_sheet).min(sheet.rows.len()),
-            })
-            .collect();
+        let parts = t.sheets.iter().map(|n| worksheet_part(n + 1));
+        let set_ins = SetIn::for_worksheets(parts, sheet, per_sheet);
         (set_in_rows(&saved, &set_ins).unwrap(), true)
     }
 
