@@ -1,5 +1,6 @@
 -- Invoice detail: every window line of the partners due in the refresh, with what support
--- needs for a KPI discrepancy. Tables: lines, window_months, due (partner_id).
+-- needs for a KPI discrepancy; the exact decimals shown as the nearest numbers a sheet holds.
+-- Tables: lines, window_months, due (partner_id).
 SELECT
     l.partner_id,
     EXTRACT(MONTH FROM l.invoice_date) AS month,
@@ -9,10 +10,10 @@ SELECT
     l.invoice_number,
     l.invoice_line,
     l.document_type,
-    l.kpi_value,
-    l.revenue,
+    CAST(l.kpi_value AS DOUBLE) AS kpi_value,
+    CAST(l.revenue AS DOUBLE) AS revenue,
     l.currency,
-    l.revenue_usd,
+    CAST(l.revenue_usd AS DOUBLE) AS revenue_usd,
     l.category,
     l.delivery,
     l.invoice_date

@@ -1,6 +1,7 @@
 -- Monthly KPIs: one row per partner and category with a line in the window, one column per
--- window month (m00 = R-12 … m11 = R-1, 0 where none) and the total, rounded to 4 decimals
--- after the query (kpi::round4_columns: half away from zero). Tables: window_sums,
+-- window month (m00 = R-12 … m11 = R-1, 0 where none) and the total: exact decimal sums,
+-- rounded to 4 decimals after the query (exact::round4_columns: half away from zero). Tables:
+-- window_sums,
 -- categories (category, position: the order of [kpi_categories]).
 SELECT
     s.partner_id,

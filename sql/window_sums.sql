@@ -1,6 +1,7 @@
 -- Window sums per partner, KPI category and window month, from the month sums of every
 -- delivery that can hold a window line (month_sums.sql). A (partner, category, month) has at
--- most one sum per delivery, so each window sum adds the deliveries' sums, in delivery order.
+-- most one sum per delivery, so each window sum adds the deliveries' sums: exact decimals
+-- (kpi_value at 4 places, revenue_usd at 16), the same in any order.
 -- Tables: month_sums (the deliveries' month sums, deliveries in order), window_months
 -- (month_index, position).
 SELECT

@@ -1,6 +1,7 @@
--- KPI totals of the refresh window per partner and KPI category. KPI sums are rounded to 4
--- decimals, as they are compared with thresholds, after the query (kpi::round4_columns: half
--- away from zero; SQL ROUND would round half to even). Table: window_sums.
+-- KPI totals of the refresh window per partner and KPI category: exact decimal sums. KPI sums
+-- are rounded to 4 decimals, as they are compared with thresholds, after the query
+-- (exact::round4_column: half away from zero; SQL ROUND would round half to even), and a
+-- partner's revenue after adding up its categories. Table: window_sums.
 SELECT
     s.partner_id,
     s.category,

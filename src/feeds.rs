@@ -13,6 +13,7 @@ use tracing::info;
 use crate::calendar::{self, Month};
 use crate::config::program::Program;
 use crate::error::Result;
+use crate::exact;
 use crate::ingest::extract::parse_decimal;
 use crate::kpi::round4;
 use crate::ledger::{self, Outcome};
@@ -76,9 +77,47 @@ pub fn quality(outcomes: &[Outcome]) -> Vec<QualityRow> {
 
 /// A KPI value as written in a rejected row, read leniently: a plain decimal, else any
 /// finite number; nothing for text that is not a number.
-fn lenient_number(raw: &str) -> Option<f64> {
+fn lenient_number(raw: &str) -> Option<Amount> {
     let s = raw.trim();
-    parse_decimal(s).or_else(|| s.parse::<f64>().ok().filter(|x| x.is_finite()))
+    parse_decimal(s).map(Amount::Exact).or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .map(Amount::Float)
+    })
+}
+
+/// A KPI value read leniently: in ten-thousandths when it is a plain decimal (summed
+/// exactly), else the nearest float.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Amount {
+    Exact(i128),
+    Float(f64),
+}
+
+/// A sum of [`Amount`]s: the exact part and the rest.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sum {
+    exact: i128,
+    float: f64,
+}
+
+impl Sum {
+    fn add(&mut self, amount: Amount) {
+        match amount {
+            Amount::Exact(units) => self.exact += units,
+            Amount::Float(x) => self.float += x,
+        }
+    }
+
+    /// Rounded to 4 decimals (exactly when every amount was a plain decimal).
+    fn rounded(self) -> f64 {
+        if self.float == 0.0 {
+            exact::round4_f64(self.exact, exact::AMOUNT_SCALE)
+        } else {
+            round4(exact::f64_of_units4(self.exact) + self.float)
+        }
+    }
 }
 
 /// The invoice month of a rejected row's date (`YYYY-MM-DD`, as read), if it is one.
@@ -94,7 +133,7 @@ pub fn unknown_partners(
 ) -> Result<Vec<UnknownPartner>> {
     let (from, to) = refresh.window();
     let n = program.categories.len();
-    let mut by_id: BTreeMap<String, UnknownPartner> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, (UnknownPartner, Vec<Sum>)> = BTreeMap::new();
     // Only partitions whose counts name the reason are read.
     for o in outcomes
         .iter()
@@ -112,15 +151,16 @@ pub fn unknown_partners(
         );
         for i in 0..df.height() {
             let id = ids.get(i).unwrap_or("").trim();
-            let entry = by_id
-                .entry(id.to_string())
-                .or_insert_with(|| UnknownPartner {
+            let (entry, sums) = by_id.entry(id.to_string()).or_insert_with(|| {
+                let partner = UnknownPartner {
                     partner_id: id.to_string(),
                     rows: 0,
                     first_delivery: o.month,
                     last_delivery: o.month,
                     kpi: vec![0.0; n],
-                });
+                };
+                (partner, vec![Sum::default(); n])
+            });
             entry.rows += 1;
             entry.first_delivery = entry.first_delivery.min(o.month);
             entry.last_delivery = entry.last_delivery.max(o.month);
@@ -131,14 +171,14 @@ pub fn unknown_partners(
             let category = types.get(i).and_then(|t| program.omlp_type(t));
             let value = values.get(i).and_then(lenient_number);
             if let (true, Some((_, k)), Some(v)) = (in_window, category, value) {
-                entry.kpi[k] += v;
+                sums[k].add(v);
             }
         }
     }
     Ok(by_id
         .into_values()
-        .map(|mut u| {
-            u.kpi.iter_mut().for_each(|k| *k = round4(*k));
+        .map(|(mut u, sums)| {
+            u.kpi = sums.into_iter().map(Sum::rounded).collect();
             u
         })
         .collect())
@@ -222,9 +262,9 @@ mod tests {
 
     #[test]
     fn numbers_and_months_are_read_leniently() {
-        assert_eq!(lenient_number(" 12.5 "), Some(12.5));
-        assert_eq!(lenient_number("1.23456"), Some(1.23456));
-        assert_eq!(lenient_number("-3"), Some(-3.0));
+        assert_eq!(lenient_number(" 12.5 "), Some(Amount::Exact(125_000)));
+        assert_eq!(lenient_number("1.23456"), Some(Amount::Float(1.23456)));
+        assert_eq!(lenient_number("-3"), Some(Amount::Exact(-30_000)));
         assert_eq!(lenient_number("1,000"), None);
         assert_eq!(lenient_number("NaN"), None);
         assert_eq!(lenient_number("inf"), None);

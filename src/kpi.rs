@@ -21,6 +21,7 @@ use polars::sql::SQLContext;
 use crate::calendar::Month;
 use crate::config::program::Program;
 use crate::error::Result;
+use crate::exact;
 
 const WINDOW_MONTHS: &str = include_str!("../sql/window_months.sql");
 const MONTH_SUMS: &str = include_str!("../sql/month_sums.sql");
@@ -58,8 +59,7 @@ impl Kpis {
             false => concat(month_sums, UnionArgs::default())?,
         };
         ctx.register("month_sums", month_sums);
-        // The in-memory engine: its float sums come in the same order every run, so a rerun
-        // gives the same revenue to the last digit (the streaming engine's do not).
+        // The sums are exact decimals (see crate::exact), the same in any order.
         let sums = ctx.execute(WINDOW_SUMS)?.collect()?;
         ctx.unregister("month_sums");
         ctx.register("window_sums", sums.lazy());
@@ -72,21 +72,19 @@ impl Kpis {
         Ok(Kpis { ctx, categories })
     }
 
-    /// Window totals per partner (partners without a line in the window are absent).
+    /// Window totals per partner (partners without a line in the window are absent), each
+    /// figure the exact sum rounded to 4 decimals.
     pub fn totals(&mut self) -> Result<HashMap<String, PartnerKpis>> {
-        let df = round4_columns(self.ctx.execute(WINDOW_TOTALS)?, &["kpi"]).collect()?;
+        let df = self.ctx.execute(WINDOW_TOTALS)?.collect()?;
         let ids = df.column("partner_id")?.str()?;
         let cats = df.column("category")?.str()?;
-        let kpi = df.column("kpi")?.cast(&DataType::Float64)?;
+        let kpi = exact::round4_column(df.column("kpi")?)?;
         let kpi = kpi.f64()?;
-        let revenue = df.column("revenue_usd")?.cast(&DataType::Float64)?;
-        let revenue = revenue.f64()?;
+        let (revenue, revenue_scale) = exact::units(df.column("revenue_usd")?)?;
         let lines = df.column("lines")?.cast(&DataType::UInt64)?;
         let lines = lines.u64()?;
-        let mut out: HashMap<String, PartnerKpis> = HashMap::new();
+        let mut out: HashMap<String, (PartnerKpis, i128)> = HashMap::new();
         let n = self.categories.len();
-        // Rows come sorted by partner and category, so each partner's revenue is summed in
-        // the same order every run.
         for i in 0..df.height() {
             let (Some(id), Some(cat)) = (ids.get(i), cats.get(i)) else {
                 continue;
@@ -94,15 +92,24 @@ impl Kpis {
             let Some(k) = self.categories.iter().position(|c| c == cat) else {
                 continue;
             };
-            let entry = out.entry(id.to_string()).or_insert_with(|| PartnerKpis {
-                kpi: vec![0.0; n],
-                ..Default::default()
+            let (entry, revenue_units) = out.entry(id.to_string()).or_insert_with(|| {
+                let kpis = PartnerKpis {
+                    kpi: vec![0.0; n],
+                    ..Default::default()
+                };
+                (kpis, 0)
             });
             entry.kpi[k] = kpi.get(i).unwrap_or(0.0);
-            entry.revenue_usd += revenue.get(i).unwrap_or(0.0);
+            *revenue_units += revenue.get(i).unwrap_or(0);
             entry.lines += lines.get(i).unwrap_or(0);
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(id, (mut kpis, revenue_units))| {
+                kpis.revenue_usd = exact::round4_f64(revenue_units, revenue_scale);
+                (id, kpis)
+            })
+            .collect())
     }
 
     /// The anniversary watch's secured KPIs: for each `(partner_id, months_to_anniversary)` in
@@ -115,10 +122,10 @@ impl Kpis {
             "watched",
             df!("partner_id" => ids, "months_to_anniversary" => months)?.lazy(),
         );
-        let df = round4_columns(self.ctx.execute(WATCH_SECURED)?, &["secured"]).collect()?;
+        let df = self.ctx.execute(WATCH_SECURED)?.collect()?;
         let ids = df.column("partner_id")?.str()?;
         let cats = df.column("category")?.str()?;
-        let secured = df.column("secured")?.cast(&DataType::Float64)?;
+        let secured = exact::round4_column(df.column("secured")?)?;
         let secured = secured.f64()?;
         let mut out: HashMap<String, Vec<f64>> = HashMap::new();
         for i in 0..df.height() {
@@ -142,9 +149,8 @@ impl Kpis {
             "total",
         ];
         let monthly = self.ctx.execute(MONTHLY_KPIS)?;
-        Ok(round4_columns(monthly, &SUMS)
-            .drop(cols(["category_position"]))
-            .collect()?)
+        let monthly = monthly.drop(cols(["category_position"])).collect()?;
+        Ok(exact::round4_columns(monthly, &SUMS)?)
     }
 }
 
@@ -158,13 +164,17 @@ pub fn month_sums(lines: LazyFrame) -> PolarsResult<DataFrame> {
 
 /// No month sum, with the columns the window's SQL reads.
 fn no_sums() -> PolarsResult<LazyFrame> {
-    Ok(df!(
-        "partner_id" => Vec::<String>::new(),
-        "category" => Vec::<String>::new(),
-        "month_index" => Vec::<i32>::new(),
-        "kpi_value" => Vec::<f64>::new(),
-        "revenue_usd" => Vec::<f64>::new(),
-        "lines" => Vec::<u32>::new(),
+    let none = || Int128Chunked::from_vec("".into(), Vec::new());
+    Ok(DataFrame::new(
+        0,
+        vec![
+            Column::new("partner_id".into(), Vec::<String>::new()),
+            Column::new("category".into(), Vec::<String>::new()),
+            Column::new("month_index".into(), Vec::<i32>::new()),
+            exact::column("kpi_value", none(), exact::AMOUNT_SCALE)?,
+            exact::column("revenue_usd", none(), exact::USD_SCALE)?,
+            Column::new("lines".into(), Vec::<u32>::new()),
+        ],
     )?
     .lazy())
 }
@@ -221,18 +231,6 @@ pub fn round4(x: f64) -> f64 {
     }
 }
 
-/// The columns `names` of a query's result rounded as [`round4`] rounds: half away from zero
-/// (polars' SQL `ROUND` rounds half to even, so the SQL in `sql/` leaves its sums unrounded and
-/// they are rounded here). A sum that rounds to zero from below keeps its sign.
-pub fn round4_columns(lf: LazyFrame, names: &[&str]) -> LazyFrame {
-    lf.with_columns(
-        names
-            .iter()
-            .map(|n| col(*n).round(4, RoundMode::HalfAwayFromZero))
-            .collect::<Vec<_>>(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,25 +246,18 @@ mod tests {
     ];
 
     #[test]
-    fn ties_round_half_away_from_zero_in_rust_and_on_columns() {
+    fn ties_round_half_away_from_zero_as_exact_sums_do() {
         for (x, units) in TIES {
             assert_eq!((x * 10_000.0).fract().abs(), 0.5, "{x} is a tie");
             assert_eq!(round4(x), units / 10_000.0, "{x}");
         }
         assert_eq!(round4(-0.00001).to_bits(), 0.0f64.to_bits());
         assert_eq!(round4(1.23456), 1.2346);
-        let xs: Vec<f64> = TIES.iter().map(|t| t.0).chain([1.23456, -7.0]).collect();
-        let df = df!("x" => &xs).unwrap();
-        let rounded = round4_columns(df.lazy(), &["x"]).collect().unwrap();
-        let got: Vec<f64> = rounded
-            .column("x")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        let want: Vec<f64> = xs.iter().map(|x| round4(*x)).collect();
-        assert_eq!(got, want);
+        // The same ties as exact decimals of 5 places (the sums' rounding, crate::exact).
+        for (x, units) in TIES {
+            let exact_units = (x * 100_000.0).round() as i128;
+            assert_eq!(exact::round4_units(exact_units, 5), units as i128, "{x}");
+        }
     }
 
     fn program() -> Program {
@@ -281,15 +272,25 @@ mod tests {
             .iter()
             .map(|r| r.2.parse::<Month>().unwrap().index())
             .collect();
-        df!(
+        let mut df = df!(
             "partner_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             "category" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
             "month_index" => month_index,
-            "kpi_value" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-            "revenue_usd" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
         )
-        .unwrap()
-        .lazy()
+        .unwrap();
+        // As the ledger holds them: decimals of 4 places, and USD revenues of 16 (these have
+        // at most 4 significant places).
+        let units = |x: f64| Some((x * 10_000.0).round() as i128);
+        let kpi = rows.iter().map(|r| units(r.3)).collect_ca("".into());
+        let usd = rows
+            .iter()
+            .map(|r| units(r.4).map(|u| u * 1_000_000_000_000))
+            .collect_ca("".into());
+        df.with_column(exact::column("kpi_value", kpi, exact::AMOUNT_SCALE).unwrap())
+            .unwrap();
+        df.with_column(exact::column("revenue_usd", usd, exact::USD_SCALE).unwrap())
+            .unwrap();
+        df.lazy()
     }
 
     #[test]
@@ -363,6 +364,10 @@ mod tests {
         let ids: Vec<String> = (0..25).map(|i| format!("P{i:03}")).collect();
         let rows = random_rows(0x5DEECE66D, 3000, &ids, &months);
         let sql = month_sums(lines(&rows)).unwrap();
+        assert_eq!(
+            sql.column("revenue_usd").unwrap().dtype(),
+            &exact::dtype(exact::USD_SCALE)
+        );
         let keys = ["partner_id", "category", "month_index"];
         let lazy = lines(&rows)
             .group_by(keys.map(col))
@@ -376,16 +381,10 @@ mod tests {
             .unwrap();
         assert!(sql.height() > 500, "{}", sql.height());
         assert_eq!(sql.height(), lazy.height());
-        for name in keys.iter().chain(&["lines"]) {
+        // Exact sums: equal to the last place.
+        for name in keys.iter().chain(&["lines", "kpi_value", "revenue_usd"]) {
             let (a, b) = (sql.column(name).unwrap(), lazy.column(name).unwrap());
             assert!(a.equals(&b.cast(a.dtype()).unwrap()), "{name}");
-        }
-        for name in ["kpi_value", "revenue_usd"] {
-            let a = sql.column(name).unwrap().f64().unwrap();
-            let b = lazy.column(name).unwrap().f64().unwrap();
-            for (x, y) in a.into_no_null_iter().zip(b.into_no_null_iter()) {
-                assert!((x - y).abs() < 1e-9, "{name}: {x} vs {y}");
-            }
         }
         // Sorted: the same lines in another order give the same sums, row for row.
         let mut reversed = rows.clone();
@@ -413,10 +412,7 @@ mod tests {
             )
             .group_by([col("partner_id"), col("category")])
             .agg([
-                col("kpi_value")
-                    .sum()
-                    .round(4, RoundMode::HalfToEven)
-                    .alias("kpi"),
+                col("kpi_value").sum().alias("kpi"),
                 col("revenue_usd").sum(),
             ])
             .sort(["partner_id", "category"], SortMultipleOptions::default())
@@ -456,12 +452,9 @@ mod tests {
                 .get(i)
                 .unwrap();
             let c = usize::from(cat == "certification");
-            let expected = lazy.column("kpi").unwrap().f64().unwrap().get(i).unwrap();
-            assert!(
-                (sql[id].kpi[c] - expected).abs() < 1e-9,
-                "{id} {cat}: {} vs {expected}",
-                sql[id].kpi[c]
-            );
+            let expected = exact::round4_column(lazy.column("kpi").unwrap()).unwrap();
+            let expected = expected.f64().unwrap().get(i).unwrap();
+            assert_eq!(sql[id].kpi[c], expected, "{id} {cat}");
             checked += 1;
         }
         assert!(checked > 40);
@@ -494,10 +487,7 @@ mod tests {
                     .and(col("month_index").lt_eq(lit(to.index()))),
             )
             .group_by([col("partner_id"), col("category")])
-            .agg([col("kpi_value")
-                .sum()
-                .round(4, RoundMode::HalfToEven)
-                .alias("secured")])
+            .agg([col("kpi_value").sum().alias("secured")])
             .collect()
             .unwrap()
     }
@@ -523,16 +513,13 @@ mod tests {
             lazy.column("partner_id").unwrap().str().unwrap(),
             lazy.column("category").unwrap().str().unwrap(),
         );
-        let lval = lazy.column("secured").unwrap().f64().unwrap();
+        let lval = exact::round4_column(lazy.column("secured").unwrap()).unwrap();
+        let lval = lval.f64().unwrap();
         for i in 0..lazy.height() {
             let (id, cat) = (lid.get(i).unwrap(), lcat.get(i).unwrap());
             let c = usize::from(cat == "certification");
             let expected = lval.get(i).unwrap();
-            assert!(
-                (sql[id][c] - expected).abs() < 1e-9,
-                "{id} {cat}: {} vs {expected}",
-                sql[id][c]
-            );
+            assert_eq!(sql[id][c], expected, "{id} {cat}");
         }
         // Where the lazy API found no line of the decision window, the SQL's sum is 0.
         let found: usize = sql

@@ -9,8 +9,8 @@
 //! manifest) and [`publish`] (lock, staging and atomic commit). [`commands`] wires them into
 //! the command line of [`cli`]. Beneath the stages that use them: [`state`] (the state files a
 //! refresh leaves for the next; it knows the levels of [`config`], nothing of the stages that
-//! read or write its files), [`csv_file`] (CSV text and escaping), [`calendar`], [`source`]
-//! and [`error`].
+//! read or write its files), [`csv_file`] (CSV text and escaping), [`exact`] (exact decimal
+//! amounts and their rounding), [`calendar`], [`source`] and [`error`].
 
 pub mod calendar;
 pub mod changes;
@@ -21,6 +21,7 @@ pub mod csv_file;
 pub mod digest;
 pub mod directory;
 pub mod error;
+pub mod exact;
 pub mod feeds;
 pub mod gaps;
 pub mod ingest;

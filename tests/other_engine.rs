@@ -90,20 +90,18 @@ fn compare(w: &Work, refresh: &str) -> usize {
                 .copied()
                 .unwrap_or((0.0, 0.0));
             let published: f64 = row[col(&format!("kpi_{category}"))].parse().unwrap();
-            assert!(
-                (published - kpi).abs() < 1e-9,
+            assert_eq!(
+                published, kpi,
                 "{refresh} partner {id} kpi_{category}: published {published}, DuckDB {kpi}"
             );
             compared += usize::from(kpi != 0.0);
         }
         let revenue = sums.get(&(id.clone(), String::new())).map_or(0.0, |s| s.1);
         let published: f64 = row[col("revenue_usd")].parse().unwrap();
-        // KPI values have at most 4 decimals, so their sums are equal whatever the order of
-        // the additions. A line's USD revenue has up to 16 (revenue × rate): where the exact
-        // sum ends in 5 at the fifth decimal, a float sum added up in another order (DuckDB's
-        // threads) may round to the neighbouring fourth decimal, and nothing else may differ.
-        assert!(
-            (published - revenue).abs() < 1.000_001e-4,
+        // The ledger's amounts are decimals (a line's USD revenue with all its 16 places), so
+        // both engines sum them exactly and round the same sum the same way.
+        assert_eq!(
+            published, revenue,
             "{refresh} partner {id} revenue_usd: published {published}, DuckDB {revenue}"
         );
     }

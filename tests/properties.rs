@@ -192,7 +192,8 @@ proptest! {
     /// The SQL window totals equal a plain recomputation from the accepted lines.
     #[test]
     fn kpi_totals_equal_a_recomputation_from_accepted_lines(rows in keyed_rows()) {
-        use kpi_refresh::kpi::{month_sums, round4, Kpis};
+        use kpi_refresh::exact;
+        use kpi_refresh::kpi::{month_sums, Kpis};
         use std::collections::BTreeMap;
         let lookups = lookups();
         let delivery: Month = "2026-10".parse().unwrap();
@@ -206,17 +207,25 @@ proptest! {
         let sums = month_sums(judged.accepted.clone().lazy()).unwrap().lazy();
         let mut kpis = Kpis::new(vec![sums], "2026-11".parse().unwrap(), &program).unwrap();
         let totals = kpis.totals().unwrap();
-        let mut expected: BTreeMap<(String, usize), f64> = BTreeMap::new();
+        // Summed line by line in whole units (ten-thousandths; 10^-16 for USD), then rounded.
+        let mut expected: BTreeMap<(String, usize), i128> = BTreeMap::new();
+        let mut revenue: BTreeMap<String, i128> = BTreeMap::new();
         let a = &judged.accepted;
         let ids = a.column("partner_id").unwrap().str().unwrap().clone();
         let cats = a.column("category").unwrap().str().unwrap().clone();
-        let values = a.column("kpi_value").unwrap().f64().unwrap().clone();
+        let (values, kpi_scale) = exact::units(a.column("kpi_value").unwrap()).unwrap();
+        let (usd, usd_scale) = exact::units(a.column("revenue_usd").unwrap()).unwrap();
         for i in 0..a.height() {
+            let id = ids.get(i).unwrap().to_string();
             let cat = usize::from(cats.get(i).unwrap() == "certification");
-            *expected.entry((ids.get(i).unwrap().to_string(), cat)).or_insert(0.0) += values.get(i).unwrap();
+            *expected.entry((id.clone(), cat)).or_insert(0) += values.get(i).unwrap();
+            *revenue.entry(id).or_insert(0) += usd.get(i).unwrap();
         }
         for ((id, cat), sum) in &expected {
-            prop_assert_eq!(totals[id].kpi[*cat], round4(*sum));
+            prop_assert_eq!(totals[id].kpi[*cat], exact::round4_f64(*sum, kpi_scale));
+        }
+        for (id, sum) in &revenue {
+            prop_assert_eq!(totals[id].revenue_usd, exact::round4_f64(*sum, usd_scale));
         }
         let lines: u64 = totals.values().map(|t| t.lines).sum();
         prop_assert_eq!(lines as usize, a.height());

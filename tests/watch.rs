@@ -10,7 +10,7 @@ use kpi_refresh::calendar::Month;
 use kpi_refresh::config::program::Program;
 use kpi_refresh::ingest::roster::Roster;
 use kpi_refresh::kpi::{round4, Kpis};
-use kpi_refresh::{renewal, watch};
+use kpi_refresh::{exact, renewal, watch};
 use polars::prelude::*;
 use proptest::prelude::*;
 
@@ -220,13 +220,15 @@ proptest! {
         let (from, _) = refresh.window();
         let ids: Vec<String> = roster.partners.iter().map(|p| p.partner_id.clone()).collect();
         let lines: Vec<_> = lines.into_iter().filter(|l| l.0 < ids.len()).collect();
-        let frame = df!(
+        let mut frame = df!(
             "partner_id" => lines.iter().map(|l| ids[l.0].as_str()).collect::<Vec<_>>(),
             "category" => lines.iter().map(|l| if l.1 { "certification" } else { "courseware" }).collect::<Vec<_>>(),
             "month_index" => lines.iter().map(|l| from.index() + l.2).collect::<Vec<_>>(),
-            "kpi_value" => lines.iter().map(|l| l.3 as f64 / 10_000.0).collect::<Vec<_>>(),
-            "revenue_usd" => lines.iter().map(|l| l.3 as f64 / 10_000.0).collect::<Vec<_>>(),
         ).unwrap();
+        // The ledger's decimals: KPI values of 4 places, USD revenues of 16.
+        let units = |scale: i128| lines.iter().map(|l| Some(i128::from(l.3) * scale)).collect_ca("".into());
+        frame.with_column(exact::column("kpi_value", units(1), exact::AMOUNT_SCALE).unwrap()).unwrap();
+        frame.with_column(exact::column("revenue_usd", units(1_000_000_000_000), exact::USD_SCALE).unwrap()).unwrap();
         let sums = kpi_refresh::kpi::month_sums(frame.lazy()).unwrap().lazy();
         let mut kpis = Kpis::new(vec![sums], refresh, &program).unwrap();
         let totals = kpis.totals().unwrap();

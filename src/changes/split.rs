@@ -16,7 +16,7 @@ use polars::prelude::*;
 use polars::sql::SQLContext;
 
 use crate::calendar::Month;
-use crate::kpi::round4;
+use crate::exact;
 
 const CHANGE_MONTHS: &str = include_str!("../../sql/change_months.sql");
 const CHANGE_SPLIT: &str = include_str!("../../sql/change_split.sql");
@@ -54,7 +54,7 @@ pub fn split(
     let ids = df.column("partner_id")?.str()?;
     let cats = df.column("category")?.str()?;
     let value = |name: &str| -> PolarsResult<Float64Chunked> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
+        Ok(exact::round4_column(df.column(name)?)?.f64()?.clone())
     };
     let (entered, left, late) = (value("entered")?, value("left_window")?, value("late")?);
     let mut out: Splits = HashMap::new();
@@ -69,9 +69,9 @@ pub fn split(
             .entry(id.to_string())
             .or_insert_with(|| vec![Parts::default(); categories.len()]);
         parts[k] = Parts {
-            entered: round4(entered.get(i).unwrap_or(0.0)),
-            left: round4(left.get(i).unwrap_or(0.0)),
-            late: round4(late.get(i).unwrap_or(0.0)),
+            entered: entered.get(i).unwrap_or(0.0),
+            left: left.get(i).unwrap_or(0.0),
+            late: late.get(i).unwrap_or(0.0),
         };
     }
     Ok(out)
@@ -87,11 +87,18 @@ fn lines(deliveries: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
         col("kpi_value"),
     ];
     if deliveries.is_empty() {
-        let empty = df!(
-            "partner_id" => Vec::<String>::new(),
-            "category" => Vec::<String>::new(),
-            "month_index" => Vec::<i32>::new(),
-            "kpi_value" => Vec::<f64>::new(),
+        let empty = DataFrame::new(
+            0,
+            vec![
+                Column::new("partner_id".into(), Vec::<String>::new()),
+                Column::new("category".into(), Vec::<String>::new()),
+                Column::new("month_index".into(), Vec::<i32>::new()),
+                exact::column(
+                    "kpi_value",
+                    Int128Chunked::from_vec("".into(), Vec::new()),
+                    exact::AMOUNT_SCALE,
+                )?,
+            ],
         )?;
         return Ok(empty.lazy());
     }
@@ -132,17 +139,14 @@ fn split_frame(
     );
     let months = ctx.execute(CHANGE_MONTHS)?.collect()?;
     ctx.register("change_months", months.lazy());
-    // The in-memory engine: its float sums come in the same order every run.
-    crate::kpi::round4_columns(
-        ctx.execute(CHANGE_SPLIT)?,
-        &["entered", "left_window", "late"],
-    )
-    .collect()
+    // Exact decimal sums (rounded by `split`), the same in any order.
+    ctx.execute(CHANGE_SPLIT)?.collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kpi::round4;
     use proptest::prelude::*;
 
     const CATEGORIES: [&str; 2] = ["courseware", "certification"];
@@ -150,16 +154,22 @@ mod tests {
     /// One accepted line: partner, category index, invoice month, delivery, KPI value.
     type Line = (usize, usize, Month, Month, f64);
 
+    /// The lines as the ledger holds them: KPI values as decimals of 4 places.
     fn frame(lines: &[Line]) -> LazyFrame {
-        df!(
+        let mut df = df!(
             "partner_id" => lines.iter().map(|l| format!("P{:02}", l.0)).collect::<Vec<_>>(),
             "category" => lines.iter().map(|l| CATEGORIES[l.1]).collect::<Vec<_>>(),
             "month_index" => lines.iter().map(|l| l.2.index()).collect::<Vec<_>>(),
             "delivery" => lines.iter().map(|l| l.3.to_string()).collect::<Vec<_>>(),
-            "kpi_value" => lines.iter().map(|l| l.4).collect::<Vec<_>>(),
         )
-        .unwrap()
-        .lazy()
+        .unwrap();
+        let kpi = lines
+            .iter()
+            .map(|l| Some(i128::from(units(l.4))))
+            .collect_ca("kpi_value".into());
+        df.with_column(exact::column("kpi_value", kpi, exact::AMOUNT_SCALE).unwrap())
+            .unwrap();
+        df.lazy()
     }
 
     /// The lines by delivery, one frame each.
@@ -190,13 +200,13 @@ mod tests {
                 .and(col("month_index").lt_eq(lit(to.index())))
         };
         let after = col("delivery").gt_eq(lit(previous.to_string()));
-        let sum_where = |cond: Expr| when(cond).then(col("kpi_value")).otherwise(lit(0.0)).sum();
+        let sum_where = |cond: Expr| when(cond).then(col("kpi_value")).otherwise(lit(0)).sum();
         lines
             .filter(within(previous).or(within(refresh)))
             .group_by([col("partner_id"), col("category")])
             .agg([
                 sum_where(within(refresh).and(within(previous).not())).alias("entered"),
-                (lit(0.0)
+                (lit(0)
                     - sum_where(
                         within(previous)
                             .and(within(refresh).not())
@@ -246,7 +256,8 @@ mod tests {
             let ids = lazy.column("partner_id").unwrap().str().unwrap();
             let cats = lazy.column("category").unwrap().str().unwrap();
             let get = |name: &str, i: usize| {
-                round4(lazy.column(name).unwrap().f64().unwrap().get(i).unwrap())
+                let rounded = exact::round4_column(lazy.column(name).unwrap()).unwrap();
+                rounded.f64().unwrap().get(i).unwrap()
             };
             let mut nonzero = [0; 3];
             for i in 0..lazy.height() {

@@ -24,6 +24,7 @@ use crate::cli::StatementArgs;
 use crate::config::program::{Level, Program};
 use crate::config::today;
 use crate::error::{Error, Result};
+use crate::exact;
 use crate::kpi::round4;
 use crate::publish;
 use crate::report::statement::{self as sheet, Statement};
@@ -249,7 +250,7 @@ fn check_totals(p: &Published, row: &[String], s: &Statement) -> Result<()> {
             .get(row, &format!("kpi_{c}"))
             .parse()
             .unwrap_or(0.0);
-        let lines = round4(kpi[k].iter().sum());
+        let lines = exact::round4_f64(kpi[k].iter().sum(), exact::AMOUNT_SCALE);
         if (lines - published).abs() > 0.000_11 {
             return Err(Error::MissingInput {
                 what: format!(

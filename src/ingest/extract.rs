@@ -13,6 +13,7 @@ use polars::prelude::*;
 use super::table::{self, Columns};
 use crate::calendar::{parse_date, Month};
 use crate::error::{Error, Result};
+use crate::exact;
 
 /// The ten extract columns, in the order of `docs/rules.md §2.7` (also the order of
 /// `missing_value` and `invalid_value` checks).
@@ -63,8 +64,9 @@ pub struct Parsed {
     line_no: Vec<Option<i64>>,
     date: Vec<Option<i32>>,
     credit: Vec<Option<bool>>,
-    kpi: Vec<Option<f64>>,
-    rev: Vec<Option<f64>>,
+    /// In ten-thousandths (see [`crate::exact`]).
+    kpi: Vec<Option<i128>>,
+    rev: Vec<Option<i128>>,
     ccy: StringChunkedBuilder,
     month: StringChunkedBuilder,
     month_index: Vec<Option<i32>>,
@@ -263,8 +265,16 @@ impl Parsed {
                 .into_date()
                 .into_column(),
             Column::new("credit".into(), self.credit),
-            Column::new("kpi".into(), self.kpi),
-            Column::new("rev".into(), self.rev),
+            exact::column(
+                "kpi",
+                self.kpi.into_iter().collect_ca("kpi".into()),
+                exact::AMOUNT_SCALE,
+            )?,
+            exact::column(
+                "rev",
+                self.rev.into_iter().collect_ca("rev".into()),
+                exact::AMOUNT_SCALE,
+            )?,
             self.ccy.finish().into_column(),
             self.month.finish().into_column(),
             Column::new("month_index".into(), self.month_index),
@@ -301,18 +311,15 @@ pub fn parse_line(s: &str) -> Option<i64> {
 const DECIMAL_DIGITS: usize = 15;
 
 /// A decimal: an optional sign, digits (any number of leading zeros, then at most 15 more),
-/// optionally a point with 1 to 4 digits (docs/rules.md §2.7).
-pub fn parse_decimal(s: &str) -> Option<f64> {
+/// optionally a point with 1 to 4 digits (docs/rules.md §2.7); its value in ten-thousandths,
+/// exactly.
+pub fn parse_decimal(s: &str) -> Option<i128> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    let ok = digits(int) && frac.is_none_or(|f| digits(f) && f.len() <= 4);
-    (ok && int.trim_start_matches('0').len() <= DECIMAL_DIGITS)
-        .then(|| s.parse::<f64>().ok())
-        .flatten()
+    let int = body.split_once('.').map_or(body, |(int, _)| int);
+    if int.trim_start_matches('0').len() > DECIMAL_DIGITS {
+        return None;
+    }
+    exact::parse_units(s, exact::AMOUNT_SCALE)
 }
 
 /// A currency: three letters, stored upper case.
@@ -367,7 +374,7 @@ mod tests {
         let get = |c: &str| df.column(c).unwrap().get(0).unwrap().to_string();
         assert_eq!(df.column("pre_reason").unwrap().null_count(), 1);
         assert_eq!(get("line_no"), "1");
-        assert_eq!(get("kpi"), "120.5");
+        assert_eq!(get("kpi"), "120.5000");
         assert_eq!(get("ccy"), "\"SEK\"");
         assert_eq!(get("credit"), "false");
         assert_eq!(get("month"), "\"2026-10\"");
@@ -477,10 +484,14 @@ mod tests {
         ] {
             assert!(parse_decimal(ok).is_some(), "{ok}");
         }
-        assert_eq!(parse_decimal("000000000000001"), Some(1.0));
+        assert_eq!(parse_decimal("000000000000001"), Some(10_000));
         // Leading zeros are allowed and are not significant digits.
-        assert_eq!(parse_decimal("0000000000000000000001"), Some(1.0));
-        assert_eq!(parse_decimal("-000000000000000000000.5"), Some(-0.5));
+        assert_eq!(parse_decimal("0000000000000000000001"), Some(10_000));
+        assert_eq!(parse_decimal("-000000000000000000000.5"), Some(-5_000));
+        assert_eq!(
+            parse_decimal("123456789012345.1234"),
+            Some(1_234_567_890_123_451_234)
+        );
         for bad in [
             "",
             ".5",

@@ -6,12 +6,14 @@ use std::path::Path;
 use super::table::{self, Columns};
 use crate::calendar::Month;
 use crate::error::{Error, Result, RowProblem};
+use crate::exact;
 
 const COLUMNS: [&str; 3] = ["month", "currency", "usd_per_unit"];
 
 #[derive(Clone, Debug, Default)]
 pub struct FxRates {
-    rates: HashMap<(Month, String), f64>,
+    /// In units of 10⁻¹² (see [`crate::exact`]).
+    rates: HashMap<(Month, String), i128>,
     /// Data rows read from the file.
     pub rows_read: u64,
     /// Header names the reader does not know, for the log.
@@ -71,7 +73,7 @@ impl FxRates {
                          (at most {RATE_FRACTION_DIGITS} digits after the point)"
                     ),
                 ),
-                Some(r) if currency == "USD" && r != 1.0 => {
+                Some(r) if currency == "USD" && r != ONE => {
                     report("usd_per_unit", "USD is always 1".into())
                 }
                 _ => {}
@@ -101,16 +103,16 @@ impl FxRates {
         })
     }
 
-    /// The USD value of one unit of `currency` in `month`.
-    pub fn rate(&self, month: Month, currency: &str) -> Option<f64> {
+    /// The USD value of one unit of `currency` in `month`, in units of 10⁻¹².
+    pub fn rate(&self, month: Month, currency: &str) -> Option<i128> {
         if currency == "USD" {
-            return Some(1.0);
+            return Some(ONE);
         }
         self.rates.get(&(month, currency.to_string())).copied()
     }
 
-    /// All rates as (month index, currency, rate), sorted, for joining.
-    pub fn rows(&self) -> Vec<(i32, String, f64)> {
+    /// All rates as (month index, currency, rate in units of 10⁻¹²), sorted, for joining.
+    pub fn rows(&self) -> Vec<(i32, String, i128)> {
         let mut rows: Vec<_> = self
             .rates
             .iter()
@@ -122,14 +124,16 @@ impl FxRates {
 }
 
 /// The most digits a rate may have after its point.
-const RATE_FRACTION_DIGITS: usize = 12;
+const RATE_FRACTION_DIGITS: usize = exact::RATE_SCALE;
+/// A rate of 1 (USD's), in units of 10⁻¹².
+pub const ONE: i128 = 1_000_000_000_000;
 /// Every rate lies below 1,000,000 (no currency is worth a million dollars a unit): at most
 /// this many significant digits before the point.
 const RATE_WHOLE_DIGITS: usize = 6;
 
 /// A plain decimal rate: digits, optionally a point and 1 to 12 more digits; above 0 and
 /// below 1,000,000 (so a USD revenue can never overflow into a report).
-fn parse_rate(s: &str) -> Option<f64> {
+fn parse_rate(s: &str) -> Option<i128> {
     let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let plain = all_digits(int) && all_digits(frac) && frac.len() <= RATE_FRACTION_DIGITS;
@@ -138,7 +142,7 @@ fn parse_rate(s: &str) -> Option<f64> {
     let below_bound = int.trim_start_matches('0').len() <= RATE_WHOLE_DIGITS;
     let above_zero = int.bytes().chain(frac.bytes()).any(|b| b != b'0');
     (plain && below_bound && above_zero)
-        .then(|| s.parse::<f64>().ok())
+        .then(|| exact::parse_units(s, exact::RATE_SCALE))
         .flatten()
 }
 
@@ -153,8 +157,8 @@ mod tests {
         std::fs::write(&path, "Month,Currency,USD_per_unit\n2026-10,eur,1.0856\n").unwrap();
         let fx = FxRates::load(&path).unwrap();
         let oct: Month = "2026-10".parse().unwrap();
-        assert_eq!(fx.rate(oct, "EUR"), Some(1.0856));
-        assert_eq!(fx.rate(oct, "USD"), Some(1.0));
+        assert_eq!(fx.rate(oct, "EUR"), Some(1_085_600_000_000));
+        assert_eq!(fx.rate(oct, "USD"), Some(ONE));
         assert_eq!(fx.rate(oct.plus(-1), "EUR"), None);
         assert!(FxRates::load(&dir.path().join("absent.csv"))
             .unwrap()

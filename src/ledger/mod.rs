@@ -52,8 +52,8 @@ use plan::Kind;
 /// with more fields than its header is rejected as `extra_fields`. 5: the metadata records
 /// the digests of the partition's own files and is sealed; Excel numbers read to 15
 /// significant digits, date-time cells as their date, dates in 1900 … 9999. 6: the
-/// partition keeps its month sums, `sums.parquet`.)
-pub const FORMAT: u32 = 6;
+/// partition keeps its month sums, `sums.parquet`. 7: amounts are exact decimals.)
+pub const FORMAT: u32 = 7;
 
 pub const PARSED: &str = "parsed.parquet";
 pub const ACCEPTED: &str = "accepted.parquet";

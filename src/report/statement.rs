@@ -17,6 +17,7 @@ use super::workbook::{excel_text, sheet_names, write_cell, Styles, EXCEL_MAX_ROW
 use super::Value;
 use crate::calendar::Month;
 use crate::error::{Error, Result};
+use crate::exact;
 use crate::ingest::extract::COLUMNS;
 
 /// Accepted window lines, one column each, sorted by partner, date, invoice # and line.
@@ -34,6 +35,10 @@ pub struct Accepted {
     pub revenue: Float64Chunked,
     pub currency: StringChunked,
     pub revenue_usd: Float64Chunked,
+    /// `kpi_value` exactly, in ten-thousandths (see [`crate::exact`]).
+    pub kpi_units: Int128Chunked,
+    /// `revenue_usd` exactly, in units of 10⁻¹⁶.
+    pub revenue_usd_units: Int128Chunked,
     pub category: StringChunked,
     pub delivery: StringChunked,
     pub source_file: StringChunked,
@@ -205,11 +210,12 @@ fn summary_sheet(
     finish(ws, rows.len(), 2)
 }
 
-/// KPI per category and month, revenue per month, from the partner's lines.
-pub fn monthly(s: &Statement) -> (Vec<[f64; 12]>, [f64; 12]) {
+/// KPI per category and month (in ten-thousandths) and revenue per month (in units of
+/// 10⁻¹⁶), from the partner's lines: exact sums (see [`crate::exact`]).
+pub fn monthly(s: &Statement) -> (Vec<[i128; 12]>, [i128; 12]) {
     let from = s.refresh.window().0.index();
-    let mut kpi = vec![[0.0; 12]; s.categories.len()];
-    let mut revenue = [0.0; 12];
+    let mut kpi = vec![[0; 12]; s.categories.len()];
+    let mut revenue = [0; 12];
     let a = s.accepted;
     for i in s.lines.clone() {
         let Some(m) = a.month_index.get(i).map(|m| m - from) else {
@@ -223,9 +229,9 @@ pub fn monthly(s: &Statement) -> (Vec<[f64; 12]>, [f64; 12]) {
             .get(i)
             .and_then(|c| s.categories.iter().position(|x| x == c))
         {
-            kpi[k][m] += a.kpi_value.get(i).unwrap_or(0.0);
+            kpi[k][m] += a.kpi_units.get(i).unwrap_or(0);
         }
-        revenue[m] += a.revenue_usd.get(i).unwrap_or(0.0);
+        revenue[m] += a.revenue_usd_units.get(i).unwrap_or(0);
     }
     (kpi, revenue)
 }
@@ -247,18 +253,19 @@ fn monthly_sheet(ws: &mut Worksheet, s: &Statement, st: &Styles) -> Result<(), X
         ws.set_column_format(c as u16, &st.number)?;
     }
     let (kpi, revenue) = monthly(s);
-    let round4 = crate::kpi::round4;
+    let amount = |units: i128| exact::round4_f64(units, exact::AMOUNT_SCALE);
     let from = s.refresh.window().0;
-    let mut cumulative = vec![0.0; n];
+    let mut cumulative = vec![0; n];
     for m in 0..12 {
         let r = m as u32 + 1;
         ws.write_string(r, 0, from.plus(m as i32).to_string())?;
         for k in 0..n {
             cumulative[k] += kpi[k][m];
-            ws.write_number(r, 1 + k as u16, round4(kpi[k][m]))?;
-            ws.write_number(r, 2 + (n + k) as u16, round4(cumulative[k]))?;
+            ws.write_number(r, 1 + k as u16, amount(kpi[k][m]))?;
+            ws.write_number(r, 2 + (n + k) as u16, amount(cumulative[k]))?;
         }
-        ws.write_number(r, 1 + n as u16, round4(revenue[m]))?;
+        let usd = exact::round4_f64(revenue[m], exact::USD_SCALE);
+        ws.write_number(r, 1 + n as u16, usd)?;
     }
     finish(ws, 12, names.len())?;
     // A chart of each category's running total over the window (the requirement of each is on

@@ -5,8 +5,9 @@ Usage: python3 window_sums.py OUTPUT_FOLDER REFRESH WINDOW_FROM WINDOW_TO
 Reads `OUTPUT_FOLDER/ledger/delivery=*/accepted.parquet` as the Hive-partitioned dataset it
 is (docs/ledger.md) and prints, as CSV, each partner's KPI sum per category and its revenue
 in USD over the window's invoice months, from the deliveries before the refresh month
-(docs/rules.md §5), then each partner's totals on a row with an empty category. Every figure
-is rounded to 4 decimals, as the partners file is.
+(docs/rules.md §5), then each partner's totals on a row with an empty category. The ledger's
+amounts are decimals, so DuckDB's sums are exact; every figure is rounded to 4 decimals (half
+away from zero), as the partners file is.
 """
 
 import csv
@@ -30,4 +31,4 @@ rows = duckdb.execute(
 writer = csv.writer(sys.stdout, lineterminator="\n")
 writer.writerow(["partner_id", "category", "kpi_value", "revenue_usd"])
 for partner_id, category, kpi_value, revenue_usd in rows:
-    writer.writerow([partner_id, category or "", repr(kpi_value), repr(revenue_usd)])
+    writer.writerow([partner_id, category or "", str(kpi_value), str(revenue_usd)])

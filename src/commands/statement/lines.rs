@@ -12,6 +12,7 @@ use polars::prelude::*;
 
 use crate::calendar::Month;
 use crate::error::Result;
+use crate::exact;
 use crate::ingest::extract::{parse_line, COLUMNS};
 use crate::ledger::{self, partition_rel};
 use crate::report::statement::{Accepted, Rejected};
@@ -141,6 +142,8 @@ fn read_accepted(
             col("revenue").cast(DataType::Float64),
             col("currency"),
             col("revenue_usd").cast(DataType::Float64),
+            col("kpi_value").alias("kpi_units"),
+            col("revenue_usd").alias("revenue_usd_units"),
             col("category"),
             col("delivery"),
             col("source_file"),
@@ -159,6 +162,15 @@ fn accepted_of(df: &DataFrame) -> Result<Accepted> {
     let int = |name: &str| -> PolarsResult<Int64Chunked> { Ok(df.column(name)?.i64()?.clone()) };
     let float =
         |name: &str| -> PolarsResult<Float64Chunked> { Ok(df.column(name)?.f64()?.clone()) };
+    // The ledger's decimals have these scales (docs/ledger.md); another is a damaged ledger.
+    let units = |name: &str, scale: usize| -> PolarsResult<Int128Chunked> {
+        let (units, found) = exact::units(df.column(name)?)?;
+        polars_ensure!(
+            found == scale,
+            ComputeError: "ledger column {name} has {found} decimal places, not {scale}"
+        );
+        Ok(units)
+    };
     Ok(Accepted {
         partner_id: text(df, "partner_id")?,
         date: df.column("date")?.i32()?.clone(),
@@ -172,6 +184,8 @@ fn accepted_of(df: &DataFrame) -> Result<Accepted> {
         revenue: float("revenue")?,
         currency: text(df, "currency")?,
         revenue_usd: float("revenue_usd")?,
+        kpi_units: units("kpi_units", exact::AMOUNT_SCALE)?,
+        revenue_usd_units: units("revenue_usd_units", exact::USD_SCALE)?,
         category: text(df, "category")?,
         delivery: text(df, "delivery")?,
         source_file: text(df, "source_file")?,
@@ -180,6 +194,7 @@ fn accepted_of(df: &DataFrame) -> Result<Accepted> {
 }
 
 fn empty_accepted() -> Result<Accepted> {
+    let no_units = || Int128Chunked::from_vec("".into(), Vec::new());
     let s = |n: &str| Column::new(n.into(), Vec::<String>::new());
     let df = DataFrame::new(
         0,
@@ -196,6 +211,8 @@ fn empty_accepted() -> Result<Accepted> {
             Column::new("revenue".into(), Vec::<f64>::new()),
             s("currency"),
             Column::new("revenue_usd".into(), Vec::<f64>::new()),
+            exact::column("kpi_units", no_units(), exact::AMOUNT_SCALE)?,
+            exact::column("revenue_usd_units", no_units(), exact::USD_SCALE)?,
             s("category"),
             s("delivery"),
             s("source_file"),

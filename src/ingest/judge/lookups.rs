@@ -9,6 +9,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::program::Program;
+use crate::exact;
 use crate::ingest::fx::FxRates;
 use crate::ingest::roster::Roster;
 
@@ -21,7 +22,7 @@ pub struct Lookups {
     partner_ids: HashSet<String>,
     /// Lower-cased OMLP type -> (canonical spelling, category).
     omlp_types: HashMap<String, (String, String)>,
-    rate_of: HashMap<(i32, String), f64>,
+    rate_of: HashMap<(i32, String), i128>,
 }
 
 impl Lookups {
@@ -46,17 +47,24 @@ impl Lookups {
             "category" => omlp.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
         )?
         .lazy();
-        let rates = fx.rows();
-        let rate_of = rates
+        let rates_rows = fx.rows();
+        let rate_of = rates_rows
             .iter()
             .map(|(month, ccy, rate)| ((*month, ccy.clone()), *rate))
             .collect();
-        let rates = df!(
-            "month_index" => rates.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "ccy" => rates.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-            "rate" => rates.iter().map(|r| r.2).collect::<Vec<_>>(),
-        )?
-        .lazy();
+        let mut rates = df!(
+            "month_index" => rates_rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "ccy" => rates_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        )?;
+        rates.with_column(exact::column(
+            "rate",
+            rates_rows
+                .iter()
+                .map(|r| Some(r.2))
+                .collect_ca("rate".into()),
+            exact::RATE_SCALE,
+        )?)?;
+        let rates = rates.lazy();
         Ok(Lookups {
             partners,
             omlp,
@@ -116,7 +124,7 @@ impl Lookups {
 #[derive(Serialize)]
 struct Rules<'a> {
     omlp_types: Vec<(&'a str, Option<&'a (String, String)>)>,
-    rates: Vec<(i32, &'a str, Option<f64>)>,
+    rates: Vec<(i32, &'a str, Option<i128>)>,
 }
 
 /// SHA-256 of `value` as JSON.

@@ -29,6 +29,7 @@ use polars::prelude::*;
 
 use super::extract::COLUMNS;
 use crate::calendar::Month;
+use crate::exact;
 
 pub use by_difference::{prepare_again, rejudge, settle_again, ByDifference, EarlierJudgement};
 pub use lookups::{LookupKeys, Lookups};
@@ -92,12 +93,12 @@ pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Verdicts> 
             left(),
         );
     let rate = when(col("ccy").eq(lit("USD")))
-        .then(lit(1.0))
+        .then(lit(1).cast(exact::dtype(exact::RATE_SCALE)))
         .otherwise(col("rate"));
     let sign_mismatch = (col("credit")
         .not()
-        .and(col("kpi").lt(lit(0.0)).or(col("rev").lt(lit(0.0)))))
-    .or(col("credit").and(col("kpi").gt(lit(0.0)).or(col("rev").gt(lit(0.0)))));
+        .and(col("kpi").lt(lit(0)).or(col("rev").lt(lit(0)))))
+    .or(col("credit").and(col("kpi").gt(lit(0)).or(col("rev").gt(lit(0)))));
     let reason = when(col("pre_reason").is_not_null())
         .then(col("pre_reason"))
         .when(col("in_roster").is_null())
@@ -249,8 +250,9 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
             .columns(),
     )?;
 
+    let month = delivery;
     let delivery = lit(delivery.to_string()).alias("delivery");
-    let accepted = judged
+    let mut accepted = judged
         .clone()
         .lazy()
         .filter(col("reason").is_null())
@@ -275,9 +277,27 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
             col("rev").alias("revenue"),
             col("ccy").alias("currency"),
             col("usd_rate").alias("usd_per_unit"),
-            (col("rev") * col("usd_rate")).alias("revenue_usd"),
         ])
         .collect()?;
+    // Multiplied here rather than in polars, which would cut the product to the larger scale.
+    let revenue_usd = exact::product(
+        "revenue_usd",
+        accepted.column("revenue")?,
+        accepted.column("usd_per_unit")?,
+    )?;
+    let magnitude: f64 = revenue_usd
+        .cast(&DataType::Float64)?
+        .f64()?
+        .into_no_null_iter()
+        .map(f64::abs)
+        .sum();
+    polars_ensure!(
+        magnitude < exact::MAX_DELIVERY_USD,
+        ComputeError: "delivery {month}: its accepted lines' USD revenues add up to {magnitude:e} \
+        in absolute value, beyond the 10^20 USD a delivery may hold to be summed exactly \
+        (docs/rules.md §5)"
+    );
+    accepted.with_column(revenue_usd)?;
     let mut rejected_columns = vec![
         delivery,
         col("source_file"),
