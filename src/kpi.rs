@@ -318,6 +318,9 @@ mod tests {
         );
         assert_eq!(m.column("m00").unwrap().f64().unwrap().get(0), Some(10.0));
         assert_eq!(m.column("m11").unwrap().f64().unwrap().get(0), Some(5.5));
+        // A month without a line is 0, not empty.
+        assert_eq!(m.column("m05").unwrap().f64().unwrap().get(0), Some(0.0));
+        assert_eq!(m.column("m00").unwrap().f64().unwrap().get(1), Some(0.0));
         assert_eq!(m.column("total").unwrap().f64().unwrap().get(0), Some(15.5));
     }
 
