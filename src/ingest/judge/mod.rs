@@ -285,18 +285,7 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
         accepted.column("revenue")?,
         accepted.column("usd_per_unit")?,
     )?;
-    let magnitude: f64 = revenue_usd
-        .cast(&DataType::Float64)?
-        .f64()?
-        .into_no_null_iter()
-        .map(f64::abs)
-        .sum();
-    polars_ensure!(
-        magnitude < exact::MAX_DELIVERY_USD,
-        ComputeError: "delivery {month}: its accepted lines' USD revenues add up to {magnitude:e} \
-        in absolute value, beyond the 10^20 USD a delivery may hold to be summed exactly \
-        (docs/rules.md §5)"
-    );
+    within_exact_range(&revenue_usd, month)?;
     accepted.with_column(revenue_usd)?;
     let mut rejected_columns = vec![
         delivery,
@@ -315,6 +304,25 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
         rejected,
         keys,
     })
+}
+
+/// Fails when the USD revenues of a delivery's accepted lines (`revenue_usd`) add up to 10^20
+/// USD or more in absolute value: past it a window's sums could leave the decimals' 38 digits
+/// (docs/rules.md §5).
+fn within_exact_range(revenue_usd: &Column, month: Month) -> PolarsResult<()> {
+    let magnitude: f64 = revenue_usd
+        .cast(&DataType::Float64)?
+        .f64()?
+        .into_no_null_iter()
+        .map(f64::abs)
+        .sum();
+    polars_ensure!(
+        magnitude < exact::MAX_DELIVERY_USD,
+        ComputeError: "delivery {month}: its accepted lines' USD revenues add up to {magnitude:e} \
+        in absolute value, beyond the 10^20 USD a delivery may hold to be summed exactly \
+        (docs/rules.md §5)"
+    );
+    Ok(())
 }
 
 /// A delivery's judgement: accepted lines (normalised) and rejected rows (raw, with reason),
