@@ -1,6 +1,5 @@
 -- Invoice detail: every window line of the partners due in the refresh, with what support
--- needs for a KPI discrepancy; the exact decimals shown as the nearest numbers a sheet holds.
--- Tables: lines, window_months, due (partner_id).
+-- needs for a KPI discrepancy. Tables: lines, window_months, due (partner_id).
 SELECT
     l.partner_id,
     EXTRACT(MONTH FROM l.invoice_date) AS month,
@@ -10,10 +9,10 @@ SELECT
     l.invoice_number,
     l.invoice_line,
     l.document_type,
-    CAST(l.kpi_value AS DOUBLE) AS kpi_value,
-    CAST(l.revenue AS DOUBLE) AS revenue,
+    l.kpi_value,
+    l.revenue,
     l.currency,
-    CAST(l.revenue_usd AS DOUBLE) AS revenue_usd,
+    l.revenue_usd,
     l.category,
     l.delivery,
     l.invoice_date

@@ -74,22 +74,67 @@ pub fn round4_units(units: i128, scale: usize) -> i128 {
 
 /// The `f64` nearest to `units` ten-thousandths (0 for −0).
 pub fn f64_of_units4(units: i128) -> f64 {
-    // Below 2⁵³ both numbers are exact doubles, and IEEE division rounds once: the nearest.
-    const EXACT: i128 = 1 << 53;
-    let x = if units.abs() < EXACT {
-        units as f64 / 10_000.0
-    } else {
-        let sign = if units < 0 { "-" } else { "" };
-        let abs = units.unsigned_abs();
-        format!("{sign}{}.{:04}", abs / 10_000, abs % 10_000)
+    f64_of_units(units, AMOUNT_SCALE)
+}
+
+/// The `f64` nearest to `units` at `scale` places (0 for −0): a line's amount as a sheet shows
+/// it. (polars' cast of a decimal to a float rounds twice, and can land one step off.)
+pub fn f64_of_units(units: i128, scale: usize) -> f64 {
+    let x = match shortest(units.unsigned_abs(), scale) {
+        // Below 2⁵³ both numbers are exact doubles (10^places is, up to 10²²), and IEEE
+        // division rounds once: the nearest.
+        Some((digits, places)) => digits as f64 / 10f64.powi(places as i32),
+        // Beyond, Rust's parser of the exact text is (a value of 16 significant digits or more).
+        None => format!("{}e-{scale}", units.unsigned_abs())
             .parse()
-            .unwrap_or(f64::NAN)
+            .unwrap_or(f64::NAN),
     };
-    if x == 0.0 {
-        0.0
-    } else {
-        x
+    match (x == 0.0, units < 0) {
+        (true, _) => 0.0,
+        (false, true) => -x,
+        (false, false) => x,
     }
+}
+
+/// `units` at `scale` places written with no trailing zero after the point: (digits, places),
+/// when the digits stay below 2⁵³ and the places at most 19.
+fn shortest(units: u128, scale: usize) -> Option<(u64, u32)> {
+    const EXACT: u128 = 1 << 53;
+    if units < EXACT && scale <= 19 {
+        return Some((units as u64, scale as u32));
+    }
+    let scale = u32::try_from(scale).ok().filter(|s| *s <= 19)?;
+    let unit = 10u128.pow(scale);
+    let (whole, mut fraction, mut places) = (units / unit, (units % unit) as u64, scale);
+    if fraction == 0 {
+        places = 0;
+    }
+    while places > 0 && fraction % 10 == 0 {
+        fraction /= 10;
+        places -= 1;
+    }
+    let digits = whole.checked_mul(10u128.pow(places))? + u128::from(fraction);
+    (digits < EXACT).then_some((digits as u64, places))
+}
+
+/// A decimal column as the `f64` nearest each value (see [`f64_of_units`]), under the same
+/// name: the amounts a sheet shows line by line.
+pub fn f64_column(column: &Column) -> PolarsResult<Column> {
+    let (units, scale) = units(column)?;
+    let values: Float64Chunked = units
+        .iter()
+        .map(|u| u.map(|u| f64_of_units(u, scale)))
+        .collect_ca(column.name().clone());
+    Ok(values.into_column())
+}
+
+/// The decimal columns `names` of `df` as `f64` (see [`f64_column`]).
+pub fn f64_columns(mut df: DataFrame, names: &[&str]) -> PolarsResult<DataFrame> {
+    for name in names {
+        let values = f64_column(df.column(name)?)?;
+        df.with_column(values)?;
+    }
+    Ok(df)
 }
 
 /// A decimal value rounded to 4 places as an `f64` (see [`round4_units`], [`f64_of_units4`]).
@@ -194,6 +239,45 @@ mod tests {
         // Past 2⁵³ units: the double nearest the decimal, as reading its text gives.
         let nearest: f64 = "-115292150460684.6976".parse().unwrap();
         assert_eq!(f64_of_units4(-(1 << 60)), nearest);
+    }
+
+    #[test]
+    fn an_amount_of_16_places_becomes_the_nearest_double() {
+        // 2961.5690124 USD at 16 places: past 2⁵³ units, where dividing the rounded integer
+        // would round twice.
+        let units = 29_615_690_124_000_000_000i128;
+        assert_eq!(f64_of_units(units, 16), 2961.5690124);
+        assert_eq!(f64_of_units(-units, 16), -2961.5690124);
+        assert_eq!(f64_of_units(1, 16), 1e-16);
+        // 17 significant digits: through the text.
+        assert_eq!(
+            f64_of_units(12_345_678_901_234_567, 16),
+            "1.2345678901234567".parse::<f64>().unwrap()
+        );
+        assert_eq!(f64_of_units(0, 16).to_bits(), 0.0f64.to_bits());
+        for (text, units, scale) in [("667.0018305", 6_670_018_305i128, 7), ("0.3", 3, 1)] {
+            assert_eq!(
+                f64_of_units(units * 10i128.pow(16 - scale), 16),
+                text.parse::<f64>().unwrap()
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Every way to the nearest double gives what Rust's parser gives for the exact text.
+        #[test]
+        fn the_nearest_double_is_the_parsed_exact_text(
+            revenue in -10_000_000_000_000_000_000i128..10_000_000_000_000_000_000,
+            rate in 1i128..1_000_000_000_000_000_000,
+            trailing in 0u32..13,
+        ) {
+            let rate = rate / 10i128.pow(trailing) * 10i128.pow(trailing);
+            let units = revenue * rate.max(1);
+            let text: f64 = format!("{units}e-16").parse().unwrap();
+            proptest::prop_assert_eq!(f64_of_units(units, 16), if text == 0.0 { 0.0 } else { text });
+            let small: f64 = format!("{revenue}e-4").parse().unwrap();
+            proptest::prop_assert_eq!(f64_of_units(revenue, 4), if small == 0.0 { 0.0 } else { small });
+        }
     }
 
     #[test]

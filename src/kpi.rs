@@ -213,7 +213,12 @@ pub fn invoice_detail(lines: LazyFrame, refresh: Month, due: &[&str]) -> Result<
     let mut ctx = window_context(refresh)?;
     ctx.register("lines", lines);
     ctx.register("due", df!("partner_id" => due)?.lazy());
-    Ok(streamed(ctx.execute(INVOICE_DETAIL)?)?)
+    // The amounts as the numbers a sheet holds, each the nearest to its exact value.
+    let lines = streamed(ctx.execute(INVOICE_DETAIL)?)?;
+    Ok(exact::f64_columns(
+        lines,
+        &["kpi_value", "revenue", "revenue_usd"],
+    )?)
 }
 
 /// Runs a query over the ledger on polars' streaming engine, which reads the Parquet files in

@@ -138,10 +138,10 @@ fn read_accepted(
             col("invoice_number"),
             col("invoice_line").cast(DataType::Int64),
             col("document_type"),
-            col("kpi_value").cast(DataType::Float64),
-            col("revenue").cast(DataType::Float64),
+            col("kpi_value"),
+            col("revenue"),
             col("currency"),
-            col("revenue_usd").cast(DataType::Float64),
+            col("revenue_usd"),
             col("kpi_value").alias("kpi_units"),
             col("revenue_usd").alias("revenue_usd_units"),
             col("category"),
@@ -155,6 +155,8 @@ fn read_accepted(
         )
         .collect()?;
     df.rechunk_mut_par();
+    // The amounts as the numbers a sheet holds, each the nearest to its exact value.
+    let df = exact::f64_columns(df, &["kpi_value", "revenue", "revenue_usd"])?;
     accepted_of(&df)
 }
 
