@@ -44,15 +44,18 @@ pub fn parse_units(text: &str, scale: usize) -> Option<i128> {
     if !digits(int) || frac.is_some_and(|f| !digits(f) || f.len() > scale) {
         return None;
     }
-    let mut units: i128 = 0;
-    for b in int.bytes() {
-        units = units.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-    }
     let frac = frac.unwrap_or("");
-    for place in 0..scale {
-        let digit = frac.as_bytes().get(place).map_or(0, |b| b - b'0');
-        units = units.checked_mul(10)?.checked_add(i128::from(digit))?;
-    }
+    let digits = || {
+        int.bytes()
+            .chain((0..scale).map(|place| frac.as_bytes().get(place).copied().unwrap_or(b'0')))
+            .map(|b| b - b'0')
+    };
+    // In 64 bits when the value fits (every amount of the grammar does: 19 digits at most),
+    // else in 128.
+    let units = match digits().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(d.into())) {
+        Some(n) => i128::from(n),
+        None => digits().try_fold(0i128, |n, d| n.checked_mul(10)?.checked_add(d.into()))?,
+    };
     Some(if negative { -units } else { units })
 }
 
