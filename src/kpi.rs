@@ -229,8 +229,14 @@ fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
 }
 
 /// Rounds to 4 decimals, as every KPI figure is compared and shown (docs/rules.md §5): the
-/// value times 10,000 rounded half away from zero, and -0 given as 0.
+/// value times 10,000 rounded half away from zero, and -0 given as 0. From 2⁵³ ten-thousandths
+/// on (about 9 × 10¹¹) doubles lie further apart than 0.0001, so every one is as rounded as it
+/// can be and is given back as it is (multiplying and dividing would move it).
 pub fn round4(x: f64) -> f64 {
+    const EVERY_DOUBLE_IS_ROUNDED: f64 = (1u64 << 53) as f64 / 10_000.0;
+    if x.abs() >= EVERY_DOUBLE_IS_ROUNDED {
+        return x;
+    }
     let r = (x * 10_000.0).round() / 10_000.0;
     if r == 0.0 {
         0.0
@@ -261,6 +267,11 @@ mod tests {
         }
         assert_eq!(round4(-0.00001).to_bits(), 0.0f64.to_bits());
         assert_eq!(round4(1.23456), 1.2346);
+        // An exact sum rounded and made a double is rounded again to itself, however large.
+        for units in [9_972_872_710_635_983i128, -12_345_678_901_234_567_891] {
+            let figure = exact::f64_of_units4(units);
+            assert_eq!(round4(figure).to_bits(), figure.to_bits(), "{units}");
+        }
         // The same ties as exact decimals of 5 places (the sums' rounding, crate::exact).
         for (x, units) in TIES {
             let exact_units = (x * 100_000.0).round() as i128;

@@ -322,3 +322,35 @@ fn a_date_after_two_thousand_empty_cells_is_still_a_date() {
         last[7]
     );
 }
+
+/// The limit of 10^20 USD a delivery may hold (docs/rules.md §5) holds however the delivery is
+/// judged: a partner added to the roster makes the delivery judged again by difference, and
+/// the lines that come in with it take the delivery past the limit.
+#[test]
+fn a_delivery_judged_again_by_difference_is_held_to_the_usd_limit_too() {
+    let w = minimal();
+    w.write(
+        "fx_rates.csv",
+        "month,currency,usd_per_unit\n2026-09,EUR,1.1\n2026-10,EUR,1.2\n2026-10,XXX,100000\n",
+    );
+    // 4 × 2·10^19 USD for P1 (8·10^19 in all), then 9·10^19 USD for P3, not in the roster yet.
+    let mut rows = String::new();
+    for i in 1..=4 {
+        rows.push_str(&format!(
+            "I{i},1,2026-10-02,Invoice,P1,MOC,kit,1,200000000000000,XXX\n"
+        ));
+    }
+    rows.push_str("I9,1,2026-10-03,Invoice,P3,MOC,kit,1,900000000000000,XXX\n");
+    w.write(
+        "extracts/2026-10/a.csv",
+        &format!("{EXTRACT_HEADER}\n{rows}"),
+    );
+    assert_success(&w.run_lenient("2026-11"));
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!("{roster}P3,Northwind,SE,none,,,1,no,no,yes,,,\n"),
+    );
+    let out = w.run_lenient("2026-11");
+    assert_exit(&out, 70, "10^20 USD");
+}

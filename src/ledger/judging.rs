@@ -273,6 +273,7 @@ impl InOrder<'_> {
             }
         };
         let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
+        judge::within_exact_range(settled.judged.accepted.column("revenue_usd")?, input.month)?;
         write_json(&settled.asks, &dir, ASKS)?;
         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
         let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;

@@ -250,7 +250,6 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
             .columns(),
     )?;
 
-    let month = delivery;
     let delivery = lit(delivery.to_string()).alias("delivery");
     let mut accepted = judged
         .clone()
@@ -285,7 +284,6 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
         accepted.column("revenue")?,
         accepted.column("usd_per_unit")?,
     )?;
-    within_exact_range(&revenue_usd, month)?;
     accepted.with_column(revenue_usd)?;
     let mut rejected_columns = vec![
         delivery,
@@ -308,8 +306,9 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
 
 /// Fails when the USD revenues of a delivery's accepted lines (`revenue_usd`) add up to 10^20
 /// USD or more in absolute value: past it a window's sums could leave the decimals' 38 digits
-/// (docs/rules.md §5).
-fn within_exact_range(revenue_usd: &Column, month: Month) -> PolarsResult<()> {
+/// (docs/rules.md §5). Checked on every judgement a partition is written with, however it was
+/// judged (in full or by difference).
+pub fn within_exact_range(revenue_usd: &Column, month: Month) -> PolarsResult<()> {
     let magnitude: f64 = revenue_usd
         .cast(&DataType::Float64)?
         .f64()?
