@@ -132,27 +132,39 @@ fn shortest(units: u128, scale: usize) -> Option<(u64, u32)> {
 /// A decimal column as the `f64` nearest each value (see [`f64_of_units`]), under the same
 /// name: the amounts a sheet shows line by line.
 pub fn f64_column(column: &Column) -> PolarsResult<Column> {
+    map_units(column, f64_of_units)
+}
+
+/// The decimal columns `names` of `df` as `f64` (see [`f64_column`]).
+pub fn f64_columns(df: DataFrame, names: &[&str]) -> PolarsResult<DataFrame> {
+    map_columns(df, names, f64_column)
+}
+
+/// A decimal column's values mapped by `f` (given each value's units and the scale) to `f64`,
+/// under the same name; nulls stay null.
+fn map_units(column: &Column, f: impl Fn(i128, usize) -> f64) -> PolarsResult<Column> {
     let (units, scale) = units(column)?;
     let values: Float64Chunked = if units.null_count() == 0 {
-        let values: Vec<f64> = units
-            .into_no_null_iter()
-            .map(|u| f64_of_units(u, scale))
-            .collect();
+        let values: Vec<f64> = units.into_no_null_iter().map(|u| f(u, scale)).collect();
         Float64Chunked::from_vec(column.name().clone(), values)
     } else {
         units
             .iter()
-            .map(|u| u.map(|u| f64_of_units(u, scale)))
+            .map(|u| u.map(|u| f(u, scale)))
             .collect_ca(column.name().clone())
     };
     Ok(values.into_column())
 }
 
-/// The decimal columns `names` of `df` as `f64` (see [`f64_column`]).
-pub fn f64_columns(mut df: DataFrame, names: &[&str]) -> PolarsResult<DataFrame> {
+/// The columns `names` of `df`, each replaced by `convert` of it.
+fn map_columns(
+    mut df: DataFrame,
+    names: &[&str],
+    convert: fn(&Column) -> PolarsResult<Column>,
+) -> PolarsResult<DataFrame> {
     for name in names {
-        let values = f64_column(df.column(name)?)?;
-        df.with_column(values)?;
+        let converted = convert(df.column(name)?)?;
+        df.with_column(converted)?;
     }
     Ok(df)
 }
@@ -172,21 +184,21 @@ pub fn units(column: &Column) -> PolarsResult<(Int128Chunked, usize)> {
 /// A decimal column rounded to 4 places (half away from zero) as `f64` values, under the same
 /// name: the figures the reports carry.
 pub fn round4_column(column: &Column) -> PolarsResult<Column> {
-    let (units, scale) = units(column)?;
-    let values: Float64Chunked = units
-        .iter()
-        .map(|u| u.map(|u| round4_f64(u, scale)))
-        .collect_ca(column.name().clone());
-    Ok(values.into_column())
+    map_units(column, round4_f64)
 }
 
 /// The columns `names` of `df` rounded to 4 places as `f64` (see [`round4_column`]).
-pub fn round4_columns(mut df: DataFrame, names: &[&str]) -> PolarsResult<DataFrame> {
-    for name in names {
-        let rounded = round4_column(df.column(name)?)?;
-        df.with_column(rounded)?;
-    }
-    Ok(df)
+pub fn round4_columns(df: DataFrame, names: &[&str]) -> PolarsResult<DataFrame> {
+    map_columns(df, names, round4_column)
+}
+
+/// An empty decimal column of `scale` places.
+pub fn empty_column(name: &str, scale: usize) -> PolarsResult<Column> {
+    column(
+        name,
+        Int128Chunked::from_vec(name.into(), Vec::new()),
+        scale,
+    )
 }
 
 /// A decimal column of `scale` places from whole `units`.

@@ -167,15 +167,14 @@ pub fn month_sums(lines: LazyFrame) -> PolarsResult<DataFrame> {
 
 /// No month sum, with the columns the window's SQL reads.
 fn no_sums() -> PolarsResult<LazyFrame> {
-    let none = || Int128Chunked::from_vec("".into(), Vec::new());
     Ok(DataFrame::new(
         0,
         vec![
             Column::new("partner_id".into(), Vec::<String>::new()),
             Column::new("category".into(), Vec::<String>::new()),
             Column::new("month_index".into(), Vec::<i32>::new()),
-            exact::column("kpi_value", none(), exact::AMOUNT_SCALE)?,
-            exact::column("revenue_usd", none(), exact::USD_SCALE)?,
+            exact::empty_column("kpi_value", exact::AMOUNT_SCALE)?,
+            exact::empty_column("revenue_usd", exact::USD_SCALE)?,
             Column::new("lines".into(), Vec::<u32>::new()),
         ],
     )?

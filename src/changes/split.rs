@@ -93,11 +93,7 @@ fn lines(deliveries: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
                 Column::new("partner_id".into(), Vec::<String>::new()),
                 Column::new("category".into(), Vec::<String>::new()),
                 Column::new("month_index".into(), Vec::<i32>::new()),
-                exact::column(
-                    "kpi_value",
-                    Int128Chunked::from_vec("".into(), Vec::new()),
-                    exact::AMOUNT_SCALE,
-                )?,
+                exact::empty_column("kpi_value", exact::AMOUNT_SCALE)?,
             ],
         )?;
         return Ok(empty.lazy());

@@ -21,6 +21,11 @@ pub fn number(x: f64) -> String {
             return units_text(units as i64);
         }
     }
+    by_formatting(x)
+}
+
+/// `x` to 4 decimals by float formatting (`{:.4}`), trailing zeros cut ("0" for zero).
+fn by_formatting(x: f64) -> String {
     let s = format!("{:.4}", x);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" || s.is_empty() {
@@ -77,18 +82,8 @@ mod tests {
         assert_eq!(number(99_999_999_999.999_9), "99999999999.9999");
     }
 
-    /// The whole-units path writes what `{:.4}` writes, trailing zeros cut.
-    fn by_formatting(x: f64) -> String {
-        let s = format!("{:.4}", x);
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" || s.is_empty() {
-            "0".to_string()
-        } else {
-            s.to_string()
-        }
-    }
-
     proptest::proptest! {
+        /// The whole-units path writes what `{:.4}` writes, trailing zeros cut.
         #[test]
         fn figures_are_written_as_float_formatting_writes_them(
             units in -1_000_000_000_000_000i64..1_000_000_000_000_000,

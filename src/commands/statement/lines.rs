@@ -196,7 +196,6 @@ fn accepted_of(df: &DataFrame) -> Result<Accepted> {
 }
 
 fn empty_accepted() -> Result<Accepted> {
-    let no_units = || Int128Chunked::from_vec("".into(), Vec::new());
     let s = |n: &str| Column::new(n.into(), Vec::<String>::new());
     let df = DataFrame::new(
         0,
@@ -213,8 +212,8 @@ fn empty_accepted() -> Result<Accepted> {
             Column::new("revenue".into(), Vec::<f64>::new()),
             s("currency"),
             Column::new("revenue_usd".into(), Vec::<f64>::new()),
-            exact::column("kpi_units", no_units(), exact::AMOUNT_SCALE)?,
-            exact::column("revenue_usd_units", no_units(), exact::USD_SCALE)?,
+            exact::empty_column("kpi_units", exact::AMOUNT_SCALE)?,
+            exact::empty_column("revenue_usd_units", exact::USD_SCALE)?,
             s("category"),
             s("delivery"),
             s("source_file"),
