@@ -106,6 +106,13 @@ pub(super) fn judge_in_order(
             }
             Ok(())
         })();
+        if let Some((keys, bytes)) = ledger.prior.as_ref().map(PriorKeys::size) {
+            debug!(
+                keys,
+                mib = bytes >> 20,
+                "ledger: earlier keys held at the end"
+            );
+        }
         // The last partition's files; a write that failed is reported even when judging
         // failed first.
         let written = writer.finish();

@@ -27,27 +27,71 @@ pub(super) fn with_hashes(mut keys: DataFrame) -> PolarsResult<DataFrame> {
 }
 
 /// The keys accepted by earlier deliveries, (`invoice_number`, `invoice_line`), with their
-/// 64-bit hashes (`hash`).
+/// 64-bit hashes.
 ///
 /// A delivery looks its own keys' hashes up among the earlier ones; the few earlier keys found
 /// are then compared as text with the delivery's, so a hash shared by two keys never makes a
-/// duplicate. The first lookup scans the earlier hashes (polars' `is_in`, building a set of the
-/// delivery's hashes); from the second on, an index of the earlier hashes, built then and kept
-/// up to date as keys are added, answers instead. A monthly run
-/// looks up once, against millions of earlier keys: building an index for it would cost more
-/// than the scan. A full rebuild looks up once per delivery: a scan each time would cost the
-/// earlier keys again and again.
+/// duplicate. The first lookup scans the earlier hashes (against a set of the delivery's
+/// hashes); from the second on, an index of the earlier hashes, built then and kept up to date
+/// as keys are added, answers instead. A monthly run looks up once, against millions of
+/// earlier keys: building an index for it would cost more than the scan. A full rebuild looks
+/// up once per delivery: a scan each time would cost the earlier keys again and again.
 ///
-/// The index is two sorted arrays (12 bytes a key, where a hash map took about twice that and
-/// twice again while it grew): what a full rebuild holds grows with every delivery's keys.
+/// This is the one thing a run holds that grows with the whole history, so it is kept
+/// compact: the keys back to back (each its line, as a variable-length integer, then its
+/// invoice number's bytes: 14 bytes for `INV-001999242` line 1) with where each ends (4
+/// bytes), and the hashes (8 bytes a key in key order for the scan; in the index, once it is
+/// built, 12). About 26–30 bytes a key, where polars' columns of the same keys took about 45
+/// and the index 12 more.
+#[derive(Default)]
 pub struct PriorKeys {
-    keys: DataFrame,
+    /// The keys, in the order they were added, in segments of at most 4 GiB.
+    segments: Vec<Segment>,
+    /// How many keys the segments hold.
+    len: usize,
+    /// Each key's hash, in key order, until the index is built (the index holds them then).
+    hashes: Vec<u64>,
     index: std::cell::RefCell<Option<Index>>,
     lookups: std::cell::Cell<usize>,
 }
 
+/// The most bytes a [`Segment`] holds, so that where a key ends fits in 4 bytes (a few bytes
+/// in the unit tests, to split their keys across segments).
+#[cfg(not(test))]
+const SEGMENT_BYTES: usize = u32::MAX as usize;
+#[cfg(test)]
+const SEGMENT_BYTES: usize = 16;
+
+/// Keys added together, back to back: each its line (zigzag, LEB128) then its invoice number.
+struct Segment {
+    /// The row of its first key among all the keys.
+    first: usize,
+    bytes: Vec<u8>,
+    /// Where each key ends in `bytes`.
+    ends: Vec<u32>,
+}
+
+impl Segment {
+    fn new(first: usize, bytes: usize, keys: usize) -> Segment {
+        Segment {
+            first,
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(keys),
+        }
+    }
+
+    /// The line and invoice number of its `i`-th key.
+    fn key(&self, i: usize) -> (i64, &[u8]) {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1] as usize,
+        };
+        read_varint(&self.bytes[start..self.ends[i] as usize])
+    }
+}
+
 /// The earlier keys' hashes in ascending order, each beside its key's row (rows of one hash in
-/// ascending order): a lookup is a binary search.
+/// ascending order): a lookup is one walk along it.
 #[derive(Default)]
 struct Index {
     hashes: Vec<u64>,
@@ -57,12 +101,11 @@ struct Index {
 impl Index {
     /// Adds the keys of rows `first`, `first + 1`, … with these hashes (rows after every row
     /// already in the index).
-    fn add(&mut self, first: IdxSize, hashes: &Column) -> PolarsResult<()> {
+    fn add(&mut self, first: IdxSize, hashes: &[u64]) {
         let mut added: Vec<(u64, IdxSize)> = hashes
-            .u64()?
-            .into_no_null_iter()
+            .iter()
             .enumerate()
-            .map(|(i, hash)| (hash, first + i as IdxSize))
+            .map(|(i, hash)| (*hash, first + i as IdxSize))
             .collect();
         added.sort_unstable();
         let total = self.hashes.len() + added.len();
@@ -87,7 +130,6 @@ impl Index {
             rows.push(row);
         }
         (self.hashes, self.rows) = (hashes, rows);
-        Ok(())
     }
 
     /// The rows of the earlier keys whose hash is among `wanted` (sorted, each once): one
@@ -110,18 +152,34 @@ impl Index {
     }
 }
 
-impl Default for PriorKeys {
-    fn default() -> Self {
-        PriorKeys {
-            keys: DataFrame::empty_with_schema(&Schema::from_iter([
-                Field::new("invoice_number".into(), DataType::String),
-                Field::new("invoice_line".into(), DataType::Int64),
-                Field::new("hash".into(), DataType::UInt64),
-            ])),
-            index: Default::default(),
-            lookups: Default::default(),
-        }
+/// Appends `value` zigzag-encoded as LEB128: small lines take one byte.
+fn push_varint(bytes: &mut Vec<u8>, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        bytes.push((v as u8) | 0x80);
+        v >>= 7;
     }
+    bytes.push(v as u8);
+}
+
+/// The bytes [`push_varint`] writes for `value`.
+fn varint_len(value: i64) -> usize {
+    let v = ((value << 1) ^ (value >> 63)) as u64;
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The value [`push_varint`] wrote at the start of `bytes`, and the bytes after it.
+fn read_varint(bytes: &[u8]) -> (i64, &[u8]) {
+    let (mut v, mut shift, mut at) = (0u64, 0, 0);
+    while let Some(b) = bytes.get(at) {
+        v |= u64::from(b & 0x7f) << shift;
+        at += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    (((v >> 1) as i64) ^ -((v & 1) as i64), &bytes[at..])
 }
 
 impl PriorKeys {
@@ -132,15 +190,60 @@ impl PriorKeys {
 
     /// Adds the keys of a judgement (its [`super::Judged::keys`]: the keys and their `hash`).
     pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
-        if let Some(index) = self.index.get_mut().as_mut() {
-            index.add(self.keys.height() as IdxSize, keys.column("hash")?)?;
+        let first = self.len;
+        let numbers = keys.column("invoice_number")?.str()?;
+        let lines = keys.column("invoice_line")?.i64()?;
+        if numbers.null_count() > 0 || lines.null_count() > 0 {
+            polars_bail!(ComputeError: "an accepted line without an invoice number or line");
         }
-        self.keys.vstack_mut_owned(keys)?;
+        let size = |(number, line): (&str, i64)| varint_len(line) + number.len();
+        let pairs = || numbers.iter().flatten().zip(lines.iter().flatten());
+        let (mut left_bytes, mut left_keys) = (pairs().map(size).sum::<usize>(), keys.height());
+        let mut segment = Segment::new(first, left_bytes.min(SEGMENT_BYTES), left_keys);
+        for (number, line) in pairs() {
+            let need = size((number, line));
+            if segment.bytes.len() + need > SEGMENT_BYTES {
+                let next = Segment::new(self.len, left_bytes.min(SEGMENT_BYTES), left_keys);
+                self.segments.push(std::mem::replace(&mut segment, next));
+            }
+            push_varint(&mut segment.bytes, line);
+            segment.bytes.extend_from_slice(number.as_bytes());
+            segment.ends.push(segment.bytes.len() as u32);
+            (left_bytes, left_keys, self.len) = (left_bytes - need, left_keys - 1, self.len + 1);
+        }
+        self.segments.push(segment);
+        let hashes = keys.column("hash")?.u64()?;
+        match self.index.get_mut().as_mut() {
+            Some(index) => {
+                // (The index holds the hashes kept in key order for the first lookup.)
+                self.hashes = Vec::new();
+                index.add(
+                    first as IdxSize,
+                    &hashes.into_no_null_iter().collect::<Vec<_>>(),
+                );
+            }
+            None => {
+                self.hashes.reserve_exact(hashes.len());
+                self.hashes.extend(hashes.into_no_null_iter());
+            }
+        }
         Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.height() == 0
+        self.len == 0
+    }
+
+    /// The keys held, and the bytes they take.
+    pub fn size(&self) -> (usize, usize) {
+        let index = self.index.borrow();
+        let index = index
+            .as_ref()
+            .map_or(0, |i| i.hashes.capacity() * 8 + i.rows.capacity() * 4);
+        let segments: usize = (self.segments.iter())
+            .map(|s| s.bytes.capacity() + s.ends.capacity() * 4)
+            .sum();
+        (self.len, segments + self.hashes.capacity() * 8 + index)
     }
 
     /// Those of `keys` (`invoice_number`, `invoice_line`, and their `hash`) that were
@@ -159,29 +262,55 @@ impl PriorKeys {
             .collect()
     }
 
-    /// The earlier keys whose hash is among `hashes`: a few keys, to be compared as text.
+    /// The earlier keys (`invoice_number`, `invoice_line`) whose hash is among `hashes`: a few
+    /// keys, to be compared as text.
     pub(super) fn sharing_a_hash(&self, hashes: &Column) -> PolarsResult<DataFrame> {
         let lookups = self.lookups.get() + 1;
         self.lookups.set(lookups);
         let mut index = self.index.borrow_mut();
-        if index.is_none() && lookups == 1 {
-            let hashes = hashes.as_materialized_series().clone();
-            return self
-                .keys
-                .clone()
-                .lazy()
-                .filter(col("hash").is_in(lit(hashes).implode(false), false))
-                .collect();
+        let hashes = hashes.u64()?;
+        let rows = if index.is_none() && lookups == 1 {
+            let wanted: PlHashSet<u64> = hashes.iter().flatten().collect();
+            self.hashes
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| wanted.contains(*h))
+                .map(|(row, _)| row as IdxSize)
+                .collect()
+        } else {
+            let index = index.get_or_insert_with(|| {
+                let mut index = Index::default();
+                index.add(0, &self.hashes);
+                index
+            });
+            let mut wanted: Vec<u64> = hashes.iter().flatten().collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            index.rows_of(&wanted)
+        };
+        Ok(self.keys_at(&rows))
+    }
+
+    /// The keys of `rows`, as a frame.
+    fn keys_at(&self, rows: &[IdxSize]) -> DataFrame {
+        let mut numbers = Vec::with_capacity(rows.len());
+        let mut lines = Vec::with_capacity(rows.len());
+        for &row in rows {
+            let row = row as usize;
+            let segment = &self.segments[self.segments.partition_point(|s| s.first <= row) - 1];
+            let (line, number) = segment.key(row - segment.first);
+            lines.push(line);
+            // (Written from a string above.)
+            numbers.push(String::from_utf8_lossy(number));
         }
-        let index = index.get_or_insert_with(Index::default);
-        if index.hashes.is_empty() {
-            index.add(0, self.keys.column("hash")?)?;
-        }
-        let mut wanted: Vec<u64> = hashes.u64()?.iter().flatten().collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let rows = index.rows_of(&wanted);
-        self.keys.take(&IdxCa::from_vec("rows".into(), rows))
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("invoice_number".into(), numbers),
+                Column::new("invoice_line".into(), lines),
+            ],
+        )
+        .expect("two columns of one length")
     }
 }
 
@@ -195,15 +324,101 @@ mod tests {
 
     #[test]
     fn the_index_finds_every_row_of_a_hash_in_row_order_across_additions() {
-        let hashes = |v: Vec<u64>| Column::new("hash".into(), v);
         let mut index = Index::default();
-        index.add(0, &hashes(vec![5, 3, 5, 9])).unwrap();
-        index.add(4, &hashes(vec![3, 7, 5])).unwrap();
+        index.add(0, &[5, 3, 5, 9]);
+        index.add(4, &[3, 7, 5]);
         assert_eq!(index.hashes, vec![3, 3, 5, 5, 5, 7, 9]);
         assert_eq!(index.rows, vec![1, 4, 0, 2, 6, 5, 3]);
         assert_eq!(index.rows_of(&[3, 4, 5, 10]), vec![1, 4, 0, 2, 6]);
         assert_eq!(index.rows_of(&[9]), vec![3]);
         assert!(index.rows_of(&[]).is_empty());
         assert!(index.rows_of(&[1, 2, 8]).is_empty());
+    }
+
+    #[test]
+    fn lines_come_back_as_written_in_as_few_bytes_as_they_need() {
+        for (line, size) in [
+            (0, 1),
+            (1, 1),
+            (-1, 1),
+            (63, 1),
+            (64, 2),
+            (-65, 2),
+            (1_000_000, 3),
+            (i64::MAX, 10),
+            (i64::MIN, 10),
+        ] {
+            let mut bytes = Vec::new();
+            push_varint(&mut bytes, line);
+            assert_eq!(bytes.len(), size, "{line}");
+            assert_eq!(varint_len(line), size, "{line}");
+            bytes.extend_from_slice("INV-ß".as_bytes());
+            let (back, rest) = read_varint(&bytes);
+            assert_eq!((back, rest), (line, "INV-ß".as_bytes()), "{line}");
+        }
+    }
+
+    fn keys(numbers: &[&str], lines: &[i64], hashes: &[u64]) -> DataFrame {
+        df!("invoice_number" => numbers, "invoice_line" => lines, "hash" => hashes).unwrap()
+    }
+
+    fn found(prior: &PriorKeys, hashes: &[u64]) -> Vec<(String, i64)> {
+        let df = prior
+            .sharing_a_hash(&Column::new("hash".into(), hashes))
+            .unwrap();
+        let numbers = df.column("invoice_number").unwrap().str().unwrap().clone();
+        let lines = df.column("invoice_line").unwrap().i64().unwrap().clone();
+        let mut found: Vec<(String, i64)> = (numbers.iter().flatten())
+            .zip(lines.iter().flatten())
+            .map(|(n, l)| (n.to_string(), l))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_keys_sharing_a_hash_come_back_whole_by_scan_and_by_index_across_additions() {
+        let mut prior = PriorKeys::default();
+        prior
+            .add_judged(keys(
+                &["INV-1", "", "Ärger-7"],
+                &[1, -3, 70_000],
+                &[9, 4, 9],
+            ))
+            .unwrap();
+        let nine = vec![("INV-1".to_string(), 1), ("Ärger-7".to_string(), 70_000)];
+        // The first lookup scans, the second builds the index.
+        assert_eq!(found(&prior, &[9, 5]), nine);
+        assert_eq!(found(&prior, &[9, 5]), nine);
+        assert_eq!(found(&prior, &[4]), vec![(String::new(), -3)]);
+        // Keys added after the index is built are found through it too.
+        prior
+            .add_judged(keys(&["INV-1", "X"], &[2, i64::MAX], &[4, 8]))
+            .unwrap();
+        assert!(prior.hashes.is_empty(), "the index holds the hashes now");
+        assert_eq!(
+            found(&prior, &[4, 8]),
+            vec![
+                (String::new(), -3),
+                ("INV-1".to_string(), 2),
+                ("X".to_string(), i64::MAX)
+            ]
+        );
+        assert!(found(&prior, &[1, 2, 3]).is_empty());
+        // (At most 16 bytes a segment in these tests: the keys took four.)
+        assert_eq!(prior.segments.len(), 4);
+        assert_eq!(prior.size().0, 5);
+    }
+
+    #[test]
+    fn a_key_without_a_number_or_line_is_refused() {
+        let mut prior = PriorKeys::default();
+        let keys = df!(
+            "invoice_number" => [Some("INV-1"), None],
+            "invoice_line" => [1i64, 2],
+            "hash" => [1u64, 2],
+        )
+        .unwrap();
+        assert!(prior.add_judged(keys).is_err());
     }
 }
