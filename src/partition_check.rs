@@ -14,19 +14,6 @@ use crate::ledger::{PartitionMeta, ACCEPTED, ASKS, PARSED, REJECTED, SUMS};
 /// The partition's own files whose digests are recorded.
 pub const OWN_FILES: [&str; 5] = [PARSED, ACCEPTED, REJECTED, SUMS, ASKS];
 
-/// SHA-256 of each of the partition's own files in `dir`.
-pub fn own_digests(dir: &Path) -> Result<BTreeMap<String, String>> {
-    OWN_FILES
-        .iter()
-        .map(|name| {
-            Ok((
-                name.to_string(),
-                crate::source::digest_file(&dir.join(name))?,
-            ))
-        })
-        .collect()
-}
-
 /// The seal of `meta`: SHA-256 of its JSON with the seal left empty.
 fn seal_of(meta: &PartitionMeta) -> Result<String> {
     let mut unsealed = meta.clone();
@@ -36,17 +23,22 @@ fn seal_of(meta: &PartitionMeta) -> Result<String> {
     Ok(sha256_bytes(&text))
 }
 
-/// Records the digests of the partition's own files (`own`, or those found in `dir`) and
-/// seals `meta`, which is then ready to be written.
+/// Records the digests of the partition's own files (those `known`, as they were written or
+/// checked; the others hashed in `dir`) and seals `meta`, which is then ready to be written.
 pub fn seal(
     dir: &Path,
     meta: &mut PartitionMeta,
-    own: Option<BTreeMap<String, String>>,
+    mut known: BTreeMap<String, String>,
 ) -> Result<()> {
-    meta.own_files = match own {
-        Some(own) => own,
-        None => own_digests(dir)?,
-    };
+    let mut own = BTreeMap::new();
+    for name in OWN_FILES {
+        let digest = match known.remove(name) {
+            Some(digest) => digest,
+            None => crate::source::digest_file(&dir.join(name))?,
+        };
+        own.insert(name.to_string(), digest);
+    }
+    meta.own_files = own;
     meta.seal = seal_of(meta)?;
     Ok(())
 }

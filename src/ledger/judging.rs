@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::partition::{keys_digest, link, parse_files, scan, write_json};
 use super::plan::{Kind, Step};
-use super::threads::{next_read, Writer, Writing};
+use super::threads::{next_read, Keeping, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
     ASKS, FORMAT, META, PARSED, REJECTED,
@@ -97,6 +97,7 @@ pub(super) fn judge_in_order(
             outcomes: Vec::new(),
             earlier_keys: None,
             prior: judging.then(PriorKeys::default),
+            being_written: None,
         };
         let judged = (|| -> Result<()> {
             for (input, step) in inputs.iter().zip(steps) {
@@ -115,7 +116,7 @@ pub(super) fn judge_in_order(
         }
         // The last partition's files; a write that failed is reported even when judging
         // failed first.
-        let written = writer.finish();
+        let written = writer.finish().map(|sealed| ledger.sealed(sealed));
         progress.finish_and_clear();
         match (judged, written) {
             (Ok(()), Ok(())) => Ok(ledger.outcomes),
@@ -138,6 +139,8 @@ struct InOrder<'a> {
     /// Keys accepted by the deliveries so far: gathered from the start when the plan judges
     /// a delivery, else loaded when one turns out to need judging.
     prior: Option<PriorKeys>,
+    /// Which of `outcomes` is being written (its metadata is sealed once it is).
+    being_written: Option<usize>,
 }
 
 /// A delivery's rows judged by this run, before its partition is written.
@@ -145,11 +148,18 @@ struct Settled<'scope> {
     judged: Judged,
     asks: LookupKeys,
     /// The newly parsed rows being written.
-    keeping: Option<Writing<'scope>>,
+    keeping: Option<Keeping<'scope>>,
     handling: Handling,
 }
 
 impl InOrder<'_> {
+    /// Records the sealed metadata of the partition that was being written, once it is.
+    fn sealed(&mut self, sealed: Option<PartitionMeta>) {
+        if let (Some(meta), Some(at)) = (sealed, self.being_written.take()) {
+            self.outcomes[at].meta = meta;
+        }
+    }
+
     /// Brings one delivery up to date.
     fn next<'scope>(
         &mut self,
@@ -222,7 +232,7 @@ impl InOrder<'_> {
         meta.judgement = step.judgement;
         meta.rules_answers = step.kept.map(|k| k.rules);
         // The same files as the published partition's, checked when it was found.
-        let own = Some(meta.own_files.clone());
+        let own = meta.own_files.clone();
         crate::partition_check::seal(&dir, &mut meta, own)?;
         write_json(&meta, &dir, META)?;
         let outcome = Outcome {
@@ -263,25 +273,19 @@ impl InOrder<'_> {
             kept,
             ..
         } = step;
-        let (kept_asks, kept_answers) = match kept {
-            Some(kept) => (Some(kept.asks), Some((kept.answers, kept.rules))),
-            None => (None, None),
-        };
-        // The rows of each file: as parsed now, or as when the kept rows were parsed.
-        let reads = match &mut read {
-            ReadAhead::Rows { reads, .. } => reads.take(),
-            ReadAhead::ByDifference(_) => None,
-        };
-        let unknown_columns = match reads {
-            Some(reads) => record_reads(input, &mut files, reads),
-            None => {
-                kept_rows(published, &dir, &mut files, existing.as_ref())?;
-                Vec::new()
-            }
-        };
+        let (kept_asks, kept_answers) = kept.map(|k| (k.asks, (k.answers, k.rules))).unzip();
+        // The digests of the files written (or linked) here, for the seal.
+        let (unknown_columns, mut known) = file_rows(
+            input,
+            published,
+            &dir,
+            &mut files,
+            existing.as_ref(),
+            &mut read,
+        )?;
         let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
         judge::within_exact_range(settled.judged.accepted.column("revenue_usd")?, input.month)?;
-        write_json(&settled.asks, &dir, ASKS)?;
+        known.insert(ASKS.into(), write_json(&settled.asks, &dir, ASKS)?);
         debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
         let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;
         prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
@@ -308,7 +312,15 @@ impl InOrder<'_> {
             own_files: BTreeMap::new(),
             seal: String::new(),
         };
-        writer.write(settled.keeping, settled.judged, meta.clone(), dir.clone())?;
+        let previous = writer.write(
+            settled.keeping,
+            settled.judged,
+            meta.clone(),
+            dir.clone(),
+            known,
+        )?;
+        self.sealed(previous);
+        self.being_written = Some(self.outcomes.len());
         Ok(Outcome {
             meta,
             month: input.month,
@@ -391,12 +403,42 @@ fn counts(judged: &Judged) -> PolarsResult<(u64, u64, BTreeMap<String, u64>)> {
     ))
 }
 
+/// The rows of each file of a delivery `read` ahead: as parsed now, or as when the kept rows
+/// were parsed (linked into `dir`). Returns the unknown columns per file, and the digest of
+/// the kept rows' file when they were linked.
+fn file_rows(
+    input: &DeliveryInput,
+    published: &Path,
+    dir: &Path,
+    files: &mut [SourceFile],
+    existing: Option<&PartitionMeta>,
+    read: &mut ReadAhead,
+) -> Result<(UnknownColumns, BTreeMap<String, String>)> {
+    let reads = match read {
+        ReadAhead::Rows { reads, .. } => reads.take(),
+        ReadAhead::ByDifference(_) => None,
+    };
+    let mut known = BTreeMap::new();
+    let unknown_columns = match reads {
+        Some(reads) => record_reads(input, files, reads),
+        None => {
+            let kept = kept_rows(published, dir, files, existing)?;
+            known.extend(kept.map(|digest| (PARSED.to_string(), digest)));
+            Vec::new()
+        }
+    };
+    Ok((unknown_columns, known))
+}
+
+/// The columns of each file that the program does not know, by file name.
+type UnknownColumns = Vec<(String, Vec<String>)>;
+
 /// Records the rows of each newly parsed file; returns the unknown columns per file.
 fn record_reads(
     input: &DeliveryInput,
     files: &mut [SourceFile],
     reads: Vec<extract::FileRead>,
-) -> Vec<(String, Vec<String>)> {
+) -> UnknownColumns {
     let mut unknown_columns = Vec::new();
     for (f, read) in files.iter_mut().zip(reads) {
         f.rows = read.rows;
@@ -412,18 +454,20 @@ fn record_reads(
     unknown_columns
 }
 
-/// Links the published partition's kept rows into `dir`, with the rows of each file.
+/// Links the published partition's kept rows into `dir`, with the rows of each file; returns
+/// their file's digest as recorded (and checked when the partition was found).
 fn kept_rows(
     published: &Path,
     dir: &Path,
     files: &mut [SourceFile],
     existing: Option<&PartitionMeta>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     link(&published.join(PARSED), &dir.join(PARSED))?;
-    for (f, old) in files.iter_mut().zip(&existing.expect("same files").files) {
+    let existing = existing.expect("same files");
+    for (f, old) in files.iter_mut().zip(&existing.files) {
         f.rows = old.rows;
     }
-    Ok(())
+    Ok(existing.own_files.get(PARSED).cloned())
 }
 
 /// The accepted keys of the given partitions.

@@ -3,6 +3,7 @@
 //! files, and finding what a delivery's published partition holds.
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -15,6 +16,7 @@ use super::{
     PARSED, REJECTED,
 };
 use crate::calendar::Month;
+use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
 use crate::ingest::judge::LookupKeys;
@@ -26,11 +28,12 @@ pub(super) fn link(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::write(to, e))
 }
 
-/// Writes `value` as JSON to `dir/name`.
-pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<()> {
+/// Writes `value` as JSON to `dir/name`; returns the SHA-256 of the bytes written.
+pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<String> {
     let path = dir.join(name);
     let text = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(name, e))?;
-    std::fs::write(&path, text).map_err(|e| Error::write(&path, e))
+    std::fs::write(&path, &text).map_err(|e| Error::write(&path, e))?;
+    Ok(crate::digest::sha256_bytes(&text))
 }
 
 fn read_asks(dir: &Path) -> Option<LookupKeys> {
@@ -67,13 +70,18 @@ fn read_meta(dir: &Path) -> Option<PartitionMeta> {
     complete.then_some(meta)
 }
 
-pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+/// Writes `df` as Parquet to `path`; returns the SHA-256 of the bytes written.
+pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<String> {
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
-    ParquetWriter::new(file)
+    let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    ParquetWriter::new(&mut writer)
         .with_compression(ParquetCompression::Lz4Raw)
         .finish(df)
         .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
-    Ok(())
+    let (file, digest) = writer.finish();
+    file.into_inner()
+        .map_err(|e| Error::write(path, e.into_error()))?;
+    Ok(digest)
 }
 
 pub(super) fn scan(path: &Path) -> PolarsResult<LazyFrame> {

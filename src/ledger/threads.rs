@@ -3,6 +3,7 @@
 //! judging; and the writer, which writes a judged partition's files while the next delivery is
 //! judged (that needs only the keys, kept in memory).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -10,7 +11,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use polars::prelude::{DataFrame, IntoLazy};
 
 use super::partition::{write_json, write_parquet};
-use super::{PartitionMeta, ACCEPTED, META, REJECTED, SUMS};
+use super::{PartitionMeta, ACCEPTED, META, PARSED, REJECTED, SUMS};
 use crate::error::{Error, Result};
 use crate::ingest::judge::Judged;
 
@@ -44,11 +45,16 @@ pub(super) fn next_read<R>(ahead: &Receiver<Result<R>>) -> Result<R> {
         .map_err(|e| Error::internal("reading deliveries", e))?
 }
 
-/// A partition's file being written on a thread of its own.
-pub(super) type Writing<'scope> = ScopedJoinHandle<'scope, Result<()>>;
+/// Newly parsed rows being kept on a thread of their own: the digest of their file, once
+/// written.
+pub(super) type Keeping<'scope> = ScopedJoinHandle<'scope, Result<String>>;
+
+/// A partition's files being written on a thread of their own: its sealed metadata, once
+/// written.
+type Writing<'scope> = ScopedJoinHandle<'scope, Result<PartitionMeta>>;
 
 /// Waits for a write; a panic in it is an internal error, not a panic of the run.
-fn finish(writing: Writing<'_>) -> Result<()> {
+fn finish<T>(writing: ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     writing
         .join()
         .map_err(|_| Error::internal("writing a ledger partition", "the writer panicked"))?
@@ -69,39 +75,42 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     }
 
     /// Keeps newly parsed rows (`parsed.parquet`) while they are judged.
-    pub fn keep_parsed(&self, mut parsed: DataFrame, path: PathBuf) -> Writing<'scope> {
+    pub fn keep_parsed(&self, mut parsed: DataFrame, path: PathBuf) -> Keeping<'scope> {
         self.scope.spawn(move || write_parquet(&mut parsed, &path))
     }
 
     /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
     /// them) once its parsed rows are kept and the previous partition is written, then seals
-    /// its metadata.
+    /// its metadata with the digests of the bytes written and those `known` (files written or
+    /// checked before). Returns the previous partition's sealed metadata.
     pub fn write(
         &mut self,
-        keeping: Option<Writing<'scope>>,
+        keeping: Option<Keeping<'scope>>,
         mut judged: Judged,
         mut meta: PartitionMeta,
         dir: PathBuf,
-    ) -> Result<()> {
-        if let Some(previous) = self.writing.take() {
-            finish(previous)?;
-        }
+        mut known: BTreeMap<String, String>,
+    ) -> Result<Option<PartitionMeta>> {
+        let previous = self.writing.take().map(finish).transpose()?;
         self.writing = Some(self.scope.spawn(move || {
             if let Some(keeping) = keeping {
-                finish(keeping)?;
+                known.insert(PARSED.into(), finish(keeping)?);
             }
-            write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+            let accepted = write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+            known.insert(ACCEPTED.into(), accepted);
             let mut sums = crate::kpi::month_sums(judged.accepted.lazy())?;
-            write_parquet(&mut sums, &dir.join(SUMS))?;
-            write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
-            crate::partition_check::seal(&dir, &mut meta, None)?;
-            write_json(&meta, &dir, META)
+            known.insert(SUMS.into(), write_parquet(&mut sums, &dir.join(SUMS))?);
+            let rejected = write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+            known.insert(REJECTED.into(), rejected);
+            crate::partition_check::seal(&dir, &mut meta, known)?;
+            write_json(&meta, &dir, META)?;
+            Ok(meta)
         }));
-        Ok(())
+        Ok(previous)
     }
 
-    /// Waits for the last partition's files.
-    pub fn finish(mut self) -> Result<()> {
-        self.writing.take().map_or(Ok(()), finish)
+    /// Waits for the last partition's files; returns its sealed metadata.
+    pub fn finish(mut self) -> Result<Option<PartitionMeta>> {
+        self.writing.take().map(finish).transpose()
     }
 }

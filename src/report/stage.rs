@@ -182,24 +182,35 @@ fn output_files(
     state: &StatePaths,
     outcomes: &[Outcome],
 ) -> Result<Vec<OutputFile>> {
-    let mut outputs = Vec::new();
-    for rel in written.iter().chain([&state.levels, &state.directory]) {
-        outputs.push(OutputFile {
-            path: rel.clone(),
+    // (Hashed on the pool's threads: the workbook alone is tens of megabytes.)
+    let files: Vec<&String> = written
+        .iter()
+        .chain([&state.levels, &state.directory])
+        .collect();
+    let mut outputs = crate::pool::map(&files, |rel| {
+        Ok(OutputFile {
+            path: rel.to_string(),
             sha256: hash(&staging.root.join(rel))?,
-        });
-    }
+        })
+    })?;
+    // A judged partition's own files are listed with the digests its seal records, taken as
+    // they were written; its metadata is hashed here.
     for o in outcomes.iter().filter(|o| o.judged()) {
-        for name in crate::partition_check::OWN_FILES
-            .iter()
-            .chain(&[ledger::META])
-        {
+        for name in crate::partition_check::OWN_FILES {
             let rel = format!("{}/{name}", partition_rel(o.month));
+            let Some(sha256) = o.meta.own_files.get(name) else {
+                return Err(Error::internal(&rel, "no digest is recorded for it"));
+            };
             outputs.push(OutputFile {
-                sha256: hash(&staging.root.join(&rel))?,
+                sha256: sha256.clone(),
                 path: rel,
             });
         }
+        let rel = format!("{}/{}", partition_rel(o.month), ledger::META);
+        outputs.push(OutputFile {
+            sha256: hash(&staging.root.join(&rel))?,
+            path: rel,
+        });
     }
     Ok(outputs)
 }
