@@ -20,6 +20,7 @@
 
 mod assemble;
 mod cells;
+mod deflated;
 mod detail;
 mod sheets;
 mod splice;

@@ -14,6 +14,7 @@ use rust_xlsxwriter::XlsxError;
 use zip::write::SimpleFileOptions;
 
 use super::cells::Rows;
+use super::deflated;
 use super::sheets::worksheet_range;
 
 /// Rows to set into a worksheet part: `data` of `rows`, whose last one the part holds.
@@ -44,7 +45,8 @@ impl<'a> SetIn<'a> {
 }
 
 /// The package `frame` with the rows of each of `parts` set in: every other part is copied
-/// as it was deflated; those parts are deflated again, at the workbook's ZIP level.
+/// as it was deflated; those parts are deflated again, at the workbook's ZIP level, on the
+/// pool's threads (see `deflated`).
 pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, XlsxError> {
     if parts.is_empty() {
         return Ok(frame.to_vec());
@@ -69,8 +71,19 @@ pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, Xlsx
         };
         let mut xml = String::new();
         package.by_index(i)?.read_to_string(&mut xml)?;
-        out.start_file(name.as_str(), part_options(estimated_len(&xml, set_in)))?;
-        write_sheet(&mut out, &xml, set_in)?;
+        let estimated = estimated_len(&xml, set_in);
+        if estimated >= u64::from(u32::MAX) {
+            // (A part that may need ZIP64 is deflated here, on this thread.)
+            out.start_file(name.as_str(), part_options(estimated))?;
+            write_sheet(&mut out, &xml, set_in)?;
+            continue;
+        }
+        let level = u32::from(crate::report::layout::ZIP_LEVEL);
+        let threads = crate::pool::workers(usize::MAX);
+        let part = deflated::deflate_part(&name, level, threads, |mut to| {
+            write_sheet(&mut to, &xml, set_in).map_err(std::io::Error::other)
+        })?;
+        out.raw_copy_file(zip::ZipArchive::new(Cursor::new(part))?.by_index_raw(0)?)?;
     }
     Ok(out.finish()?.into_inner())
 }
