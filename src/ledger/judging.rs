@@ -62,9 +62,9 @@ pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Re
     } else {
         (scan(&published.join(PARSED))?.collect()?, None, None)
     };
-    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: rows read");
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = parsed.estimated_size() >> 20, "ledger: rows read");
     let verdicts = judge::prepare(&parsed, ctx.lookups)?;
-    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: verdicts prepared");
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = verdicts.estimated_size() >> 20, "ledger: verdicts prepared");
     Ok(ReadAhead::Rows {
         parsed,
         reads,
@@ -286,7 +286,13 @@ impl InOrder<'_> {
         let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
         judge::within_exact_range(settled.judged.accepted.column("revenue_usd")?, input.month)?;
         known.insert(ASKS.into(), write_json(&settled.asks, &dir, ASKS)?);
-        debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, "ledger: judged");
+        debug!(
+            delivery = %input.month,
+            ms = started.elapsed().as_millis() as u64,
+            accepted_mib = settled.judged.accepted.estimated_size() >> 20,
+            rejected_mib = settled.judged.rejected.estimated_size() >> 20,
+            "ledger: judged"
+        );
         let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;
         prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
         let (answers, rules) = kept_answers.unwrap_or_else(|| {

@@ -59,6 +59,13 @@ pub struct Verdicts {
     verdicts: DataFrame,
 }
 
+impl Verdicts {
+    /// About how many bytes the verdicts take.
+    pub fn estimated_size(&self) -> usize {
+        self.verdicts.estimated_size()
+    }
+}
+
 /// Works out the verdicts of `parsed` (rows in `seq` order) up to `duplicate_line`.
 ///
 /// The verdict is worked out on the few columns it reads and then set beside the parsed rows
