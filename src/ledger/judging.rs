@@ -286,13 +286,7 @@ impl InOrder<'_> {
         let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
         judge::within_exact_range(settled.judged.accepted.column("revenue_usd")?, input.month)?;
         known.insert(ASKS.into(), write_json(&settled.asks, &dir, ASKS)?);
-        debug!(
-            delivery = %input.month,
-            ms = started.elapsed().as_millis() as u64,
-            accepted_mib = settled.judged.accepted.estimated_size() >> 20,
-            rejected_mib = settled.judged.rejected.estimated_size() >> 20,
-            "ledger: judged"
-        );
+        log_judged(input.month, started, &settled.judged);
         let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;
         prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
         let (answers, rules) = kept_answers.unwrap_or_else(|| {
@@ -393,6 +387,17 @@ fn settle<'scope>(
             })
         }
     }
+}
+
+/// Says in the `-v` log that a delivery is judged, and what its lines take.
+fn log_judged(delivery: Month, started: Instant, judged: &Judged) {
+    debug!(
+        %delivery,
+        ms = started.elapsed().as_millis() as u64,
+        accepted_mib = judged.accepted.estimated_size() >> 20,
+        rejected_mib = judged.rejected.estimated_size() >> 20,
+        "ledger: judged"
+    );
 }
 
 /// The rows read, accepted and rejected (by reason) of a judgement.

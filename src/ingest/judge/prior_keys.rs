@@ -50,7 +50,7 @@ pub struct PriorKeys {
     /// How many keys the segments hold.
     len: usize,
     /// Each key's hash, in key order, until the index is built (the index holds them then).
-    hashes: Vec<u64>,
+    hashes: std::cell::RefCell<Vec<u64>>,
     index: std::cell::RefCell<Option<Index>>,
     lookups: std::cell::Cell<usize>,
 }
@@ -199,11 +199,16 @@ impl PriorKeys {
         let size = |(number, line): (&str, i64)| varint_len(line) + number.len();
         let pairs = || numbers.iter().flatten().zip(lines.iter().flatten());
         let (mut left_bytes, mut left_keys) = (pairs().map(size).sum::<usize>(), keys.height());
-        let mut segment = Segment::new(first, left_bytes.min(SEGMENT_BYTES), left_keys);
+        // (A key takes a byte at least: a segment holds at most as many keys as bytes.)
+        let new_segment = |first, bytes: usize, keys: usize| {
+            let bytes = bytes.min(SEGMENT_BYTES);
+            Segment::new(first, bytes, keys.min(bytes))
+        };
+        let mut segment = new_segment(first, left_bytes, left_keys);
         for (number, line) in pairs() {
             let need = size((number, line));
             if segment.bytes.len() + need > SEGMENT_BYTES {
-                let next = Segment::new(self.len, left_bytes.min(SEGMENT_BYTES), left_keys);
+                let next = new_segment(self.len, left_bytes, left_keys);
                 self.segments.push(std::mem::replace(&mut segment, next));
             }
             push_varint(&mut segment.bytes, line);
@@ -215,16 +220,13 @@ impl PriorKeys {
         let hashes = keys.column("hash")?.u64()?;
         match self.index.get_mut().as_mut() {
             Some(index) => {
-                // (The index holds the hashes kept in key order for the first lookup.)
-                self.hashes = Vec::new();
-                index.add(
-                    first as IdxSize,
-                    &hashes.into_no_null_iter().collect::<Vec<_>>(),
-                );
+                let added: Vec<u64> = hashes.into_no_null_iter().collect();
+                index.add(first as IdxSize, &added);
             }
             None => {
-                self.hashes.reserve_exact(hashes.len());
-                self.hashes.extend(hashes.into_no_null_iter());
+                let in_order = self.hashes.get_mut();
+                in_order.reserve_exact(hashes.len());
+                in_order.extend(hashes.into_no_null_iter());
             }
         }
         Ok(())
@@ -243,7 +245,10 @@ impl PriorKeys {
         let segments: usize = (self.segments.iter())
             .map(|s| s.bytes.capacity() + s.ends.capacity() * 4)
             .sum();
-        (self.len, segments + self.hashes.capacity() * 8 + index)
+        (
+            self.len,
+            segments + self.hashes.borrow().capacity() * 8 + index,
+        )
     }
 
     /// Those of `keys` (`invoice_number`, `invoice_line`, and their `hash`) that were
@@ -272,6 +277,7 @@ impl PriorKeys {
         let rows = if index.is_none() && lookups == 1 {
             let wanted: PlHashSet<u64> = hashes.iter().flatten().collect();
             self.hashes
+                .borrow()
                 .iter()
                 .enumerate()
                 .filter(|(_, h)| wanted.contains(*h))
@@ -279,8 +285,10 @@ impl PriorKeys {
                 .collect()
         } else {
             let index = index.get_or_insert_with(|| {
+                // (The index holds the hashes kept in key order for the first lookup.)
+                let in_order = std::mem::take(&mut *self.hashes.borrow_mut());
                 let mut index = Index::default();
-                index.add(0, &self.hashes);
+                index.add(0, &in_order);
                 index
             });
             let mut wanted: Vec<u64> = hashes.iter().flatten().collect();
@@ -387,15 +395,16 @@ mod tests {
             ))
             .unwrap();
         let nine = vec![("INV-1".to_string(), 1), ("Ärger-7".to_string(), 70_000)];
-        // The first lookup scans, the second builds the index.
+        // The first lookup scans, the second builds the index, which takes the hashes over.
         assert_eq!(found(&prior, &[9, 5]), nine);
+        assert_eq!(prior.hashes.borrow().len(), 3);
         assert_eq!(found(&prior, &[9, 5]), nine);
+        assert_eq!(prior.hashes.borrow().capacity(), 0);
         assert_eq!(found(&prior, &[4]), vec![(String::new(), -3)]);
         // Keys added after the index is built are found through it too.
         prior
             .add_judged(keys(&["INV-1", "X"], &[2, i64::MAX], &[4, 8]))
             .unwrap();
-        assert!(prior.hashes.is_empty(), "the index holds the hashes now");
         assert_eq!(
             found(&prior, &[4, 8]),
             vec![

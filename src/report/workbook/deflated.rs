@@ -22,13 +22,14 @@ type Piece = (usize, Vec<u8>, bool);
 type Deflated = (usize, Vec<u8>, crc32fast::Hasher, u64);
 
 /// The one-entry ZIP archive of the part `name` that `write` writes, deflated at `level`
-/// on `threads` threads (besides the one writing).
+/// on `threads` threads (besides the one writing); None when the part turns out too large for
+/// a plain ZIP entry (4 GiB, deflated or not), which needs ZIP64.
 pub(super) fn deflate_part(
     name: &str,
     level: u32,
     threads: usize,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<Vec<u8>> {
+) -> io::Result<Option<Vec<u8>>> {
     let (pieces, taken) = sync_channel::<Piece>(threads);
     let taken = Mutex::new(taken);
     let (done, deflated) = std::sync::mpsc::channel::<io::Result<Deflated>>();
@@ -53,16 +54,11 @@ pub(super) fn deflate_part(
         return Err(io::Error::other("a piece of the part was not deflated"));
     }
     all.sort_by_key(|d| d.0);
-    let (mut crc, mut size, mut data) = (crc32fast::Hasher::new(), 0u64, Vec::new());
-    for (_, bytes, piece_crc, piece_size) in all {
-        size += piece_size;
-        crc.combine(&piece_crc);
-        data.extend_from_slice(&bytes);
-    }
-    one_entry_zip(name, &data, crc.finalize(), size)
+    Ok(one_entry_zip(name, all))
 }
 
-/// Takes pieces until there are none left, deflating each.
+/// Takes pieces until there are none left, deflating each. (A panic while deflating is sent
+/// as an error: the pieces must keep being taken, or the writing thread would wait for ever.)
 fn deflate_pieces(
     taken: &Mutex<Receiver<Piece>>,
     level: u32,
@@ -73,10 +69,13 @@ fn deflate_pieces(
         let Ok(Ok((at, bytes, last))) = next else {
             return;
         };
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&bytes);
-        let size = bytes.len() as u64;
-        let deflated = deflate_piece(&bytes, level, last).map(|d| (at, d, crc, size));
+        let deflated = std::panic::catch_unwind(|| {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&bytes);
+            let size = bytes.len() as u64;
+            deflate_piece(&bytes, level, last).map(|d| (at, d, crc, size))
+        })
+        .unwrap_or_else(|_| Err(io::Error::other("deflating a piece panicked")));
         if done.send(deflated).is_err() {
             return;
         }
@@ -150,14 +149,21 @@ impl Write for PieceWriter {
     }
 }
 
-/// A ZIP archive of one deflated entry `name` (`data`, the deflate stream of `size` bytes
-/// with CRC-32 `crc`), dated 1980-01-01 and readable by its owner only, as the workbook's
-/// parts are. Entries of 4 GiB or more need ZIP64 and are refused.
-fn one_entry_zip(name: &str, data: &[u8], crc: u32, size: u64) -> io::Result<Vec<u8>> {
-    let too_large = || io::Error::other(format!("{name} is too large for a plain ZIP entry"));
-    let compressed = u32::try_from(data.len()).map_err(|_| too_large())?;
-    let size = u32::try_from(size).map_err(|_| too_large())?;
-    let name_len = u16::try_from(name.len()).map_err(|_| too_large())?;
+/// A ZIP archive of one deflated entry `name`, the `pieces` in order, dated 1980-01-01 and
+/// readable by its owner only, as the workbook's parts are; None when a size or an offset
+/// would need ZIP64 (0xFFFFFFFF itself means "see ZIP64").
+fn one_entry_zip(name: &str, pieces: Vec<Deflated>) -> Option<Vec<u8>> {
+    let (mut crc, mut size, mut compressed) = (crc32fast::Hasher::new(), 0u64, 0u64);
+    for (_, bytes, piece_crc, piece_size) in &pieces {
+        crc.combine(piece_crc);
+        size += piece_size;
+        compressed += bytes.len() as u64;
+    }
+    let plain = |n: u64| u32::try_from(n).ok().filter(|n| *n < u32::MAX);
+    let (size, compressed) = (plain(size)?, plain(compressed)?);
+    let directory = plain(30 + name.len() as u64 + u64::from(compressed))?;
+    let name_len = u16::try_from(name.len()).ok()?;
+    let crc = crc.finalize();
     // Version 2.0, UTF-8 names, deflated, 00:00 on 1980-01-01.
     let common = |out: &mut Vec<u8>| {
         for half in [20u16, 1 << 11, 8, 0, (1 << 5) | 1] {
@@ -169,12 +175,14 @@ fn one_entry_zip(name: &str, data: &[u8], crc: u32, size: u64) -> io::Result<Vec
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
     };
-    let mut out = Vec::with_capacity(data.len() + 2 * name.len() + 128);
+    let mut out = Vec::with_capacity(directory as usize + name.len() + 68);
     out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
     common(&mut out);
     out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(data);
-    let directory = out.len() as u64;
+    // (Each piece is let go once copied.)
+    for (_, bytes, _, _) in pieces {
+        out.extend_from_slice(&bytes);
+    }
     out.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
     // Made by Unix, version 2.0.
     out.extend_from_slice(&((3u16 << 8) | 20).to_le_bytes());
@@ -186,16 +194,15 @@ fn one_entry_zip(name: &str, data: &[u8], crc: u32, size: u64) -> io::Result<Vec
     out.extend_from_slice(&(0o100_600u32 << 16).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(name.as_bytes());
-    let directory_len = out.len() as u64 - directory;
-    let directory = u32::try_from(directory).map_err(|_| too_large())?;
+    let directory_len = out.len() as u32 - directory;
     out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
     for half in [0u16, 0, 1, 1] {
         out.extend_from_slice(&half.to_le_bytes());
     }
-    out.extend_from_slice(&(directory_len as u32).to_le_bytes());
+    out.extend_from_slice(&directory_len.to_le_bytes());
     out.extend_from_slice(&directory.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(out)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -241,7 +248,8 @@ mod tests {
                 }
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .expect("a plain entry");
             assert_eq!(
                 read_back(&archive, "xl/worksheets/sheet2.xml"),
                 bytes,
@@ -253,13 +261,24 @@ mod tests {
     #[test]
     fn the_same_part_deflates_to_the_same_bytes_on_any_number_of_threads() {
         let bytes = text(5 * PIECE / 2);
-        let deflate =
-            |threads| deflate_part("p.xml", 2, threads, |out| out.write_all(&bytes)).unwrap();
+        let deflate = |threads| {
+            deflate_part("p.xml", 2, threads, |out| out.write_all(&bytes))
+                .unwrap()
+                .expect("a plain entry")
+        };
         let one = deflate(1);
         assert_eq!(deflate(2), one);
         assert_eq!(deflate(3), one);
         // And it is deflated: this text takes well under half its size.
         assert!(one.len() < bytes.len() / 2, "{}", one.len());
+    }
+
+    #[test]
+    fn an_entry_too_large_for_a_plain_zip_is_left_to_zip64() {
+        let piece = |size: u64| (0, vec![0u8; 10], crc32fast::Hasher::new(), size);
+        assert!(one_entry_zip("p.xml", vec![piece(u64::from(u32::MAX) - 1)]).is_some());
+        assert!(one_entry_zip("p.xml", vec![piece(u64::from(u32::MAX))]).is_none());
+        assert!(one_entry_zip("p.xml", vec![piece(1 << 31), piece(1 << 31)]).is_none());
     }
 
     #[test]

@@ -83,7 +83,17 @@ pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, Xlsx
         let part = deflated::deflate_part(&name, level, threads, |mut to| {
             write_sheet(&mut to, &xml, set_in).map_err(std::io::Error::other)
         })?;
-        out.raw_copy_file(zip::ZipArchive::new(Cursor::new(part))?.by_index_raw(0)?)?;
+        match part {
+            Some(part) => {
+                let mut part = zip::ZipArchive::new(Cursor::new(part))?;
+                out.raw_copy_file(part.by_index_raw(0)?)?;
+            }
+            // (Larger than the estimate: written again, as a ZIP64 entry.)
+            None => {
+                out.start_file(name.as_str(), part_options(u64::from(u32::MAX)))?;
+                write_sheet(&mut out, &xml, set_in)?;
+            }
+        }
     }
     Ok(out.finish()?.into_inner())
 }
