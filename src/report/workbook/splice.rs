@@ -45,8 +45,8 @@ impl<'a> SetIn<'a> {
 }
 
 /// The package `frame` with the rows of each of `parts` set in: every other part is copied
-/// as it was deflated; those parts are deflated again, at the workbook's ZIP level, on the
-/// pool's threads (see `deflated`).
+/// as it was deflated; those parts are deflated again, at the workbook's ZIP level, on as
+/// many threads as the pool has (see `deflated`).
 pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, XlsxError> {
     if parts.is_empty() {
         return Ok(frame.to_vec());
