@@ -23,6 +23,12 @@ pub(super) fn package(
     let t = std::time::Instant::now();
     let err = xlsx_err("Invoice detail".into());
     let mut book = new_workbook();
+    // Only its worksheets are published: its own properties carry a fixed date, not the
+    // clock's, so that the package is the same bytes whenever it is written.
+    let fixed = chrono::NaiveDate::from_ymd_opt(1980, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a date");
+    book.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&fixed));
     styles
         .register(book.add_worksheet_with_constant_memory().map_err(&err)?)
         .map_err(&err)?;
@@ -174,6 +180,17 @@ mod tests {
                 assert_eq!(part(&fast, &name), part(&slow, &name), "{name}");
             }
         }
+    }
+
+    #[test]
+    fn the_package_is_the_same_bytes_whenever_it_is_written() {
+        let df = detail(30);
+        let names = super::super::sheet_names("Invoice detail", 30, 11);
+        let write = || package(&df, &names, &Styles::new(), 10, Written::EndsWherePossible);
+        let first = write().unwrap();
+        // (Past the next second of the clock, which a creation date would show.)
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(write().unwrap() == first);
     }
 
     #[test]
