@@ -478,6 +478,65 @@ fn a_dependency_change_no_row_asks_about_carries_the_rows_over() {
 }
 
 #[test]
+fn a_later_delivery_whose_rows_cannot_change_keeps_its_files() {
+    // 2026-08 names P9, not yet in the roster; 2026-09 and 2026-10 repeat none of its keys.
+    let w = minimal();
+    w.write(
+        "extracts/2026-08/a.csv",
+        &format!(
+            "{EXTRACT_HEADER}\nJ-1,1,2026-08-03,Invoice,P9,MOC,kit,5,50,USD\n{}",
+            good_lines("A", "2026-08", 1, 30)
+        ),
+    );
+    for (month, prefix) in [("2026-09", "B"), ("2026-10", "C")] {
+        w.write(
+            &format!("extracts/{month}/a.csv"),
+            &format!("{EXTRACT_HEADER}\n{}", good_lines(prefix, month, 1, 30)),
+        );
+    }
+    refresh_judging(&w);
+    use std::os::unix::fs::MetadataExt;
+    let inode = |month: &str| {
+        let path = format!("ledger/delivery={month}/accepted.parquet");
+        std::fs::metadata(w.output().join(path)).unwrap().ino()
+    };
+    let before = (inode("2026-08"), inode("2026-10"));
+
+    // P9 joins: 2026-08 is judged again by difference and accepts J-1; the later deliveries
+    // follow other earlier keys, so they are judged again by difference too, but none of their
+    // rows can change: their files are carried over, not written again.
+    let roster = std::fs::read_to_string(w.input().join("partners.csv")).unwrap();
+    w.write(
+        "partners.csv",
+        &format!("{roster}P9,Joiner,SE,none,,,0,no,no,no,,,\n"),
+    );
+    let out = w.refresh("2026-11");
+    assert_success(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        log.matches("judged again by difference").count(),
+        3,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("no row changed: files carried over").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(judged(&w), [true, true, true]);
+    assert_ne!(inode("2026-08"), before.0);
+    assert_eq!(inode("2026-10"), before.1);
+    let partners = csv_rows(&w.report("2026-11", "partners-2026-11.csv"));
+    assert!(partners.iter().any(|r| r[0] == "P9"));
+
+    // The ledger kept this way equals one rebuilt from nothing.
+    let kept = tree_hashes(&w.output().join("ledger"));
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    assert_eq!(refresh_judging(&w), (0, 0, 0));
+    assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
+}
+
+#[test]
 fn a_roster_change_turns_unknown_partner_rows_into_accepted_ones() {
     let w = minimal();
     w.write(

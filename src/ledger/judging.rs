@@ -15,7 +15,7 @@ use super::plan::{Kind, Step};
 use super::threads::{next_read, Keeping, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
-    ASKS, FORMAT, META, PARSED, REJECTED,
+    ASKS, FORMAT, META, PARSED, REJECTED, SUMS,
 };
 use crate::calendar::Month;
 use crate::error::{Error, Result};
@@ -312,23 +312,62 @@ impl InOrder<'_> {
             own_files: BTreeMap::new(),
             seal: String::new(),
         };
-        let previous = writer.write(
-            settled.keeping,
-            settled.judged,
-            meta.clone(),
-            dir.clone(),
-            known,
-        )?;
-        self.sealed(previous);
-        self.being_written = Some(self.outcomes.len());
+        let handling = settled.handling;
+        let meta = match handling {
+            // The same rows as published: its files stand as they are.
+            Handling::ByDifferenceUnchanged => {
+                let own = existing.map(|e| e.own_files).unwrap_or_default();
+                link_unchanged(published, &dir, meta, &own, known)?
+            }
+            _ => self.write(writer, settled, meta, &dir, known)?,
+        };
         Ok(Outcome {
             meta,
             month: input.month,
-            handling: settled.handling,
+            handling,
             dir,
             unknown_columns,
         })
     }
+
+    /// Hands a judged partition (`settled`, described by `meta`) to the writer, to be written
+    /// into `dir` and sealed, with the digests `known` of the files written here.
+    fn write<'scope>(
+        &mut self,
+        writer: &mut Writer<'scope, '_>,
+        settled: Settled<'scope>,
+        meta: PartitionMeta,
+        dir: &Path,
+        known: BTreeMap<String, String>,
+    ) -> Result<PartitionMeta> {
+        let (keeping, judged) = (settled.keeping, settled.judged);
+        let previous = writer.write(keeping, judged, meta.clone(), dir.to_path_buf(), known)?;
+        self.sealed(previous);
+        self.being_written = Some(self.outcomes.len());
+        Ok(meta)
+    }
+}
+
+/// Seals a partition judged again by difference whose rows did not change (`meta`, with the
+/// digests `known` of the files written here): the published partition's other files are
+/// linked into `dir`, with the digests recorded for them (`own`, checked when the partition
+/// was found), instead of being written again.
+fn link_unchanged(
+    published: &Path,
+    dir: &Path,
+    mut meta: PartitionMeta,
+    own: &BTreeMap<String, String>,
+    mut known: BTreeMap<String, String>,
+) -> Result<PartitionMeta> {
+    for name in [ACCEPTED, REJECTED, SUMS] {
+        link(&published.join(name), &dir.join(name))?;
+        if let Some(digest) = own.get(name) {
+            known.insert(name.to_string(), digest.clone());
+        }
+    }
+    crate::partition_check::seal(dir, &mut meta, known)?;
+    write_json(&meta, dir, META)?;
+    Ok(meta)
 }
 
 /// Settles the verdicts of a delivery `read` ahead against the keys accepted before it
@@ -373,16 +412,15 @@ fn settle<'scope>(
         // Only the roster's answers or the earlier keys changed: judged again by difference
         // from the published judgement.
         ReadAhead::ByDifference(again) => {
-            let (judged, by_difference) =
-                judge::settle_again(*again, delivery, ctx.lookups, prior)?;
+            let (judged, again) = judge::settle_again(*again, delivery, ctx.lookups, prior)?;
             Ok(Settled {
                 judged,
                 asks: kept_asks.expect("same files come with their asks"),
                 keeping: None,
-                handling: if by_difference {
-                    Handling::ByDifference
-                } else {
-                    Handling::JudgedKept
+                handling: match again {
+                    judge::Again::Unchanged => Handling::ByDifferenceUnchanged,
+                    judge::Again::ByDifference => Handling::ByDifference,
+                    judge::Again::InFull => Handling::JudgedKept,
                 },
             })
         }

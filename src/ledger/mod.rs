@@ -215,6 +215,9 @@ pub enum Handling {
     CarriedOver,
     /// Judged again by difference from its published judgement (see [`crate::ingest::judge::rejudge`]).
     ByDifference,
+    /// Judged again by difference, and no row's verdict could change: the published files were
+    /// carried over.
+    ByDifferenceUnchanged,
     /// Judged again in full from its kept rows.
     JudgedKept,
     /// Parsed from its files and judged.
@@ -228,6 +231,9 @@ impl Handling {
             Handling::Parsed => "parsed and judged",
             Handling::CarriedOver => "judged again, same answers: rows carried over",
             Handling::ByDifference => "judged again by difference",
+            Handling::ByDifferenceUnchanged => {
+                "judged again by difference, no row changed: files carried over"
+            }
             Handling::JudgedKept => "judged again from kept rows",
             Handling::Reused => "unchanged, reused",
         }

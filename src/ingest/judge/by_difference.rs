@@ -222,14 +222,24 @@ fn files_in_order(all: &DataFrame) -> PolarsResult<Option<Vec<String>>> {
     Ok(Some(files))
 }
 
+/// How a delivery judged again came out (see [`settle_again`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Again {
+    /// No row's verdict can have changed: the earlier judgement stands as it is.
+    Unchanged,
+    /// The rows of the changed keys judged again and set among the others.
+    ByDifference,
+    /// Judged in full, as many rows changed.
+    InFull,
+}
+
 /// Completes judging again by difference, given the keys accepted before: see [`rejudge`].
-/// The flag says whether it was by difference (true) or, as many rows changed, in full.
 pub fn settle_again(
     again: ByDifference,
     delivery: Month,
     lookups: &Lookups,
     prior: &PriorKeys,
-) -> PolarsResult<(Judged, bool)> {
+) -> PolarsResult<(Judged, Again)> {
     let ByDifference {
         parsed,
         earlier: EarlierJudgement { accepted, rejected },
@@ -246,7 +256,7 @@ pub fn settle_again(
             rejected,
             keys: accepted_keys,
         };
-        return Ok((judged, true));
+        return Ok((judged, Again::Unchanged));
     }
     // The rows of those keys: found by hash, then by text.
     let rows_count = rows.height();
@@ -261,7 +271,8 @@ pub fn settle_again(
     // When many rows changed (a large partner joined), judging all rows costs less than
     // setting that many in their places.
     if again.height() * 4 > rows_count {
-        return Ok((judge(&parsed.collect()?, delivery, lookups, prior)?, false));
+        let judged = judge(&parsed.collect()?, delivery, lookups, prior)?;
+        return Ok((judged, Again::InFull));
     }
     let seqs = again.column("seq")?.as_materialized_series().clone();
     let subset = parsed
@@ -286,7 +297,7 @@ pub fn settle_again(
         rejected,
         keys,
     };
-    Ok((judged, true))
+    Ok((judged, Again::ByDifference))
 }
 
 /// The keys whose rows' verdicts can have changed: those carried by a row whose partner moved

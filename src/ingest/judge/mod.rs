@@ -31,7 +31,9 @@ use super::extract::COLUMNS;
 use crate::calendar::Month;
 use crate::exact;
 
-pub use by_difference::{prepare_again, rejudge, settle_again, ByDifference, EarlierJudgement};
+pub use by_difference::{
+    prepare_again, rejudge, settle_again, Again, ByDifference, EarlierJudgement,
+};
 pub use lookups::{LookupKeys, Lookups};
 use prior_keys::key_hashes;
 pub use prior_keys::PriorKeys;
