@@ -172,9 +172,15 @@ impl InOrder<'_> {
         let published = self.ctx.output.join(partition_rel(input.month));
         let outcome = match step.kind_after(self.earlier_keys.as_deref()) {
             Kind::Reuse => self.reuse(step, published)?,
-            Kind::CarryOver => self.carry_over(step, &published)?,
+            Kind::CarryOver => {
+                if step.read_ahead {
+                    // (Read ahead in case the earlier keys changed; they did not.)
+                    next_read(ahead)?;
+                }
+                self.carry_over(step, &published)?
+            }
             kind => {
-                let read = if step.kind.read_ahead() {
+                let read = if step.read_ahead {
                     next_read(ahead)?
                 } else {
                     // The answers are the same but the earlier keys changed: judged again by

@@ -310,15 +310,20 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         program: ctx.program_sha.clone(),
         previous: None,
     };
-    let steps = plan::plan(&sources, found);
-    // The deliveries to judge are read (parsed from their files, or their kept rows) and their
-    // verdicts worked out up to `duplicate_line` on a thread of their own, one delivery ahead
-    // of the judging, which settles the duplicates against the keys accepted before.
+    let mut steps = plan::plan(&sources, found);
+    plan::read_ahead_carry_overs(&mut steps);
+    // The deliveries to judge are read (parsed from their files, or their kept rows, or their
+    // published judgement to judge again by difference) and their verdicts worked out up to
+    // `duplicate_line` on a thread of their own, one delivery ahead of the judging, which
+    // settles the duplicates against the keys accepted before.
     let ahead: Vec<(&DeliveryInput, Kind)> = inputs
         .iter()
         .zip(&steps)
-        .filter(|(_, step)| step.kind.read_ahead())
-        .map(|(input, step)| (input, step.kind))
+        .filter(|(_, step)| step.read_ahead)
+        .map(|(input, step)| match step.kind {
+            Kind::CarryOver => (input, Kind::ByDifference),
+            kind => (input, kind),
+        })
         .collect();
     threads::with_read_ahead(
         ahead,

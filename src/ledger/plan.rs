@@ -84,6 +84,8 @@ pub(super) struct Step {
     pub judgement: String,
     pub kept: Option<KeptAsks>,
     pub kind: Kind,
+    /// Whether the delivery is read ahead of the judging (see [`read_ahead_carry_overs`]).
+    pub read_ahead: bool,
 }
 
 impl Step {
@@ -124,9 +126,24 @@ pub(super) fn plan(sources: &Depends, found: Vec<(Month, Found, Option<KeptAsks>
                 judgement,
                 kept,
                 kind,
+                read_ahead: kind.read_ahead(),
             }
         })
         .collect()
+}
+
+/// Marks the carry-overs that follow a delivery to judge to be read ahead too, prepared to be
+/// judged again by difference: the keys that delivery accepts most likely differ from those
+/// the carry-over was judged after (see [`Step::kind_after`]), and a carry-over that holds
+/// after all costs only the reading thread's work.
+pub(super) fn read_ahead_carry_overs(steps: &mut [Step]) {
+    let mut judged_before = false;
+    for step in steps {
+        judged_before |= step.kind.read_ahead();
+        if step.kind == Kind::CarryOver && judged_before {
+            step.read_ahead = true;
+        }
+    }
 }
 
 /// SHA-256 of the format, the delivery, its files and what its judgement depends on.
@@ -276,6 +293,30 @@ mod tests {
         // Without its asks, a partition of the same files is judged from its kept rows.
         let step = plan_one(meta("old", "ans", "rules", None), None, "a");
         assert_eq!(step.kind, Kind::JudgeKept);
+    }
+
+    #[test]
+    fn carry_overs_after_a_delivery_to_judge_are_read_ahead_too() {
+        let kinds = [
+            Kind::Reuse,
+            Kind::CarryOver,
+            Kind::Parse,
+            Kind::Reuse,
+            Kind::CarryOver,
+            Kind::JudgeKept,
+            Kind::CarryOver,
+        ];
+        let mut steps: Vec<Step> = kinds
+            .iter()
+            .map(|kind| {
+                let mut step = plan_one(meta("old", "ans", "rules", None), None, "b");
+                (step.kind, step.read_ahead) = (*kind, kind.read_ahead());
+                step
+            })
+            .collect();
+        read_ahead_carry_overs(&mut steps);
+        let ahead: Vec<bool> = steps.iter().map(|s| s.read_ahead).collect();
+        assert_eq!(ahead, [false, false, true, false, true, true, true]);
     }
 
     #[test]
