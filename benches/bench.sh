@@ -7,6 +7,8 @@
 #       partner is named by rows of every delivery, so every partition is judged again from
 #       its kept parsed rows
 #   (d) partner statements of the refresh (c) published: one partner, then every partner
+#   (e) monthly run after the second delivery is sent again corrected (one line added): it is
+#       parsed again, and the eleven after it judged again by difference, their rows unchanged
 # and prints wall time, peak resident memory, per-stage times and rows per second.
 #
 # Usage: benches/bench.sh [SCALE]     (default 1; the generated input is kept for reruns)
@@ -33,6 +35,10 @@ fi
 # The roster as generated, kept once: case (c) changes the input's copy and puts it back.
 [ -f "$work/partners.orig.csv" ] || cp "$work/input/partners.csv" "$work/partners.orig.csv"
 cp "$work/partners.orig.csv" "$work/input/partners.csv"
+# Likewise the file of the second delivery that case (e) sends again corrected.
+corrected="$work/input/extracts/2025-11/$(ls "$work/input/extracts/2025-11" | head -1)"
+[ -f "$work/corrected.orig.csv" ] || cp "$corrected" "$work/corrected.orig.csv"
+cp "$work/corrected.orig.csv" "$corrected"
 
 run() { # run NAME REFRESH: one refresh with JSON logs kept in $work/NAME.log
     "$bin/kpi-refresh" --log-format json run --refresh "$2" --force --max-reject-rate 0.2 \
@@ -87,7 +93,6 @@ rows.append("9999999,Net New Learning AB,SE,none,,,1,no,no,yes,,,")
 open(path, "w", encoding="utf-8").write("\n".join(rows) + "\n")
 PY
 run roster 2026-11 && report roster
-cp "$work/partners.orig.csv" "$work/input/partners.csv"
 
 statement() { # statement NAME ARGS...: one statement command, wall time and peak memory
     local name="$1"
@@ -105,3 +110,12 @@ statement statement-one --partner "$one"
 statement statement-all --all
 echo "  statements written: $(find "$work/output/statements/2026-11" -name '*.xlsx' | wc -l)," \
     "$(du -sk "$work/output/statements/2026-11" | cut -f1) KiB"
+
+# (e) on (c)'s refresh, with (c)'s roster: one line added to the second delivery, for the
+# roster's first partner under an invoice number of its own.
+partner=$(sed -n 2p "$work/partners.orig.csv" | cut -d, -f1)
+echo "INV-990000001,1,2025-11-03,Invoice,$partner,Exam Voucher,Kit,10.00,100.00,USD" >>"$corrected"
+run corrected 2026-11 && report corrected
+echo "  judged again by difference with no row changed: $(grep -c 'no row changed' "$work/corrected.log")"
+cp "$work/corrected.orig.csv" "$corrected"
+cp "$work/partners.orig.csv" "$work/input/partners.csv"
