@@ -436,6 +436,37 @@ fn partners_of_the_changed_input() -> String {
 }
 
 #[test]
+fn a_carry_over_read_ahead_in_vain_does_not_fail_on_that_read() {
+    let w = base();
+    assert_success(&run_with(&w, &[]));
+    // A new rate for 2026-09's euros: 2026-09 is judged again from its kept rows, and 2026-10,
+    // whose rows ask other rates, is planned as a carry-over, read ahead in case the keys
+    // before it change (they do not: a rate is no key).
+    let rates = std::fs::read_to_string(w.input().join("fx_rates.csv")).unwrap();
+    w.write(
+        "fx_rates.csv",
+        &rates.replace("2026-09,EUR,1.1", "2026-09,EUR,1.15"),
+    );
+    // Its kept rows become unreadable once the partitions are checked: reading it ahead fails,
+    // which the carry-over does not need.
+    let parsed = w.output().join("ledger/delivery=2026-10/parsed.parquet");
+    let out = run_changing_at(&w, "stop-after-listing", || {
+        std::fs::write(&parsed, b"not parquet").unwrap()
+    });
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("rows carried over"),
+        "{}",
+        stderr(&out)
+    );
+    // The next run finds the file changed since it was recorded and judges 2026-10 again
+    // from its delivery.
+    let again = run_with(&w, &[]);
+    assert_success(&again);
+    assert!(stderr(&again).contains("not trusted"), "{}", stderr(&again));
+}
+
+#[test]
 fn an_input_changed_between_listing_and_parsing_is_recorded_as_parsed() {
     let w = base();
     let out = run_changing_at(&w, "stop-after-listing", || {

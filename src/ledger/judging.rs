@@ -38,6 +38,27 @@ pub(super) enum ReadAhead {
     ByDifference(Box<judge::ByDifference>),
 }
 
+/// Reads a delivery ahead for the step planned as `kind`: as [`read_ahead`] does, and a
+/// carry-over as to be judged again by difference, in case the earlier keys change. None
+/// when that read for a carry-over failed: the carry-over needs none of it, and if it is
+/// judged again after all, the delivery is read again then (where a failure is the run's).
+pub(super) fn read_planned(
+    ctx: &Context,
+    input: &DeliveryInput,
+    kind: Kind,
+) -> Result<Option<ReadAhead>> {
+    match kind {
+        Kind::CarryOver => match read_ahead(ctx, input, Kind::ByDifference) {
+            Ok(read) => Ok(Some(read)),
+            Err(e) => {
+                debug!(delivery = %input.month, error = %e, "ledger: not read ahead");
+                Ok(None)
+            }
+        },
+        kind => read_ahead(ctx, input, kind).map(Some),
+    }
+}
+
 /// Reads a delivery to judge (`kind`): its files, its kept rows, or its published judgement
 /// and what changed since; and works out what needs no earlier key.
 pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Result<ReadAhead> {
@@ -81,7 +102,7 @@ pub(super) fn judge_in_order(
     inputs: &[DeliveryInput],
     steps: Vec<Step>,
     staging: &Staging,
-    ahead: &Receiver<Result<ReadAhead>>,
+    ahead: &Receiver<Result<Option<ReadAhead>>>,
 ) -> Result<Vec<Outcome>> {
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
     // When a delivery is to be judged, the keys of the deliveries before it are gathered as
@@ -165,7 +186,7 @@ impl InOrder<'_> {
         &mut self,
         input: &DeliveryInput,
         step: Step,
-        ahead: &Receiver<Result<ReadAhead>>,
+        ahead: &Receiver<Result<Option<ReadAhead>>>,
         writer: &mut Writer<'scope, '_>,
     ) -> Result<()> {
         let started = Instant::now();
@@ -180,12 +201,16 @@ impl InOrder<'_> {
                 self.carry_over(step, &published)?
             }
             kind => {
-                let read = if step.read_ahead {
+                let ahead = if step.read_ahead {
                     next_read(ahead)?
                 } else {
-                    // The answers are the same but the earlier keys changed: judged again by
-                    // difference, here.
-                    read_ahead(self.ctx, input, kind)?
+                    None
+                };
+                let read = match ahead {
+                    Some(read) => read,
+                    // The answers are the same but the earlier keys changed, and the delivery
+                    // was not read ahead: judged again by difference, read here.
+                    None => read_ahead(self.ctx, input, kind)?,
                 };
                 self.judge(input, step, &published, read, writer, started)?
             }

@@ -320,14 +320,11 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         .iter()
         .zip(&steps)
         .filter(|(_, step)| step.read_ahead)
-        .map(|(input, step)| match step.kind {
-            Kind::CarryOver => (input, Kind::ByDifference),
-            kind => (input, kind),
-        })
+        .map(|(input, step)| (input, step.kind))
         .collect();
     threads::with_read_ahead(
         ahead,
-        |(input, kind)| judging::read_ahead(ctx, input, kind),
+        |(input, kind)| judging::read_planned(ctx, input, kind),
         |ahead_rx| judging::judge_in_order(ctx, inputs, steps, staging, ahead_rx),
     )
 }
