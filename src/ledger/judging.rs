@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -39,15 +40,18 @@ pub(super) enum ReadAhead {
 }
 
 /// Reads a delivery ahead for the step planned as `kind`: as [`read_ahead`] does, and a
-/// carry-over as to be judged again by difference, in case the earlier keys change. None
-/// when that read for a carry-over failed: the carry-over needs none of it, and if it is
-/// judged again after all, the delivery is read again then (where a failure is the run's).
+/// carry-over as to be judged again by difference, in case the earlier keys change. None for
+/// a carry-over while carry-overs hold (`holding`), or when its read failed: the carry-over
+/// needs none of it, and if it is judged again after all, the delivery is read then (where a
+/// failure is the run's).
 pub(super) fn read_planned(
     ctx: &Context,
     input: &DeliveryInput,
     kind: Kind,
+    holding: &AtomicBool,
 ) -> Result<Option<ReadAhead>> {
     match kind {
+        Kind::CarryOver if holding.load(Ordering::Relaxed) => Ok(None),
         Kind::CarryOver => match read_ahead(ctx, input, Kind::ByDifference) {
             Ok(read) => Ok(Some(read)),
             Err(e) => {
@@ -103,6 +107,7 @@ pub(super) fn judge_in_order(
     steps: Vec<Step>,
     staging: &Staging,
     ahead: &Receiver<Result<Option<ReadAhead>>>,
+    holding: &AtomicBool,
 ) -> Result<Vec<Outcome>> {
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
     // When a delivery is to be judged, the keys of the deliveries before it are gathered as
@@ -119,6 +124,7 @@ pub(super) fn judge_in_order(
             earlier_keys: None,
             prior: judging.then(PriorKeys::default),
             being_written: None,
+            holding,
         };
         let judged = (|| -> Result<()> {
             for (input, step) in inputs.iter().zip(steps) {
@@ -162,6 +168,8 @@ struct InOrder<'a> {
     prior: Option<PriorKeys>,
     /// Which of `outcomes` is being written (its metadata is sealed once it is).
     being_written: Option<usize>,
+    /// Whether the carry-overs read ahead hold (see [`read_planned`]).
+    holding: &'a AtomicBool,
 }
 
 /// A delivery's rows judged by this run, before its partition is written.
@@ -195,12 +203,15 @@ impl InOrder<'_> {
             Kind::Reuse => self.reuse(step, published)?,
             Kind::CarryOver => {
                 if step.read_ahead {
-                    // (Read ahead in case the earlier keys changed; they did not.)
+                    // (Read ahead in case the earlier keys changed; they did not, so the
+                    // carry-overs after it are not read ahead, until a delivery is judged.)
+                    self.holding.store(true, Ordering::Relaxed);
                     next_read(ahead)?;
                 }
                 self.carry_over(step, &published)?
             }
             kind => {
+                self.holding.store(false, Ordering::Relaxed);
                 let ahead = if step.read_ahead {
                     next_read(ahead)?
                 } else {

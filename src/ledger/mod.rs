@@ -322,10 +322,13 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
         .filter(|(_, step)| step.read_ahead)
         .map(|(input, step)| (input, step.kind))
         .collect();
+    // Set while the carry-overs read ahead hold after all (the keys before them are the same):
+    // the carry-overs after them are not read ahead then, until a delivery is judged.
+    let holding = std::sync::atomic::AtomicBool::new(false);
     threads::with_read_ahead(
         ahead,
-        |(input, kind)| judging::read_planned(ctx, input, kind),
-        |ahead_rx| judging::judge_in_order(ctx, inputs, steps, staging, ahead_rx),
+        |(input, kind)| judging::read_planned(ctx, input, kind, &holding),
+        |ahead_rx| judging::judge_in_order(ctx, inputs, steps, staging, ahead_rx, &holding),
     )
 }
 
