@@ -72,25 +72,28 @@ pub(super) fn set_in_rows(frame: &[u8], parts: &[SetIn]) -> Result<Vec<u8>, Xlsx
         let mut xml = String::new();
         package.by_index(i)?.read_to_string(&mut xml)?;
         let estimated = estimated_len(&xml, set_in);
-        if estimated >= u64::from(u32::MAX) {
-            // (A part that may need ZIP64 is deflated here, on this thread.)
-            out.start_file(name.as_str(), part_options(estimated))?;
-            write_sheet(&mut out, &xml, set_in)?;
-            continue;
-        }
-        let level = u32::from(crate::report::layout::ZIP_LEVEL);
-        let threads = crate::pool::workers(usize::MAX);
-        let part = deflated::deflate_part(&name, level, threads, |mut to| {
-            write_sheet(&mut to, &xml, set_in).map_err(std::io::Error::other)
-        })?;
+        let part = match estimated < u64::from(u32::MAX) {
+            true => {
+                let level = u32::from(crate::report::layout::ZIP_LEVEL);
+                let threads = crate::pool::workers(usize::MAX);
+                deflated::deflate_part(&name, level, threads, |mut to| {
+                    write_sheet(&mut to, &xml, set_in).map_err(std::io::Error::other)
+                })?
+            }
+            false => None,
+        };
         match part {
             Some(part) => {
                 let mut part = zip::ZipArchive::new(Cursor::new(part))?;
                 out.raw_copy_file(part.by_index_raw(0)?)?;
             }
-            // (Larger than the estimate: written again, as a ZIP64 entry.)
+            // A part that may need ZIP64, by its estimate or once deflated, is deflated here,
+            // on this thread, as a ZIP64 entry.
             None => {
-                out.start_file(name.as_str(), part_options(u64::from(u32::MAX)))?;
+                out.start_file(
+                    name.as_str(),
+                    part_options(estimated.max(u64::from(u32::MAX))),
+                )?;
                 write_sheet(&mut out, &xml, set_in)?;
             }
         }
