@@ -10,11 +10,15 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    sha256_reader(std::fs::File::open(path)?)
+}
+
+/// SHA-256 of everything `reader` gives, read a megabyte at a time.
+pub fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        match file.read(&mut buf)? {
+        match reader.read(&mut buf)? {
             0 => break,
             n => hasher.update(&buf[..n]),
         }

@@ -105,17 +105,8 @@ pub fn read(path: &Path) -> Result<Source> {
 /// SHA-256 of a regular file, streamed (for files the program wrote and checks again, which
 /// may be large); refused like [`read`] when it is not a regular file.
 pub fn digest_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let (mut file, _) = open_regular(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf).map_err(|e| unreadable(path, e))? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        }
-    }
-    Ok(crate::digest::hex(&hasher.finalize()))
+    let (file, _) = open_regular(path)?;
+    crate::digest::sha256_reader(file).map_err(|e| unreadable(path, e))
 }
 
 #[cfg(test)]
