@@ -267,16 +267,12 @@ impl InOrder<'_> {
             .expect("a carried-over partition is published");
         let dir = self.staging.path(&partition_rel(step.month))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-        for name in crate::partition_check::OWN_FILES {
-            link(&published.join(name), &dir.join(name))?;
-        }
         meta.depends = step.depends;
         meta.judgement = step.judgement;
         meta.rules_answers = step.kept.map(|k| k.rules);
-        // The same files as the published partition's, checked when it was found.
-        let own = meta.own_files.clone();
-        crate::partition_check::seal(&dir, &mut meta, own)?;
-        write_json(&meta, &dir, META)?;
+        let own = std::mem::take(&mut meta.own_files);
+        let files = crate::partition_check::OWN_FILES;
+        let meta = link_sealed(published, &dir, &files, &own, BTreeMap::new(), meta)?;
         let outcome = Outcome {
             meta,
             month: step.month,
@@ -359,7 +355,7 @@ impl InOrder<'_> {
             // The same rows as published: its files stand as they are.
             Handling::ByDifferenceUnchanged => {
                 let own = existing.map(|e| e.own_files).unwrap_or_default();
-                link_unchanged(published, &dir, meta, &own, known)?
+                link_sealed(published, &dir, &JUDGED_FILES, &own, known, meta)?
             }
             _ => self.write(writer, settled, meta, &dir, known)?,
         };
@@ -390,20 +386,25 @@ impl InOrder<'_> {
     }
 }
 
-/// Seals a partition judged again by difference whose rows did not change (`meta`, with the
-/// digests `known` of the files written here): the published partition's other files are
-/// linked into `dir`, with the digests recorded for them (`own`, checked when the partition
-/// was found), instead of being written again.
-fn link_unchanged(
+/// The files of a partition written from its judgement (the others, its kept rows and asks,
+/// are written or linked before).
+const JUDGED_FILES: [&str; 3] = [ACCEPTED, REJECTED, SUMS];
+
+/// Links the published partition's `files` into `dir`, with the digests recorded for them
+/// (`own`, checked when the partition was found), then seals `meta` with those and the
+/// digests `known` of the files written here, and writes it: a partition whose rows stand as
+/// published (carried over, or judged again by difference with no row changed).
+fn link_sealed(
     published: &Path,
     dir: &Path,
-    mut meta: PartitionMeta,
+    files: &[&str],
     own: &BTreeMap<String, String>,
     mut known: BTreeMap<String, String>,
+    mut meta: PartitionMeta,
 ) -> Result<PartitionMeta> {
-    for name in [ACCEPTED, REJECTED, SUMS] {
+    for name in files {
         link(&published.join(name), &dir.join(name))?;
-        if let Some(digest) = own.get(name) {
+        if let Some(digest) = own.get(*name) {
             known.insert(name.to_string(), digest.clone());
         }
     }
