@@ -114,9 +114,7 @@ impl Parsed {
     pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
         let source = crate::source::read(path)?;
         let sha256 = source.sha256;
-        // Room for the rows the file likely holds (a row takes some 60 bytes or more): a
-        // delivery of 40,000 one-row files must not reserve 1,024 rows for each.
-        let capacity = (source.bytes.len() / 64).clamp(1, 1 << 16);
+        let capacity = row_capacity(path, &source.bytes);
         let mut t = table::parse(path, source.bytes)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
         // invoice_number column.
@@ -283,18 +281,39 @@ impl Parsed {
     }
 }
 
+/// Room for the rows of the file at `path` holding `bytes`, so that its columns are not grown
+/// (and copied) as rows are added. A CSV row ends at a line end, so the rows are at most its
+/// line ends plus one; an XLSX file's rows are guessed from its size (a row takes some 60
+/// bytes or more), to at most 65,536. Never more than [`MOST_ROWS_RESERVED`]: a file of line
+/// ends alone must not reserve room for millions of rows.
+fn row_capacity(path: &Path, bytes: &[u8]) -> usize {
+    if table::kind_of(path) == Some(table::Kind::Xlsx) {
+        return (bytes.len() / 64).clamp(1, 1 << 16);
+    }
+    let count = |b: u8| memchr::memchr_iter(b, bytes).count();
+    (count(b'\n').max(count(b'\r')) + 1).min(MOST_ROWS_RESERVED)
+}
+
+/// The most rows reserved for a file before it is read (a larger file's columns grow).
+const MOST_ROWS_RESERVED: usize = 1 << 20;
+
 /// The frames of a delivery's files, in file-name order, as one frame with `seq` numbering
-/// all rows in that order.
+/// all rows in that order. Each file stays a chunk of its own, every column cut alike (no
+/// column is copied, and the parsed rows are kept with a row group per file).
 pub fn concat_files(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     let mut frames = frames.into_iter();
     let Some(mut all) = frames.next() else {
         return Parsed::new("", 0).into_frame();
     };
-    for f in frames {
+    for mut f in frames {
+        let offset = all.height() as u32;
+        let n = f.height() as u32;
+        f.with_column(Column::new(
+            "seq".into(),
+            (offset..offset + n).collect::<Vec<u32>>(),
+        ))?;
         all.vstack_mut_owned(f)?;
     }
-    let n = all.height() as u32;
-    all.with_column(Column::new("seq".into(), (0..n).collect::<Vec<u32>>()))?;
     Ok(all)
 }
 
@@ -512,5 +531,55 @@ mod tests {
         for bad in ["0", "-1", "1.0", "x", ""] {
             assert_eq!(parse_line(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn room_is_made_for_every_row_a_csv_can_hold() {
+        let csv = Path::new("d.csv");
+        assert_eq!(row_capacity(csv, b""), 1);
+        assert_eq!(row_capacity(csv, b"h\na\nb"), 3);
+        assert_eq!(row_capacity(csv, b"h\r\na\r\nb\r\n"), 4);
+        // A carriage return alone ends a row too.
+        assert_eq!(row_capacity(csv, b"h\ra\rb"), 3);
+        // A file of line ends alone reserves no more than the cap.
+        let blank = vec![b'\n'; MOST_ROWS_RESERVED + 10];
+        assert_eq!(row_capacity(csv, &blank), MOST_ROWS_RESERVED);
+        // An XLSX file's rows are guessed from its size.
+        let xlsx = Path::new("d.XLSX");
+        assert_eq!(row_capacity(xlsx, &[0; 640]), 10);
+        assert_eq!(row_capacity(xlsx, &[]), 1);
+    }
+
+    #[test]
+    fn files_are_numbered_in_order_and_stay_chunks_of_their_own() {
+        let file = |name: &str, rows: u32| {
+            let mut p = Parsed::new(name, 1);
+            for r in 0..rows {
+                p.push(r + 2, GOOD, [false; 10], "2026-10".parse().unwrap());
+            }
+            p.into_frame().unwrap()
+        };
+        let all = concat_files(vec![file("a.csv", 2), file("b.csv", 3)]).unwrap();
+        let seq: Vec<u32> = all
+            .column("seq")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(seq, [0, 1, 2, 3, 4]);
+        let rows: Vec<u32> = all
+            .column("source_row")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(rows, [2, 3, 2, 3, 4]);
+        for c in all.columns() {
+            let lengths: Vec<usize> = c.as_materialized_series().chunk_lengths().collect();
+            assert_eq!(lengths, [2, 3], "{}", c.name());
+        }
+        assert_eq!(concat_files(vec![]).unwrap().height(), 0);
     }
 }

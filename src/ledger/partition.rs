@@ -72,12 +72,61 @@ fn read_meta(dir: &Path) -> Option<PartitionMeta> {
 
 /// Writes `df` as Parquet to `path`; returns the SHA-256 of the bytes written.
 pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<String> {
+    write_parquet_as(df, path, RowGroups::Even)
+}
+
+/// How a frame's rows are cut into Parquet row groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RowGroups {
+    /// polars' even cut (its chunks are first made one, which copies every column).
+    Even,
+    /// One row group per chunk, as they are, when every chunk but the last holds at least
+    /// [`CHUNK_ROW_GROUP_MIN`] rows and the columns are cut alike; polars' even cut otherwise.
+    /// For parsed rows, whose chunks are the delivery's files: no column is copied to be
+    /// written.
+    Chunks,
+}
+
+/// The fewest rows a chunk written as a row group of its own may hold (a delivery of many
+/// small files is written in polars' even cut instead).
+const CHUNK_ROW_GROUP_MIN: usize = 1 << 16;
+
+/// Whether `df`'s chunks can be written as row groups as they are (see [`RowGroups::Chunks`]).
+fn chunks_as_row_groups(df: &DataFrame) -> bool {
+    let Some(first) = df.columns().first() else {
+        return false;
+    };
+    let lengths: Vec<usize> = first.as_materialized_series().chunk_lengths().collect();
+    lengths.len() > 1
+        && lengths[..lengths.len() - 1]
+            .iter()
+            .all(|&n| n >= CHUNK_ROW_GROUP_MIN)
+        && df.columns().iter().all(|c| {
+            c.as_materialized_series()
+                .chunk_lengths()
+                .eq(lengths.iter().copied())
+        })
+}
+
+/// Writes `df` as Parquet to `path`, cut into row groups as `groups` says; returns the
+/// SHA-256 of the bytes written.
+pub(super) fn write_parquet_as(
+    df: &mut DataFrame,
+    path: &Path,
+    groups: RowGroups,
+) -> Result<String> {
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    ParquetWriter::new(&mut writer)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .finish(df)
-        .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
+    let parquet = ParquetWriter::new(&mut writer).with_compression(ParquetCompression::Lz4Raw);
+    if groups == RowGroups::Chunks && chunks_as_row_groups(df) {
+        parquet.batched(df.schema()).and_then(|mut batched| {
+            batched.write_batch(df)?;
+            batched.finish()
+        })
+    } else {
+        parquet.finish(df)
+    }
+    .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
     let (file, digest) = writer.finish();
     file.into_inner()
         .map_err(|e| Error::write(path, e.into_error()))?;
@@ -153,4 +202,75 @@ pub(super) fn kept_asks(ctx: &Context, month: Month, found: &Found) -> Option<Ke
         rules: ctx.lookups.rules_digest(&asks),
         asks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame of `chunks` chunks of the given lengths, every column cut alike.
+    fn chunked(lengths: &[usize]) -> DataFrame {
+        let mut all: Option<DataFrame> = None;
+        let mut start = 0u32;
+        for &n in lengths {
+            let seq: Vec<u32> = (start..start + n as u32).collect();
+            let text: Vec<String> = seq.iter().map(|i| format!("invoice-{i}")).collect();
+            let part = df!("seq" => seq, "text" => text).unwrap();
+            start += n as u32;
+            match all.as_mut() {
+                Some(all) => {
+                    all.vstack_mut_owned(part).unwrap();
+                }
+                None => all = Some(part),
+            }
+        }
+        all.unwrap()
+    }
+
+    /// Writes `df` as `groups` says and reads back its row groups' lengths and its rows.
+    fn written(mut df: DataFrame, groups: RowGroups) -> (Vec<usize>, DataFrame) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.parquet");
+        let digest = write_parquet_as(&mut df, &path, groups).unwrap();
+        assert_eq!(digest, crate::digest::sha256_file(&path).unwrap());
+        let mut reader = ParquetReader::new(File::open(&path).unwrap());
+        let lengths = reader
+            .get_metadata()
+            .unwrap()
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        (lengths, reader.finish().unwrap())
+    }
+
+    #[test]
+    fn chunks_of_parsed_files_are_written_as_row_groups_as_they_are() {
+        let lengths = [CHUNK_ROW_GROUP_MIN, CHUNK_ROW_GROUP_MIN + 5, 7];
+        let df = chunked(&lengths);
+        let (groups, back) = written(df.clone(), RowGroups::Chunks);
+        assert_eq!(groups, lengths);
+        assert!(back.equals(&df));
+        // The even cut puts the same rows in one row group.
+        let (groups, back) = written(df.clone(), RowGroups::Even);
+        assert_eq!(groups, [lengths.iter().sum::<usize>()]);
+        assert!(back.equals(&df));
+    }
+
+    #[test]
+    fn small_or_unaligned_chunks_are_cut_evenly() {
+        // A small chunk before the last: the even cut.
+        let df = chunked(&[7, CHUNK_ROW_GROUP_MIN]);
+        assert!(!chunks_as_row_groups(&df));
+        let (groups, back) = written(df.clone(), RowGroups::Chunks);
+        assert_eq!(groups, [CHUNK_ROW_GROUP_MIN + 7]);
+        assert!(back.equals(&df));
+        // Columns cut differently: the even cut.
+        let mut df = chunked(&[CHUNK_ROW_GROUP_MIN, CHUNK_ROW_GROUP_MIN]);
+        let seq: Vec<u32> = (0..2 * CHUNK_ROW_GROUP_MIN as u32).collect();
+        df.with_column(Column::new("seq".into(), seq)).unwrap();
+        assert!(!chunks_as_row_groups(&df));
+        // One chunk: nothing to keep.
+        assert!(!chunks_as_row_groups(&chunked(&[CHUNK_ROW_GROUP_MIN])));
+    }
 }

@@ -10,7 +10,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use polars::prelude::{DataFrame, IntoLazy};
 
-use super::partition::{write_json, write_parquet};
+use super::partition::{write_json, write_parquet, write_parquet_as, RowGroups};
 use super::{PartitionMeta, ACCEPTED, META, PARSED, REJECTED, SUMS};
 use crate::error::{Error, Result};
 use crate::ingest::judge::Judged;
@@ -76,7 +76,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
 
     /// Keeps newly parsed rows (`parsed.parquet`) while they are judged.
     pub fn keep_parsed(&self, mut parsed: DataFrame, path: PathBuf) -> Keeping<'scope> {
-        self.scope.spawn(move || write_parquet(&mut parsed, &path))
+        self.scope
+            .spawn(move || write_parquet_as(&mut parsed, &path, RowGroups::Chunks))
     }
 
     /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
