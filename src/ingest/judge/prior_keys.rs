@@ -49,8 +49,9 @@ pub struct PriorKeys {
     segments: Vec<Segment>,
     /// How many keys the segments hold.
     len: usize,
-    /// Each key's hash, in key order, until the index is built (the index holds them then).
-    hashes: std::cell::RefCell<Vec<u64>>,
+    /// Each key's hash, in key order, one piece per addition (so that adding never moves the
+    /// hashes held), until the index is built (the index holds them then).
+    hashes: std::cell::RefCell<Vec<Vec<u64>>>,
     index: std::cell::RefCell<Option<Index>>,
     lookups: std::cell::Cell<usize>,
 }
@@ -101,11 +102,10 @@ struct Index {
 impl Index {
     /// Adds the keys of rows `first`, `first + 1`, … with these hashes (rows after every row
     /// already in the index).
-    fn add(&mut self, first: IdxSize, hashes: &[u64]) {
+    fn add(&mut self, first: IdxSize, hashes: impl Iterator<Item = u64>) {
         let mut added: Vec<(u64, IdxSize)> = hashes
-            .iter()
             .enumerate()
-            .map(|(i, hash)| (*hash, first + i as IdxSize))
+            .map(|(i, hash)| (hash, first + i as IdxSize))
             .collect();
         added.sort_unstable();
         let total = self.hashes.len() + added.len();
@@ -219,15 +219,11 @@ impl PriorKeys {
         self.segments.push(segment);
         let hashes = keys.column("hash")?.u64()?;
         match self.index.get_mut().as_mut() {
-            Some(index) => {
-                let added: Vec<u64> = hashes.into_no_null_iter().collect();
-                index.add(first as IdxSize, &added);
-            }
-            None => {
-                let in_order = self.hashes.get_mut();
-                in_order.reserve_exact(hashes.len());
-                in_order.extend(hashes.into_no_null_iter());
-            }
+            Some(index) => index.add(first as IdxSize, hashes.into_no_null_iter()),
+            None => self
+                .hashes
+                .get_mut()
+                .push(hashes.into_no_null_iter().collect()),
         }
         Ok(())
     }
@@ -247,7 +243,15 @@ impl PriorKeys {
             .sum();
         (
             self.len,
-            segments + self.hashes.borrow().capacity() * 8 + index,
+            segments
+                + self
+                    .hashes
+                    .borrow()
+                    .iter()
+                    .map(Vec::capacity)
+                    .sum::<usize>()
+                    * 8
+                + index,
         )
     }
 
@@ -279,6 +283,7 @@ impl PriorKeys {
             self.hashes
                 .borrow()
                 .iter()
+                .flatten()
                 .enumerate()
                 .filter(|(_, h)| wanted.contains(*h))
                 .map(|(row, _)| row as IdxSize)
@@ -288,7 +293,7 @@ impl PriorKeys {
                 // (The index holds the hashes kept in key order for the first lookup.)
                 let in_order = std::mem::take(&mut *self.hashes.borrow_mut());
                 let mut index = Index::default();
-                index.add(0, &in_order);
+                index.add(0, in_order.into_iter().flatten());
                 index
             });
             let mut wanted: Vec<u64> = hashes.iter().flatten().collect();
@@ -333,8 +338,8 @@ mod tests {
     #[test]
     fn the_index_finds_every_row_of_a_hash_in_row_order_across_additions() {
         let mut index = Index::default();
-        index.add(0, &[5, 3, 5, 9]);
-        index.add(4, &[3, 7, 5]);
+        index.add(0, [5, 3, 5, 9].into_iter());
+        index.add(4, [3, 7, 5].into_iter());
         assert_eq!(index.hashes, vec![3, 3, 5, 5, 5, 7, 9]);
         assert_eq!(index.rows, vec![1, 4, 0, 2, 6, 5, 3]);
         assert_eq!(index.rows_of(&[3, 4, 5, 10]), vec![1, 4, 0, 2, 6]);
@@ -397,9 +402,9 @@ mod tests {
         let nine = vec![("INV-1".to_string(), 1), ("Ärger-7".to_string(), 70_000)];
         // The first lookup scans, the second builds the index, which takes the hashes over.
         assert_eq!(found(&prior, &[9, 5]), nine);
-        assert_eq!(prior.hashes.borrow().len(), 3);
+        assert_eq!(*prior.hashes.borrow(), [vec![9, 4, 9]]);
         assert_eq!(found(&prior, &[9, 5]), nine);
-        assert_eq!(prior.hashes.borrow().capacity(), 0);
+        assert!(prior.hashes.borrow().is_empty());
         assert_eq!(found(&prior, &[4]), vec![(String::new(), -3)]);
         // Keys added after the index is built are found through it too.
         prior
@@ -417,6 +422,26 @@ mod tests {
         // (At most 16 bytes a segment in these tests: the keys took four.)
         assert_eq!(prior.segments.len(), 4);
         assert_eq!(prior.size().0, 5);
+    }
+
+    #[test]
+    fn keys_added_apart_before_any_lookup_are_found_by_scan_and_by_index() {
+        let mut prior = PriorKeys::default();
+        prior
+            .add_judged(keys(&["A", "B"], &[1, 2], &[7, 8]))
+            .unwrap();
+        prior
+            .add_judged(keys(&["C", "D"], &[3, 4], &[8, 9]))
+            .unwrap();
+        // Each addition keeps its hashes where they are.
+        assert_eq!(*prior.hashes.borrow(), [vec![7, 8], vec![8, 9]]);
+        let eight = vec![("B".to_string(), 2), ("C".to_string(), 3)];
+        assert_eq!(found(&prior, &[8]), eight);
+        assert_eq!(found(&prior, &[8]), eight);
+        assert_eq!(
+            found(&prior, &[9, 7]),
+            [("A".to_string(), 1), ("D".to_string(), 4)]
+        );
     }
 
     #[test]
