@@ -13,8 +13,8 @@
 //!     one); a row rejected for another reason claims no key.
 //!
 //! Reasons 7–10 need only the row and the lookups ([`prepare`], worked out ahead of the
-//! deliveries before it); `duplicate_line` needs the keys accepted before ([`settle`]). Both
-//! are joins over the parsed rows.
+//! deliveries before it), joined to the parsed rows; `duplicate_line` needs the keys accepted
+//! before ([`settle`]), a pass over the rows in order with sets of keys.
 //!
 //! The rest serves them: `lookups` holds this run's roster, rates and program.toml as tables,
 //! and what a delivery's rows look up in them ([`LookupKeys`]); `prior_keys` the keys accepted
@@ -79,10 +79,7 @@ pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Verdicts> 
         .clone()
         .lazy()
         .select(keys(&VERDICT_INPUTS))
-        .with_columns([
-            col("omlp_type").str().to_lowercase().alias("omlp_key"),
-            line_key(col("line_no"), col("invoice_number")).alias("line_key"),
-        ])
+        .with_column(col("omlp_type").str().to_lowercase().alias("omlp_key"))
         .join(
             lookups.partners.clone(),
             keys(&["partner_id"]),
@@ -128,7 +125,6 @@ pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Verdicts> 
             col("usd_rate"),
             col("omlp_canonical"),
             col("category"),
-            col("line_key"),
             col("invoice_number"),
             col("line_no"),
             col("seq"),
@@ -169,66 +165,55 @@ pub fn settle(
 /// The verdicts `prepared` of `parsed` completed with `duplicate_line`, given the keys
 /// accepted by earlier deliveries: `reason`, `usd_rate`, `omlp_canonical`, `category`,
 /// `invoice_number`, `line_no`, `key_hash` and `seq`, one for every row, in its order.
+///
+/// A row still standing is a duplicate when its key was accepted before, or when a row before
+/// it in this delivery (in `seq` order) stands with the same key: the first copy wins. Keys
+/// are compared as text (the hashes only find the earlier keys worth comparing), in sets
+/// hashed afresh with a seed of their own, so that keys sharing a hash cost nothing more.
 fn with_duplicates(
     parsed: &DataFrame,
     prepared: Verdicts,
     prior: &PriorKeys,
 ) -> PolarsResult<DataFrame> {
-    let lf = prepared.verdicts.clone().lazy();
-    let (lf, seen_before) = if prior.is_empty() {
-        (lf, lit(false))
+    let mut verdict = prepared.verdicts;
+    let reason = verdict.column("reason")?.str()?;
+    let numbers = verdict.column("invoice_number")?.str()?;
+    let lines = verdict.column("line_no")?.i64()?;
+    // Of the (many) keys accepted earlier, only those this delivery carries matter: the
+    // earlier keys sharing a hash with a standing row's key.
+    let seen = if prior.is_empty() {
+        None
     } else {
-        // Of the (many) keys accepted earlier, only those this delivery carries matter: the
-        // earlier keys sharing a hash with a standing row's key, which the rows are then
-        // matched with by text.
-        let standing = prepared
-            .verdicts
-            .clone()
-            .lazy()
-            .filter(col("reason").is_null())
-            .select([col("key_hash")])
-            .collect()?;
-        let seen = prior
-            .sharing_a_hash(standing.column("key_hash")?)?
-            .lazy()
-            .select([line_key(col("invoice_line"), col("invoice_number")).alias("key")])
-            .unique(None, UniqueKeepStrategy::Any)
-            .with_column(lit(true).alias("prior"));
-        // The rows keep their order: the first copy of a key is the first in `seq` order.
-        let mut keep_order = JoinArgs::new(JoinType::Left);
-        keep_order.maintain_order = MaintainOrderJoin::Left;
-        let lf = lf.join(seen, [col("line_key")], [col("key")], keep_order);
-        (lf, col("prior").fill_null(lit(false)))
+        let standing = verdict.column("key_hash")?.filter(&reason.is_null())?;
+        Some(prior.sharing_a_hash(&standing)?)
     };
-    // A row still standing whose key was accepted before is a duplicate; within the delivery
-    // the first copy of a key among the rows still standing wins.
-    let reason = when(col("reason").is_null().and(seen_before))
-        .then(lit("duplicate_line"))
-        .otherwise(col("reason"));
-    let standing_key = when(col("reason").is_null())
-        .then(col("line_key"))
-        .otherwise(lit(NULL).cast(DataType::String));
-    let verdict = lf
-        .with_column(reason.alias("reason"))
-        .with_column(standing_key.alias("standing_key"))
-        .select([
-            when(
-                col("reason")
-                    .is_null()
-                    .and(col("standing_key").is_first_distinct().not()),
-            )
-            .then(lit("duplicate_line"))
-            .otherwise(col("reason"))
-            .alias("reason"),
-            col("usd_rate"),
-            col("omlp_canonical"),
-            col("category"),
-            col("invoice_number"),
-            col("line_no"),
-            col("key_hash"),
-            col("seq"),
-        ])
-        .collect()?;
+    let earlier: PlHashSet<(&str, i64)> = match &seen {
+        Some(seen) => {
+            let numbers = seen.column("invoice_number")?.str()?;
+            let lines = seen.column("invoice_line")?.i64()?;
+            numbers
+                .iter()
+                .zip(lines.iter())
+                .filter_map(|(n, l)| Some((n?, l?)))
+                .collect()
+        }
+        None => Default::default(),
+    };
+    let mut standing = PlHashSet::with_capacity(verdict.height());
+    let mut completed = StringChunkedBuilder::new("reason".into(), verdict.height());
+    for ((reason, number), line) in reason.iter().zip(numbers.iter()).zip(lines.iter()) {
+        match (reason, number.zip(line)) {
+            (Some(reason), _) => completed.append_value(reason),
+            (None, Some(key)) if earlier.contains(&key) || !standing.insert(key) => {
+                completed.append_value("duplicate_line")
+            }
+            (None, Some(_)) => completed.append_null(),
+            // (Rows without an invoice number or line are rejected before this.)
+            (None, None) => polars_bail!(ComputeError: "a standing row without a line key"),
+        }
+    }
+    drop(standing);
+    verdict.with_column(completed.finish().into_column())?;
     // The verdicts are set beside the rows they judge: one for every row, in the same order.
     if !verdict.column("seq")?.equals(parsed.column("seq")?) {
         return Err(polars_err!(
@@ -343,12 +328,6 @@ pub struct Judged {
 
 fn left() -> JoinArgs {
     JoinArgs::new(JoinType::Left)
-}
-
-/// A line's key as one text value, `"<invoice_line>|<invoice_number>"`: the line number has no
-/// `|`, so the pair is recovered unambiguously. Null when either part is.
-fn line_key(line: Expr, number: Expr) -> Expr {
-    concat_str([line.cast(DataType::String), number], "|", false)
 }
 
 #[cfg(test)]
