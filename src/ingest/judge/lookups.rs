@@ -9,16 +9,14 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::program::Program;
-use crate::exact;
 use crate::ingest::fx::FxRates;
 use crate::ingest::roster::Roster;
 
-/// The lookup tables a judgement joins against, built once per run, with the same facts kept
-/// as maps to answer [`LookupKeys`].
+/// This run's roster, OMLP types and rates, built once per run: as maps, which the verdicts
+/// look rows up in and which answer [`LookupKeys`], and the roster as a table too, which a
+/// judgement again by difference joins against.
 pub struct Lookups {
     pub(super) partners: LazyFrame,
-    pub(super) omlp: LazyFrame,
-    pub(super) rates: LazyFrame,
     partner_ids: HashSet<String>,
     /// Lower-cased OMLP type -> (canonical spelling, category).
     omlp_types: HashMap<String, (String, String)>,
@@ -36,43 +34,39 @@ impl Lookups {
         let partners = df!("partner_id" => ids)?
             .lazy()
             .with_column(lit(true).alias("in_roster"));
-        let omlp = program.omlp_table();
-        let omlp_types = omlp
-            .iter()
-            .map(|(key, name, category)| (key.clone(), (name.clone(), category.clone())))
+        let omlp_types = program
+            .omlp_table()
+            .into_iter()
+            .map(|(key, name, category)| (key, (name, category)))
             .collect();
-        let omlp = df!(
-            "omlp_key" => omlp.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-            "omlp_canonical" => omlp.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-            "category" => omlp.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
-        )?
-        .lazy();
-        let rates_rows = fx.rows();
-        let rate_of = rates_rows
-            .iter()
-            .map(|(month, ccy, rate)| ((*month, ccy.clone()), *rate))
+        let rate_of = fx
+            .rows()
+            .into_iter()
+            .map(|(month, ccy, rate)| ((month, ccy), rate))
             .collect();
-        let mut rates = df!(
-            "month_index" => rates_rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "ccy" => rates_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-        )?;
-        rates.with_column(exact::column(
-            "rate",
-            rates_rows
-                .iter()
-                .map(|r| Some(r.2))
-                .collect_ca("rate".into()),
-            exact::RATE_SCALE,
-        )?)?;
-        let rates = rates.lazy();
         Ok(Lookups {
             partners,
-            omlp,
-            rates,
             partner_ids,
             omlp_types,
             rate_of,
         })
+    }
+
+    /// Whether `partner_id` is in this run's roster.
+    pub(super) fn in_roster(&self, partner_id: &str) -> bool {
+        self.partner_ids.contains(partner_id)
+    }
+
+    /// The canonical spelling and category of an OMLP type, matched ignoring case (as
+    /// program.toml's types are lower-cased).
+    pub(super) fn omlp_rule(&self, spelling: &str) -> Option<(&str, &str)> {
+        (self.omlp_types.get(&spelling.to_lowercase()))
+            .map(|(name, cat)| (name.as_str(), cat.as_str()))
+    }
+
+    /// The rate of `ccy` in month `month_index`, in units of [`crate::exact::RATE_SCALE`].
+    pub(super) fn rate(&self, month_index: i32, ccy: &str) -> Option<i128> {
+        self.rate_of.get(&(month_index, ccy.to_string())).copied()
     }
 
     /// What each OMLP type of `asks` means, and each rate it asks for.

@@ -24,6 +24,7 @@
 mod by_difference;
 mod lookups;
 mod prior_keys;
+mod verdicts;
 
 use polars::prelude::*;
 
@@ -35,109 +36,8 @@ pub use by_difference::{
     prepare_again, rejudge, settle_again, Again, ByDifference, EarlierJudgement,
 };
 pub use lookups::{LookupKeys, Lookups};
-use prior_keys::key_hashes;
 pub use prior_keys::PriorKeys;
-
-/// The parsed columns a verdict reads.
-const VERDICT_INPUTS: [&str; 11] = [
-    "seq",
-    "partner_id",
-    "omlp_type",
-    "month_index",
-    "ccy",
-    "line_no",
-    "invoice_number",
-    "pre_reason",
-    "credit",
-    "kpi",
-    "rev",
-];
-
-/// The verdicts of a delivery's rows before the keys accepted earlier are looked at: for each
-/// row in `seq` order, the first reason that applies short of `duplicate_line` (null for a
-/// row still standing), its line key, USD rate, canonical OMLP type and category. It depends on
-/// the rows and the lookups alone, so it can be worked out ahead of the deliveries before it.
-pub struct Verdicts {
-    verdicts: DataFrame,
-}
-
-impl Verdicts {
-    /// About how many bytes the verdicts take.
-    pub fn estimated_size(&self) -> usize {
-        self.verdicts.estimated_size()
-    }
-}
-
-/// Works out the verdicts of `parsed` (rows in `seq` order) up to `duplicate_line`.
-///
-/// The verdict is worked out on the few columns it reads and then set beside the parsed rows
-/// (by [`settle`]), so the joins and the sort move those columns only, not the raw values every
-/// row keeps for the rejected file.
-pub fn prepare(parsed: &DataFrame, lookups: &Lookups) -> PolarsResult<Verdicts> {
-    let keys = |names: &[&str]| names.iter().map(|n| col(*n)).collect::<Vec<_>>();
-    let lf = parsed
-        .clone()
-        .lazy()
-        .select(keys(&VERDICT_INPUTS))
-        .with_column(col("omlp_type").str().to_lowercase().alias("omlp_key"))
-        .join(
-            lookups.partners.clone(),
-            keys(&["partner_id"]),
-            keys(&["partner_id"]),
-            left(),
-        )
-        .join(
-            lookups.omlp.clone(),
-            keys(&["omlp_key"]),
-            keys(&["omlp_key"]),
-            left(),
-        )
-        .join(
-            lookups.rates.clone(),
-            keys(&["month_index", "ccy"]),
-            keys(&["month_index", "ccy"]),
-            left(),
-        );
-    let rate = when(col("ccy").eq(lit("USD")))
-        .then(lit(1).cast(exact::dtype(exact::RATE_SCALE)))
-        .otherwise(col("rate"));
-    let sign_mismatch = (col("credit")
-        .not()
-        .and(col("kpi").lt(lit(0)).or(col("rev").lt(lit(0)))))
-    .or(col("credit").and(col("kpi").gt(lit(0)).or(col("rev").gt(lit(0)))));
-    let reason = when(col("pre_reason").is_not_null())
-        .then(col("pre_reason"))
-        .when(col("in_roster").is_null())
-        .then(lit("unknown_partner"))
-        .when(col("category").is_null())
-        .then(lit("unknown_omlp_type"))
-        .when(sign_mismatch)
-        .then(lit("sign_mismatch"))
-        .when(col("usd_rate").is_null())
-        .then(lit("no_fx_rate"))
-        .otherwise(lit(NULL).cast(DataType::String));
-    let verdicts = lf
-        .with_column(rate.alias("usd_rate"))
-        .with_column(reason.alias("reason"))
-        .sort(["seq"], SortMultipleOptions::default())
-        .select([
-            col("reason"),
-            col("usd_rate"),
-            col("omlp_canonical"),
-            col("category"),
-            col("invoice_number"),
-            col("line_no"),
-            col("seq"),
-        ])
-        .collect()?;
-    let hashes = key_hashes(
-        verdicts.column("invoice_number")?,
-        verdicts.column("line_no")?,
-    )?;
-    let mut verdicts = verdicts;
-    verdicts.with_column(hashes)?;
-    Ok(Verdicts { verdicts })
-}
+pub use verdicts::{prepare, Verdicts};
 
 /// Judges `parsed` (delivery `delivery`, rows in `seq` order) given the keys accepted by
 /// earlier deliveries: [`prepare`] then [`settle`].
@@ -324,10 +224,6 @@ pub struct Judged {
     pub accepted: DataFrame,
     pub rejected: DataFrame,
     pub keys: DataFrame,
-}
-
-fn left() -> JoinArgs {
-    JoinArgs::new(JoinType::Left)
 }
 
 #[cfg(test)]
