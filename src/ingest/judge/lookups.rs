@@ -60,10 +60,15 @@ impl Lookups {
     /// The canonical spelling and category of an OMLP type, matched ignoring case (as
     /// program.toml's types are lower-cased).
     pub(super) fn omlp_rule(&self, spelling: &str) -> Option<(&str, &str)> {
-        (self.omlp_types.get(&spelling.to_lowercase()))
+        (self.omlp_types.get(&Lookups::lowered(spelling)))
             .map(|(name, cat)| (name.as_str(), cat.as_str()))
     }
 
+    /// An OMLP type lowered as program.toml's types are ([`str::to_lowercase`]), to be
+    /// matched ignoring case.
+    pub(super) fn lowered(spelling: &str) -> String {
+        spelling.to_lowercase()
+    }
     /// The rate of `ccy` in month `month_index`, in units of [`crate::exact::RATE_SCALE`].
     pub(super) fn rate(&self, month_index: i32, ccy: &str) -> Option<i128> {
         self.rate_of.get(&(month_index, ccy.to_string())).copied()
@@ -157,20 +162,12 @@ impl LookupKeys {
             Ok(parsed.column(name)?.str()?.iter().flatten().collect())
         };
         let partner_ids = sorted(texts("partner_id")?);
-        let spellings = sorted(texts("omlp_type")?);
-        let lowered = df!("k" => spellings)?
-            .lazy()
-            .select([col("k").str().to_lowercase()])
-            .unique(None, UniqueKeepStrategy::Any)
-            .sort(["k"], SortMultipleOptions::default())
-            .collect()?;
-        let omlp_keys = lowered
-            .column("k")?
-            .str()?
-            .iter()
-            .flatten()
-            .map(str::to_string)
+        // (Lowered as program.toml's types are, and as the verdicts look them up.)
+        let mut omlp_keys: Vec<String> = (texts("omlp_type")?.into_iter())
+            .map(Lookups::lowered)
             .collect();
+        omlp_keys.sort_unstable();
+        omlp_keys.dedup();
         let months = parsed.column("month_index")?.i32()?;
         let currencies = parsed.column("ccy")?.str()?;
         let pairs: PlHashSet<(i32, &str)> = months
@@ -274,22 +271,11 @@ mod tests {
         let asks = LookupKeys::of(&frame).unwrap();
         // A missing partner id is kept as an empty text, and asked about like any other.
         assert_eq!(asks.partner_ids, ["", "P1", "P2", "P3"]);
-        // The same lower-casing as the judging's join key, and sorted by bytes.
-        let judged_key = frame
-            .clone()
-            .lazy()
-            .select([col("omlp_type").str().to_lowercase()])
-            .collect()
-            .unwrap();
-        let sigma = judged_key
-            .column("omlp_type")
-            .unwrap()
-            .str()
-            .unwrap()
-            .get(3);
+        // The same lower-casing as the verdicts' lookup, and sorted by bytes.
+        let sigma = Lookups::lowered("AΣ");
         assert_eq!(
             asks.omlp_keys,
-            [sigma.unwrap(), "exam voucher", "moc"].map(String::from)
+            [sigma.as_str(), "exam voucher", "moc"].map(String::from)
         );
         assert_eq!(asks, asks_by_queries(&frame));
         // A row without a month or a currency asks for no rate.

@@ -376,4 +376,29 @@ mod tests {
         // A hash for every row's key.
         assert_eq!(verdicts.column("key_hash").unwrap().null_count(), 0);
     }
+
+    #[test]
+    fn an_omlp_type_is_lowered_as_program_toml_lowers_it() {
+        // A final Σ after 16 ASCII letters: lowered to ς, as Rust lowers program.toml's types
+        // (polars 0.55's lowering gives σ there).
+        let spelling = "ABCDEFGHIJKLMNOPΣ";
+        let program =
+            Program::parse(&format!("[kpi_categories]\nexams = [\"{spelling}\"]")).unwrap();
+        let (_, roster, fx) = inputs();
+        let lookups = Lookups::new(&program, &roster, &fx).unwrap();
+        let rows = [(
+            ["P1", spelling, "Invoice", "1", "10", "USD", "2026-10-02"],
+            None,
+        )];
+        let parsed = parsed_of(&rows);
+        let verdicts = prepare(&parsed, &lookups).unwrap().verdicts;
+        let column = |name: &str| verdicts.column(name).unwrap().str().unwrap().get(0);
+        assert_eq!(column("reason"), None);
+        assert_eq!(column("category"), Some("exams"));
+        // The asks name the type as the verdicts looked it up, so the lookups' answers (and
+        // their digests) follow program.toml's rule for it.
+        let asks = super::super::LookupKeys::of(&parsed).unwrap();
+        assert_eq!(asks.omlp_keys, ["abcdefghijklmnopς"]);
+        assert!(lookups.omlp_rule(&asks.omlp_keys[0]).is_some());
+    }
 }
