@@ -12,12 +12,13 @@
 //!     earliest accepted copy wins (earlier deliveries, then file name and row order inside this
 //!     one); a row rejected for another reason claims no key.
 //!
-//! Reasons 7–10 need only the row and the lookups ([`prepare`], worked out ahead of the
-//! deliveries before it), joined to the parsed rows; `duplicate_line` needs the keys accepted
-//! before ([`settle`]), a pass over the rows in order with sets of keys.
+//! Reasons 7–10 need only the row and the lookups ([`prepare`], in `verdicts`, worked out
+//! ahead of the deliveries before it), each row looked up in turn; `duplicate_line` needs the
+//! keys accepted before ([`settle`]), a pass over the rows in order with sets of keys.
 //!
-//! The rest serves them: `lookups` holds this run's roster, rates and program.toml as tables,
-//! and what a delivery's rows look up in them ([`LookupKeys`]); `prior_keys` the keys accepted
+//! The rest serves them: `lookups` holds this run's roster, rates and program.toml as maps
+//! (the roster as a table too), and what a delivery's rows look up in them
+//! ([`LookupKeys`]); `prior_keys` the keys accepted
 //! before ([`PriorKeys`]), looked up by hash; `by_difference` judges a delivery again from its
 //! earlier judgement when only the roster or the earlier keys changed ([`rejudge`]).
 
