@@ -263,80 +263,23 @@ mod tests {
 
     /// A row of each kind: (partner, OMLP type, document type, kpi, revenue, currency, date),
     /// and the reason due.
+    #[rustfmt::skip]
     fn rows() -> Vec<([&'static str; 7], Option<&'static str>)> {
         vec![
-            (
-                ["P1", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"],
-                None,
-            ),
-            (
-                ["P2", "moc", "Invoice", "1", "10", "SEK", "2026-10-02"],
-                None,
-            ),
-            (
-                [
-                    "P1",
-                    "EXAM",
-                    "Credit Note",
-                    "-1",
-                    "-10",
-                    "EUR",
-                    "2026-09-30",
-                ],
-                None,
-            ),
-            (
-                ["P1", "σίγμα-kit", "Invoice", "0", "0", "usd", "2026-10-02"],
-                None,
-            ),
-            (
-                ["P9", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"],
-                Some("unknown_partner"),
-            ),
-            (
-                ["p1", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"],
-                Some("unknown_partner"),
-            ),
-            (
-                ["P1", "Book", "Invoice", "1", "10", "USD", "2026-10-02"],
-                Some("unknown_omlp_type"),
-            ),
-            (
-                ["P9", "Book", "Invoice", "-1", "10", "USD", "2026-10-02"],
-                Some("unknown_partner"),
-            ),
-            (
-                ["P1", "MOC", "Invoice", "-1", "10", "USD", "2026-10-02"],
-                Some("sign_mismatch"),
-            ),
-            (
-                ["P1", "MOC", "Credit Note", "0", "10", "EUR", "2026-10-02"],
-                Some("sign_mismatch"),
-            ),
-            (
-                ["P1", "MOC", "Invoice", "1", "10", "EUR", "2026-10-02"],
-                Some("no_fx_rate"),
-            ),
-            (
-                ["P1", "MOC", "Invoice", "1", "10", "SEK", "2026-09-02"],
-                Some("no_fx_rate"),
-            ),
-            (
-                ["P1", "MOC", "Invoice", "", "10", "USD", "2026-10-02"],
-                Some("missing_value:kpi_value"),
-            ),
-            (
-                [
-                    "P1",
-                    "MOC",
-                    "Order Confirmation",
-                    "1",
-                    "1",
-                    "USD",
-                    "2026-10-02",
-                ],
-                Some("not_an_invoice"),
-            ),
+            (["P1", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"], None),
+            (["P2", "moc", "Invoice", "1", "10", "SEK", "2026-10-02"], None),
+            (["P1", "EXAM", "Credit Note", "-1", "-10", "EUR", "2026-09-30"], None),
+            (["P1", "σίγμα-kit", "Invoice", "0", "0", "usd", "2026-10-02"], None),
+            (["P9", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"], Some("unknown_partner")),
+            (["p1", "MOC", "Invoice", "1", "10", "USD", "2026-10-02"], Some("unknown_partner")),
+            (["P1", "Book", "Invoice", "1", "10", "USD", "2026-10-02"], Some("unknown_omlp_type")),
+            (["P9", "Book", "Invoice", "-1", "10", "USD", "2026-10-02"], Some("unknown_partner")),
+            (["P1", "MOC", "Invoice", "-1", "10", "USD", "2026-10-02"], Some("sign_mismatch")),
+            (["P1", "MOC", "Credit Note", "0", "10", "EUR", "2026-10-02"], Some("sign_mismatch")),
+            (["P1", "MOC", "Invoice", "1", "10", "EUR", "2026-10-02"], Some("no_fx_rate")),
+            (["P1", "MOC", "Invoice", "1", "10", "SEK", "2026-09-02"], Some("no_fx_rate")),
+            (["P1", "MOC", "Invoice", "", "10", "USD", "2026-10-02"], Some("missing_value:kpi_value")),
+            (["P1", "MOC", "Order Confirmation", "1", "1", "USD", "2026-10-02"], Some("not_an_invoice")),
         ]
     }
 
