@@ -37,6 +37,7 @@ pub use by_difference::{
     prepare_again, rejudge, settle_again, Again, ByDifference, EarlierJudgement,
 };
 pub use lookups::{LookupKeys, Lookups};
+use prior_keys::key_set;
 pub use prior_keys::PriorKeys;
 pub use verdicts::{prepare, Verdicts};
 
@@ -88,17 +89,9 @@ fn with_duplicates(
         let standing = verdict.column("key_hash")?.filter(&reason.is_null())?;
         Some(prior.sharing_a_hash(&standing)?)
     };
-    let earlier: PlHashSet<(&str, i64)> = match &seen {
-        Some(seen) => {
-            let numbers = seen.column("invoice_number")?.str()?;
-            let lines = seen.column("invoice_line")?.i64()?;
-            numbers
-                .iter()
-                .zip(lines.iter())
-                .filter_map(|(n, l)| Some((n?, l?)))
-                .collect()
-        }
-        None => Default::default(),
+    let earlier = match &seen {
+        Some(seen) => key_set(seen)?,
+        None => PlHashSet::default(),
     };
     let mut standing = PlHashSet::with_capacity(verdict.height());
     let mut completed = StringChunkedBuilder::new("reason".into(), verdict.height());

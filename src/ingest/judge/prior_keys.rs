@@ -262,13 +262,13 @@ impl PriorKeys {
             return Ok(keys.clear());
         }
         let earlier = self.sharing_a_hash(keys.column("hash")?)?;
-        if earlier.height() == 0 {
-            return Ok(keys.clear());
-        }
-        keys.clone()
-            .lazy()
-            .join(earlier.lazy(), KEY.map(col), KEY.map(col), semi())
-            .collect()
+        let earlier = key_set(&earlier)?;
+        let numbers = keys.column("invoice_number")?.str()?;
+        let lines = keys.column("invoice_line")?.i64()?;
+        let before: BooleanChunked = (numbers.iter().zip(lines.iter()))
+            .map(|(n, l)| n.zip(l).is_some_and(|key| earlier.contains(&key)))
+            .collect();
+        keys.filter(&before)
     }
 
     /// The earlier keys (`invoice_number`, `invoice_line`) whose hash is among `hashes`: a few
@@ -325,6 +325,16 @@ impl PriorKeys {
         )
         .expect("two columns of one length")
     }
+}
+
+/// The keys of `keys` (`invoice_number`, `invoice_line`) as a set, to compare keys as text
+/// (a key without either part is in no set).
+pub(super) fn key_set(keys: &DataFrame) -> PolarsResult<PlHashSet<(&str, i64)>> {
+    let numbers = keys.column("invoice_number")?.str()?;
+    let lines = keys.column("invoice_line")?.i64()?;
+    Ok((numbers.iter().zip(lines.iter()))
+        .filter_map(|(n, l)| Some((n?, l?)))
+        .collect())
 }
 
 pub(super) fn semi() -> JoinArgs {
