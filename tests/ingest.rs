@@ -546,6 +546,10 @@ fn a_roster_change_turns_unknown_partner_rows_into_accepted_ones() {
             good_lines("G", "2026-10", 1, 40)
         ),
     );
+    w.write(
+        "extracts/2026-10/b.csv",
+        &format!("{EXTRACT_HEADER}\n{}", good_lines("H", "2026-10", 1, 40)),
+    );
     w.refresh("2026-11");
     let rows = rejected(&w, "2026-11");
     assert_eq!(rows[1][2], "unknown_partner");
@@ -561,6 +565,11 @@ fn a_roster_change_turns_unknown_partner_rows_into_accepted_ones() {
     // Judged again from the kept rows: the partition's parsed rows are the same file content.
     let m = manifest(&w, "2026-11");
     assert_eq!(m["deliveries"][0]["judged_in_this_run"], true);
+    // Judged again by difference, the partition is the one judged in full from nothing.
+    let kept = tree_hashes(&w.output().join("ledger"));
+    std::fs::remove_dir_all(w.output().join("ledger")).unwrap();
+    w.refresh("2026-11");
+    assert_eq!(tree_hashes(&w.output().join("ledger")), kept);
 }
 
 #[test]

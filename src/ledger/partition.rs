@@ -80,32 +80,41 @@ pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<String> {
 pub(super) enum RowGroups {
     /// polars' even cut (its chunks are first made one, which copies every column).
     Even,
-    /// One row group per chunk, as they are, when every chunk but the last holds at least
-    /// [`CHUNK_ROW_GROUP_MIN`] rows and the columns are cut alike; polars' even cut otherwise.
-    /// For parsed rows, whose chunks are the delivery's files: no column is copied to be
-    /// written.
-    Chunks,
+    /// By source file (see [`file_groups`]): a cut that follows from the rows alone, however
+    /// the frame is chunked, and costs no copy when its chunks are the delivery's files (as
+    /// parsed rows and the lines accepted from them are) or when it is one chunk.
+    Files,
 }
 
-/// The fewest rows a chunk written as a row group of its own may hold (a delivery of many
-/// small files is written in polars' even cut instead).
-const CHUNK_ROW_GROUP_MIN: usize = 1 << 16;
+/// The fewest rows a row group cut by file holds, when more rows follow: the rows of small
+/// files are gathered into one group until it holds this many.
+const FILE_GROUP_MIN: usize = 1 << 16;
 
-/// Whether `df`'s chunks can be written as row groups as they are (see [`RowGroups::Chunks`]).
-fn chunks_as_row_groups(df: &DataFrame) -> bool {
-    let Some(first) = df.columns().first() else {
-        return false;
-    };
-    let lengths: Vec<usize> = first.as_materialized_series().chunk_lengths().collect();
-    lengths.len() > 1
-        && lengths[..lengths.len() - 1]
-            .iter()
-            .all(|&n| n >= CHUNK_ROW_GROUP_MIN)
-        && df.columns().iter().all(|c| {
-            c.as_materialized_series()
-                .chunk_lengths()
-                .eq(lengths.iter().copied())
-        })
+/// The most rows a row group cut by file holds: a larger file's rows are cut into groups of
+/// this many.
+const FILE_GROUP_MAX: usize = 1 << 20;
+
+/// The row groups of `df` cut by file, as (first row, rows): runs of rows with the same
+/// `source_file`, cut every [`FILE_GROUP_MAX`] rows, and runs gathered until a group holds
+/// [`FILE_GROUP_MIN`] rows. None without a `source_file` column of text.
+fn file_groups(df: &DataFrame) -> Option<Vec<(usize, usize)>> {
+    let files = df.column("source_file").ok()?.str().ok()?;
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    let mut last: Option<Option<&str>> = None;
+    for (row, file) in files.iter().enumerate() {
+        let new_file = last.is_some_and(|f| f != file);
+        if (new_file && len >= FILE_GROUP_MIN) || len == FILE_GROUP_MAX {
+            groups.push((start, len));
+            (start, len) = (row, 0);
+        }
+        last = Some(file);
+        len += 1;
+    }
+    if len > 0 {
+        groups.push((start, len));
+    }
+    Some(groups)
 }
 
 /// Writes `df` as Parquet to `path`, cut into row groups as `groups` says; returns the
@@ -118,13 +127,20 @@ pub(super) fn write_parquet_as(
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let parquet = ParquetWriter::new(&mut writer).with_compression(ParquetCompression::Lz4Raw);
-    if groups == RowGroups::Chunks && chunks_as_row_groups(df) {
-        parquet.batched(df.schema()).and_then(|mut batched| {
-            batched.write_batch(df)?;
+    match (groups == RowGroups::Files)
+        .then(|| file_groups(df))
+        .flatten()
+    {
+        Some(cut) => parquet.batched(df.schema()).and_then(|mut batched| {
+            for (start, len) in cut {
+                // (A group of one chunk is written as it is; one spanning chunks is made one.)
+                let mut group = df.slice(start as i64, len);
+                group.rechunk_mut_par();
+                batched.write_batch(&group)?;
+            }
             batched.finish()
-        })
-    } else {
-        parquet.finish(df)
+        }),
+        None => parquet.finish(df),
     }
     .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
     let (file, digest) = writer.finish();
@@ -208,14 +224,16 @@ pub(super) fn kept_asks(ctx: &Context, month: Month, found: &Found) -> Option<Ke
 mod tests {
     use super::*;
 
-    /// A frame of `chunks` chunks of the given lengths, every column cut alike.
+    /// A frame of one chunk per file, of the given lengths, every column cut alike: `seq`,
+    /// `source_file` (file-0, file-1, ...) and some text.
     fn chunked(lengths: &[usize]) -> DataFrame {
         let mut all: Option<DataFrame> = None;
         let mut start = 0u32;
-        for &n in lengths {
+        for (file, &n) in lengths.iter().enumerate() {
             let seq: Vec<u32> = (start..start + n as u32).collect();
             let text: Vec<String> = seq.iter().map(|i| format!("invoice-{i}")).collect();
-            let part = df!("seq" => seq, "text" => text).unwrap();
+            let files = vec![format!("file-{file}"); n];
+            let part = df!("seq" => seq, "source_file" => files, "text" => text).unwrap();
             start += n as u32;
             match all.as_mut() {
                 Some(all) => {
@@ -227,8 +245,9 @@ mod tests {
         all.unwrap()
     }
 
-    /// Writes `df` as `groups` says and reads back its row groups' lengths and its rows.
-    fn written(mut df: DataFrame, groups: RowGroups) -> (Vec<usize>, DataFrame) {
+    /// Writes `df` as `groups` says; returns the file's bytes, its row groups' lengths and its
+    /// rows read back.
+    fn written(mut df: DataFrame, groups: RowGroups) -> (Vec<u8>, Vec<usize>, DataFrame) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.parquet");
         let digest = write_parquet_as(&mut df, &path, groups).unwrap();
@@ -241,36 +260,52 @@ mod tests {
             .iter()
             .map(|g| g.num_rows())
             .collect();
-        (lengths, reader.finish().unwrap())
+        let back = reader.finish().unwrap();
+        (std::fs::read(&path).unwrap(), lengths, back)
     }
 
     #[test]
-    fn chunks_of_parsed_files_are_written_as_row_groups_as_they_are() {
-        let lengths = [CHUNK_ROW_GROUP_MIN, CHUNK_ROW_GROUP_MIN + 5, 7];
-        let df = chunked(&lengths);
-        let (groups, back) = written(df.clone(), RowGroups::Chunks);
-        assert_eq!(groups, lengths);
-        assert!(back.equals(&df));
-        // The even cut puts the same rows in one row group.
-        let (groups, back) = written(df.clone(), RowGroups::Even);
+    fn rows_are_grouped_by_file_with_small_files_gathered_and_large_ones_cut() {
+        let groups = |lengths: &[usize]| file_groups(&chunked(lengths)).unwrap();
+        let (min, max) = (FILE_GROUP_MIN, FILE_GROUP_MAX);
+        assert_eq!(
+            groups(&[min, min + 5, 7]),
+            [(0, min), (min, min + 5), (2 * min + 5, 7)]
+        );
+        // Small files are gathered until a group holds the fewest rows.
+        assert_eq!(groups(&[7, 3, min, 2]), [(0, min + 10), (min + 10, 2)]);
+        assert_eq!(groups(&[5]), [(0, 5)]);
+        // A large file is cut every FILE_GROUP_MAX rows.
+        assert_eq!(groups(&[2 * max + 3]), [(0, max), (max, max), (2 * max, 3)]);
+        assert!(file_groups(&chunked(&[5]).clear()).unwrap().is_empty());
+        assert!(file_groups(&df!("seq" => [1u32]).unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_file_cut_follows_from_the_rows_not_from_their_chunks() {
+        let lengths = [FILE_GROUP_MIN, FILE_GROUP_MIN + 5, 3, 4];
+        let mut by_file = chunked(&lengths);
+        // A column of one value for all rows (as the delivery's name is) is cut as well.
+        let delivery = Scalar::new(DataType::String, "2026-10".into());
+        let delivery = Column::new_scalar("delivery".into(), delivery, by_file.height());
+        by_file.with_column(delivery).unwrap();
+        let mut one_chunk = by_file.clone();
+        one_chunk.rechunk_mut_par();
+        assert_eq!(one_chunk.first_col_n_chunks(), 1);
+        let (bytes, groups, back) = written(by_file.clone(), RowGroups::Files);
+        assert_eq!(groups, [FILE_GROUP_MIN, FILE_GROUP_MIN + 5, 7]);
+        assert!(back.equals(&by_file));
+        // The same rows in one chunk: the same bytes.
+        let (same, _, _) = written(one_chunk, RowGroups::Files);
+        assert!(bytes == same);
+        // The even cut puts them in one row group.
+        let (_, groups, back) = written(by_file.clone(), RowGroups::Even);
         assert_eq!(groups, [lengths.iter().sum::<usize>()]);
-        assert!(back.equals(&df));
-    }
-
-    #[test]
-    fn small_or_unaligned_chunks_are_cut_evenly() {
-        // A small chunk before the last: the even cut.
-        let df = chunked(&[7, CHUNK_ROW_GROUP_MIN]);
-        assert!(!chunks_as_row_groups(&df));
-        let (groups, back) = written(df.clone(), RowGroups::Chunks);
-        assert_eq!(groups, [CHUNK_ROW_GROUP_MIN + 7]);
-        assert!(back.equals(&df));
-        // Columns cut differently: the even cut.
-        let mut df = chunked(&[CHUNK_ROW_GROUP_MIN, CHUNK_ROW_GROUP_MIN]);
-        let seq: Vec<u32> = (0..2 * CHUNK_ROW_GROUP_MIN as u32).collect();
-        df.with_column(Column::new("seq".into(), seq)).unwrap();
-        assert!(!chunks_as_row_groups(&df));
-        // One chunk: nothing to keep.
-        assert!(!chunks_as_row_groups(&chunked(&[CHUNK_ROW_GROUP_MIN])));
+        assert!(back.equals(&by_file));
+        // Without a source file: the even cut.
+        let mut no_file = by_file.clone();
+        let _ = no_file.drop_in_place("source_file").unwrap();
+        let (_, groups, _) = written(no_file, RowGroups::Files);
+        assert_eq!(groups, [lengths.iter().sum::<usize>()]);
     }
 }

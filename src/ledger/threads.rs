@@ -77,7 +77,7 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Keeps newly parsed rows (`parsed.parquet`) while they are judged.
     pub fn keep_parsed(&self, mut parsed: DataFrame, path: PathBuf) -> Keeping<'scope> {
         self.scope
-            .spawn(move || write_parquet_as(&mut parsed, &path, RowGroups::Chunks))
+            .spawn(move || write_parquet_as(&mut parsed, &path, RowGroups::Files))
     }
 
     /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
@@ -97,7 +97,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
             if let Some(keeping) = keeping {
                 known.insert(PARSED.into(), finish(keeping)?);
             }
-            let accepted = write_parquet(&mut judged.accepted, &dir.join(ACCEPTED))?;
+            let accepted =
+                write_parquet_as(&mut judged.accepted, &dir.join(ACCEPTED), RowGroups::Files)?;
             known.insert(ACCEPTED.into(), accepted);
             let mut sums = crate::kpi::month_sums(judged.accepted.lazy())?;
             known.insert(SUMS.into(), write_parquet(&mut sums, &dir.join(SUMS))?);

@@ -132,11 +132,15 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
             col("key_hash").alias("hash"),
         ])
         .collect()?;
-    let judged = parsed.hstack(
-        verdict
-            .select(["reason", "usd_rate", "omlp_canonical", "category"])?
-            .columns(),
-    )?;
+    // The verdicts are cut as the rows are (a chunk per file), so that the rows are
+    // filtered chunk by chunk rather than first copied into one chunk.
+    let verdicts = verdict
+        .select(["reason", "usd_rate", "omlp_canonical", "category"])?
+        .columns()
+        .iter()
+        .map(|c| cut_like(c, parsed.column("seq")?))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let judged = parsed.hstack(&verdicts)?;
 
     let delivery = lit(delivery.to_string()).alias("delivery");
     let mut accepted = judged
@@ -172,7 +176,7 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
         accepted.column("revenue")?,
         accepted.column("usd_per_unit")?,
     )?;
-    accepted.with_column(revenue_usd)?;
+    accepted.with_column(cut_like(&revenue_usd, accepted.column("revenue")?)?)?;
     let mut rejected_columns = vec![
         delivery,
         col("source_file"),
@@ -190,6 +194,26 @@ fn split(parsed: &DataFrame, verdict: DataFrame, delivery: Month) -> PolarsResul
         rejected,
         keys,
     })
+}
+
+/// `column` cut into chunks as long as `like`'s (as slices of it: no value is copied when it
+/// is one chunk).
+fn cut_like(column: &Column, like: &Column) -> PolarsResult<Column> {
+    let whole = column.as_materialized_series().rechunk();
+    let mut offset = 0;
+    let mut cut: Option<Series> = None;
+    for n in like.as_materialized_series().chunk_lengths() {
+        let part = whole.slice(offset as i64, n);
+        offset += n;
+        match cut.as_mut() {
+            Some(cut) => {
+                cut.append_owned(part)?;
+            }
+            None => cut = Some(part),
+        }
+    }
+    polars_ensure!(offset == whole.len(), ShapeMismatch: "{} values cut as {offset}", whole.len());
+    Ok(cut.unwrap_or(whole).into_column())
 }
 
 /// Fails when the USD revenues of a delivery's accepted lines (`revenue_usd`) add up to 10^20
@@ -323,5 +347,45 @@ mod tests {
         let expected = vec![dup.clone(), None, None, dup.clone(), dup];
         assert_eq!(second_reasons(false), expected);
         assert_eq!(second_reasons(true), expected);
+    }
+
+    #[test]
+    fn the_lines_of_each_file_stay_a_chunk_of_their_own() {
+        let oct: Month = "2026-10".parse().unwrap();
+        // Three files, the last with a duplicate of the first's line and three of its own.
+        let files = [
+            parsed(oct, &[("A", "1")]),
+            parsed(oct, &[("B", "1")]),
+            parsed(oct, &[("A", "1"), ("C", "1"), ("D", "1"), ("E", "1")]),
+        ];
+        let parsed = crate::ingest::extract::concat_files(files.to_vec()).unwrap();
+        assert_eq!(parsed.first_col_n_chunks(), 3);
+        let judged = judge_hashed(&parsed, oct, &lookups(), &PriorKeys::default(), false);
+        let accepted = &judged.accepted;
+        // Every column is cut by file (the delivery's name aside: one value for all rows).
+        for column in accepted.columns() {
+            let series = column.as_materialized_series();
+            let lengths: Vec<usize> = series.chunk_lengths().collect();
+            match column {
+                Column::Scalar(_) => assert_eq!(column.name().as_str(), "delivery"),
+                _ => assert_eq!(lengths, [1, 1, 3], "{}", column.name()),
+            }
+        }
+        let numbers = accepted.column("invoice_number").unwrap().str().unwrap();
+        let numbers: Vec<_> = numbers.iter().flatten().collect();
+        assert_eq!(numbers, ["A", "B", "C", "D", "E"]);
+    }
+
+    #[test]
+    fn a_column_is_cut_as_another_is_or_refused_when_their_lengths_differ() {
+        let mut like = Series::new("like".into(), [0u32, 1]);
+        like.append(&Series::new("like".into(), [2u32])).unwrap();
+        let column = Column::new("c".into(), ["x", "y", "z"]);
+        let cut = cut_like(&column, &like.into_column()).unwrap();
+        let cut = cut.as_materialized_series();
+        assert_eq!(cut.chunk_lengths().collect::<Vec<_>>(), [2, 1]);
+        assert!(cut.equals(column.as_materialized_series()));
+        let short = Column::new("c".into(), ["x"]);
+        assert!(cut_like(&short, &Column::new("l".into(), [1u32, 2])).is_err());
     }
 }
