@@ -282,16 +282,22 @@ impl Parsed {
 }
 
 /// Room for the rows of the file at `path` holding `bytes`, so that its columns are not grown
-/// (and copied) as rows are added. A CSV row ends at a line end, so the rows are at most its
-/// line ends plus one; an XLSX file's rows are guessed from its size (a row takes some 60
-/// bytes or more), to at most 65,536. Never more than [`MOST_ROWS_RESERVED`]: a file of line
-/// ends alone must not reserve room for millions of rows.
+/// (and copied) as rows are added. A CSV row ends at a line end, so the rows are about its
+/// line feeds plus one, or its carriage returns plus one in a file without line feeds (one
+/// pass over the bytes: a file mixing lone carriage returns with line feeds is rare, and its
+/// columns grow past what was reserved); an XLSX file's rows are guessed from its size (a row
+/// takes some 60 bytes or more), to at most 65,536. Never more than [`MOST_ROWS_RESERVED`]: a
+/// file of line ends alone must not reserve room for millions of rows.
 fn row_capacity(path: &Path, bytes: &[u8]) -> usize {
     if table::kind_of(path) == Some(table::Kind::Xlsx) {
         return (bytes.len() / 64).clamp(1, 1 << 16);
     }
     let count = |b: u8| memchr::memchr_iter(b, bytes).count();
-    (count(b'\n').max(count(b'\r')) + 1).min(MOST_ROWS_RESERVED)
+    let line_ends = match count(b'\n') {
+        0 => count(b'\r'),
+        feeds => feeds,
+    };
+    (line_ends + 1).min(MOST_ROWS_RESERVED)
 }
 
 /// The most rows reserved for a file before it is read (a larger file's columns grow).
@@ -541,6 +547,8 @@ mod tests {
         assert_eq!(row_capacity(csv, b"h\r\na\r\nb\r\n"), 4);
         // A carriage return alone ends a row too.
         assert_eq!(row_capacity(csv, b"h\ra\rb"), 3);
+        // Line feeds are counted when there are any (the columns grow for lone returns).
+        assert_eq!(row_capacity(csv, b"h\ra\rb\nc"), 2);
         // A file of line ends alone reserves no more than the cap.
         let blank = vec![b'\n'; MOST_ROWS_RESERVED + 10];
         assert_eq!(row_capacity(csv, &blank), MOST_ROWS_RESERVED);

@@ -188,7 +188,12 @@ fn embedded_newlines(record: &csv::ByteRecord) -> u64 {
 
 /// Line ends in `bytes`: LF, CRLF, or a CR alone (the CSV reader ends a record at each).
 fn line_ends(bytes: &[u8]) -> u64 {
-    // (Between two records there are a byte or two: counted by hand, not by memchr's setup.)
+    // (Between two records' starts lie the first record and its line end: one scan finds
+    // where line ends begin, and only the byte or two from there are counted, by hand.)
+    let Some(first) = memchr::memchr2(b'\r', b'\n', bytes) else {
+        return 0;
+    };
+    let bytes = &bytes[first..];
     let count = |b: u8| match bytes.len() {
         0..=32 => bytes.iter().filter(|&&c| c == b).count(),
         _ => memchr::memchr_iter(b, bytes).count(),
@@ -208,6 +213,21 @@ fn line_ends(bytes: &[u8]) -> u64 {
 fn decode(record: &csv::ByteRecord) -> (Cells, Vec<usize>) {
     let mut bad = Vec::new();
     let mut cells = Cells::with_capacity(record.as_slice().len(), record.len());
+    // (Nearly every record is valid UTF-8 throughout: checked at once, its fields are cut from
+    // it, each where a character begins; otherwise each field is checked on its own.)
+    if let Ok(text) = std::str::from_utf8(record.as_slice()) {
+        let whole = (0..record.len()).all(|i| match record.range(i).and_then(|r| text.get(r)) {
+            Some(field) => {
+                cells.push(field.trim());
+                true
+            }
+            None => false,
+        });
+        if whole {
+            return (cells, bad);
+        }
+        cells = Cells::with_capacity(record.as_slice().len(), record.len());
+    }
     for (i, field) in record.iter().enumerate() {
         match std::str::from_utf8(field) {
             Ok(s) => cells.push(s.trim()),
@@ -797,6 +817,33 @@ mod tests {
         let (_, rows) = read(b"a,b\nok,\xFF\xFE\n");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].bad_encoding, [1]);
+    }
+
+    #[test]
+    fn line_ends_are_counted_wherever_they_are() {
+        let long = "a record longer than thirty-two bytes,x,y";
+        assert_eq!(line_ends(long.as_bytes()), 0);
+        assert_eq!(line_ends(format!("{long}\r\n").as_bytes()), 1);
+        assert_eq!(line_ends(format!("{long}\n\n").as_bytes()), 2);
+        assert_eq!(
+            line_ends(format!("{long}\r{long}\r\n{long}\n").as_bytes()),
+            3
+        );
+        let many = format!("x\n{}", "\r\n".repeat(40));
+        assert_eq!(line_ends(many.as_bytes()), 41);
+        assert_eq!(line_ends(b"\r"), 1);
+        assert_eq!(line_ends(b""), 0);
+    }
+
+    #[test]
+    fn a_character_cut_in_two_by_a_comma_is_two_invalid_fields() {
+        // Together the two fields' bytes are "é"; neither is valid UTF-8 on its own.
+        let (_, rows) = read(b"a,b\n\xC3,\xA9\n\xC3\xA9 , \xC3\xBC\n");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].bad_encoding, [0, 1]);
+        assert_eq!(cells(&rows[0]), ["\u{FFFD}", "\u{FFFD}"]);
+        assert!(rows[1].bad_encoding.is_empty());
+        assert_eq!(cells(&rows[1]), ["é", "ü"]);
     }
 
     #[test]
