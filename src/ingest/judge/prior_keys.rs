@@ -101,35 +101,30 @@ struct Index {
 
 impl Index {
     /// Adds the keys of rows `first`, `first + 1`, … with these hashes (rows after every row
-    /// already in the index).
+    /// already in the index). They are merged in from the back, in place: the index grows as
+    /// a vector does, rather than being written anew for every delivery.
     fn add(&mut self, first: IdxSize, hashes: impl Iterator<Item = u64>) {
         let mut added: Vec<(u64, IdxSize)> = hashes
             .enumerate()
             .map(|(i, hash)| (hash, first + i as IdxSize))
             .collect();
         added.sort_unstable();
-        let total = self.hashes.len() + added.len();
-        let (mut hashes, mut rows) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let mut earlier = self
-            .hashes
-            .iter()
-            .copied()
-            .zip(self.rows.iter().copied())
-            .peekable();
-        for (hash, row) in added {
-            // An earlier row of the same hash comes first: its row is the smaller.
-            while let Some(e) = earlier.next_if(|e| e.0 <= hash) {
-                hashes.push(e.0);
-                rows.push(e.1);
+        let (mut earlier, mut new) = (self.hashes.len(), added.len());
+        let mut at = earlier + new;
+        self.hashes.resize(at, 0);
+        self.rows.resize(at, 0);
+        while new > 0 {
+            at -= 1;
+            // Of equal hashes the added row goes last: it is the larger row.
+            if earlier > 0 && self.hashes[earlier - 1] > added[new - 1].0 {
+                earlier -= 1;
+                self.hashes[at] = self.hashes[earlier];
+                self.rows[at] = self.rows[earlier];
+            } else {
+                new -= 1;
+                (self.hashes[at], self.rows[at]) = added[new];
             }
-            hashes.push(hash);
-            rows.push(row);
         }
-        for (hash, row) in earlier {
-            hashes.push(hash);
-            rows.push(row);
-        }
-        (self.hashes, self.rows) = (hashes, rows);
     }
 
     /// The rows of the earlier keys whose hash is among `wanted` (sorted, each once): one
