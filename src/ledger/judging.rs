@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::partition::{keys_digest, link, parse_files, scan, write_json};
 use super::plan::{Kind, Step};
-use super::threads::{next_read, Keeping, Writer};
+use super::threads::{next_read, Keeping, Permit, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
     ASKS, FORMAT, META, PARSED, REJECTED, SUMS,
@@ -106,7 +106,7 @@ pub(super) fn judge_in_order(
     inputs: &[DeliveryInput],
     steps: Vec<Step>,
     staging: &Staging,
-    ahead: &Receiver<Result<Option<ReadAhead>>>,
+    ahead: &Receiver<Result<(Option<ReadAhead>, Permit)>>,
     holding: &AtomicBool,
 ) -> Result<Vec<Outcome>> {
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
@@ -194,7 +194,7 @@ impl InOrder<'_> {
         &mut self,
         input: &DeliveryInput,
         step: Step,
-        ahead: &Receiver<Result<Option<ReadAhead>>>,
+        ahead: &Receiver<Result<(Option<ReadAhead>, Permit)>>,
         writer: &mut Writer<'scope, '_>,
     ) -> Result<()> {
         let started = Instant::now();
@@ -212,10 +212,11 @@ impl InOrder<'_> {
             }
             kind => {
                 self.holding.store(false, Ordering::Relaxed);
-                let ahead = if step.read_ahead {
-                    next_read(ahead)?
+                let (ahead, permit) = if step.read_ahead {
+                    let (read, permit) = next_read(ahead)?;
+                    (read, Some(permit))
                 } else {
-                    None
+                    (None, None)
                 };
                 let read = match ahead {
                     Some(read) => read,
@@ -223,7 +224,7 @@ impl InOrder<'_> {
                     // was not read ahead: judged again by difference, read here.
                     None => read_ahead(self.ctx, input, kind)?,
                 };
-                self.judge(input, step, &published, read, writer, started)?
+                self.judge(input, step, &published, (read, permit), writer, started)?
             }
         };
         info!(
@@ -286,13 +287,14 @@ impl InOrder<'_> {
         Ok(outcome)
     }
 
-    /// Judges a delivery from what was `read` of it, and hands its partition to the writer.
+    /// Judges a delivery from what was `read` of it, and hands its partition to the writer
+    /// with the delivery's room in the gate (freed here when nothing is written).
     fn judge<'scope>(
         &mut self,
         input: &DeliveryInput,
         step: Step,
         published: &Path,
-        mut read: ReadAhead,
+        (mut read, permit): (ReadAhead, Option<Permit>),
         writer: &mut Writer<'scope, '_>,
         started: Instant,
     ) -> Result<Outcome> {
@@ -357,7 +359,7 @@ impl InOrder<'_> {
                 let own = existing.map(|e| e.own_files).unwrap_or_default();
                 link_sealed(published, &dir, &JUDGED_FILES, &own, known, meta)?
             }
-            _ => self.write(writer, settled, meta, &dir, known)?,
+            _ => self.write(writer, settled, meta, &dir, known, permit)?,
         };
         Ok(Outcome {
             meta,
@@ -377,9 +379,11 @@ impl InOrder<'_> {
         meta: PartitionMeta,
         dir: &Path,
         known: BTreeMap<String, String>,
+        permit: Option<Permit>,
     ) -> Result<PartitionMeta> {
         let (keeping, judged) = (settled.keeping, settled.judged);
-        let previous = writer.write(keeping, judged, meta.clone(), dir.to_path_buf(), known)?;
+        let dir = dir.to_path_buf();
+        let previous = writer.write(keeping, judged, meta.clone(), dir, known, permit)?;
         self.sealed(previous);
         self.being_written = Some(self.outcomes.len());
         Ok(meta)

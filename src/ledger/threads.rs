@@ -1,11 +1,13 @@
 //! The ledger's two helper threads, scoped to one [`super::update`]: the read-ahead, which
 //! reads the deliveries to judge and prepares their verdicts one delivery ahead of the
 //! judging; and the writer, which writes a judged partition's files while the next delivery is
-//! judged (that needs only the keys, kept in memory).
+//! judged (that needs only the keys, kept in memory). A [`Gate`] bounds the deliveries they
+//! hold at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use polars::prelude::{DataFrame, IntoLazy};
@@ -15,26 +17,85 @@ use super::{PartitionMeta, ACCEPTED, META, PARSED, REJECTED, SUMS};
 use crate::error::{Error, Result};
 use crate::ingest::judge::Judged;
 
-/// Runs `judge` while `read` reads each of `jobs`, in order, on a thread of its own. The
-/// channel is a rendezvous: at most one read delivery waits for the judging. A failed read is
-/// the last one sent; when the judging stops (an error of its own), nothing more is read.
+/// The most deliveries held at once from the start of their reading to the end of their
+/// partition's writing: one judged while the one before it is written. The next delivery is
+/// read once the one before is written. On two cores a third delivery read meanwhile was
+/// hardly faster, and its rows raised the peak by a delivery's worth (docs/design.md §5).
+const IN_FLIGHT: usize = 2;
+
+/// Room for the deliveries read, judged and written at once (see [`IN_FLIGHT`]).
+#[derive(Default)]
+pub(super) struct Gate {
+    /// The deliveries held, and whether reading has stopped.
+    state: Mutex<(usize, bool)>,
+    freed: Condvar,
+}
+
+impl Gate {
+    /// Waits for room for one more delivery; None once reading has stopped.
+    fn enter(self: &Arc<Self>) -> Option<Permit> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.0 >= IN_FLIGHT && !state.1 {
+            state = self
+                .freed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.1 {
+            return None;
+        }
+        state.0 += 1;
+        Some(Permit(Arc::clone(self)))
+    }
+
+    /// Stops reading: a reader waiting for room gives up.
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        self.freed.notify_all();
+    }
+}
+
+/// A delivery's room in the [`Gate`], freed when dropped: once its partition is written, its
+/// judgement done without a write, or the delivery given up.
+pub(super) struct Permit(Arc<Gate>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let gate = &self.0;
+        let mut state = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(1);
+        gate.freed.notify_all();
+    }
+}
+
+/// Runs `judge` while `read` reads each of `jobs`, in order, on a thread of its own, each once
+/// the [`Gate`] has room for it. The channel is a rendezvous: at most one read delivery waits
+/// for the judging. A failed read is the last one sent; when the judging stops (an error of
+/// its own), nothing more is read.
 pub(super) fn with_read_ahead<J: Send, R: Send, T>(
     jobs: Vec<J>,
     read: impl Fn(J) -> Result<R> + Send,
-    judge: impl FnOnce(&Receiver<Result<R>>) -> T,
+    judge: impl FnOnce(&Receiver<Result<(R, Permit)>>) -> T,
 ) -> T {
+    let gate = Arc::new(Gate::default());
     std::thread::scope(|s| {
         let (ahead_tx, ahead_rx) = sync_channel(0);
+        let room = Arc::clone(&gate);
         s.spawn(move || {
             for job in jobs {
-                let read = read(job);
+                let Some(permit) = room.enter() else {
+                    break;
+                };
+                let read = read(job).map(|read| (read, permit));
                 let failed = read.is_err();
                 if ahead_tx.send(read).is_err() || failed {
                     break;
                 }
             }
         });
-        judge(&ahead_rx)
+        let judged = judge(&ahead_rx);
+        gate.close();
+        judged
     })
 }
 
@@ -83,7 +144,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
     /// them) once its parsed rows are kept and the previous partition is written, then seals
     /// its metadata with the digests of the bytes written and those `known` (files written or
-    /// checked before). Returns the previous partition's sealed metadata.
+    /// checked before), and frees the delivery's room (`permit`). Returns the previous
+    /// partition's sealed metadata.
     pub fn write(
         &mut self,
         keeping: Option<Keeping<'scope>>,
@@ -91,6 +153,7 @@ impl<'scope, 'env> Writer<'scope, 'env> {
         mut meta: PartitionMeta,
         dir: PathBuf,
         mut known: BTreeMap<String, String>,
+        permit: Option<Permit>,
     ) -> Result<Option<PartitionMeta>> {
         let previous = self.writing.take().map(finish).transpose()?;
         self.writing = Some(self.scope.spawn(move || {
@@ -106,6 +169,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
             known.insert(REJECTED.into(), rejected);
             crate::partition_check::seal(&dir, &mut meta, known)?;
             write_json(&meta, &dir, META)?;
+            // (The delivery's room is freed once its partition is written.)
+            drop(permit);
             Ok(meta)
         }));
         Ok(previous)
@@ -114,5 +179,62 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Waits for the last partition's files; returns its sealed metadata.
     pub fn finish(mut self) -> Result<Option<PartitionMeta>> {
         self.writing.take().map(finish).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whether `enter` on another thread is still waiting after a while.
+    fn waits(gate: &Arc<Gate>) -> std::thread::JoinHandle<bool> {
+        let gate = Arc::clone(gate);
+        std::thread::spawn(move || gate.enter().is_some())
+    }
+
+    #[test]
+    fn the_gate_holds_two_deliveries_and_lets_the_next_in_as_one_is_done() {
+        let gate = Arc::new(Gate::default());
+        let (first, second) = (gate.enter().unwrap(), gate.enter().unwrap());
+        let third = waits(&gate);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!third.is_finished());
+        drop(first);
+        assert!(third.join().unwrap());
+        // (The third's room was freed as its thread ended.) Once reading stops, a reader
+        // waiting for room gives up.
+        let fourth = gate.enter().unwrap();
+        let fifth = waits(&gate);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!fifth.is_finished());
+        gate.close();
+        assert!(!fifth.join().unwrap());
+        drop((second, fourth));
+        assert!(gate.enter().is_none());
+    }
+
+    #[test]
+    fn judging_that_stops_early_stops_the_reading() {
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        // The judging takes two deliveries and keeps them (their room is not freed) when it
+        // stops: the reader, waiting for room, reads no more.
+        let taken = with_read_ahead(
+            (0..10).collect(),
+            |i: usize| {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(i)
+            },
+            |ahead| {
+                let first = next_read(ahead).unwrap();
+                let second = next_read(ahead).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                let taken = vec![first.0, second.0];
+                std::mem::forget((first.1, second.1));
+                taken
+            },
+        );
+        assert_eq!(taken, [0, 1]);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
