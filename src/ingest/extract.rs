@@ -284,8 +284,8 @@ impl Parsed {
 /// Room for the rows of the file at `path` holding `bytes`, so that its columns are not grown
 /// (and copied) as rows are added. A CSV row ends at a line end, so the rows are about its
 /// line feeds plus one, or its carriage returns plus one in a file without line feeds (one
-/// pass over the bytes: a file mixing lone carriage returns with line feeds is rare, and its
-/// columns grow past what was reserved); an XLSX file's rows are guessed from its size (a row
+/// pass over a file with line feeds: a file mixing lone carriage returns with line feeds is
+/// rare, and its columns grow past what was reserved); an XLSX file's rows are guessed from its size (a row
 /// takes some 60 bytes or more), to at most 65,536. Never more than [`MOST_ROWS_RESERVED`]: a
 /// file of line ends alone must not reserve room for millions of rows.
 fn row_capacity(path: &Path, bytes: &[u8]) -> usize {

@@ -52,7 +52,9 @@ use plan::Kind;
 /// with more fields than its header is rejected as `extra_fields`. 5: the metadata records
 /// the digests of the partition's own files and is sealed; Excel numbers read to 15
 /// significant digits, date-time cells as their date, dates in 1900 … 9999. 6: the
-/// partition keeps its month sums, `sums.parquet`. 7: amounts are exact decimals.)
+/// partition keeps its month sums, `sums.parquet`. 7: amounts are exact decimals.) Not
+/// bumped when only the Parquet files' row groups change: a partition holds the same rows
+/// either way and is reused as it is (docs/ledger.md).
 pub const FORMAT: u32 = 7;
 
 pub const PARSED: &str = "parsed.parquet";

@@ -81,8 +81,10 @@ pub(super) enum RowGroups {
     /// polars' even cut (its chunks are first made one, which copies every column).
     Even,
     /// By source file (see [`file_groups`]): a cut that follows from the rows alone, however
-    /// the frame is chunked, and costs no copy when its chunks are the delivery's files (as
-    /// parsed rows and the lines accepted from them are) or when it is one chunk.
+    /// the frame is chunked. A group that is one chunk is written as it is (a file of at least
+    /// [`FILE_GROUP_MIN`] rows, when the chunks are the delivery's files, as parsed rows and
+    /// the lines accepted from them are; any group of a frame of one chunk); a group gathered
+    /// from several chunks is copied into one.
     Files,
 }
 

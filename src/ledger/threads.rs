@@ -20,7 +20,8 @@ use crate::ingest::judge::Judged;
 /// The most deliveries held at once from the start of their reading to the end of their
 /// partition's writing: one judged while the one before it is written. The next delivery is
 /// read once the one before is written. On two cores a third delivery read meanwhile was
-/// hardly faster, and its rows raised the peak by a delivery's worth (docs/design.md §5).
+/// hardly faster, and its rows raised the peak by a delivery's worth (docs/design.md §5). (A
+/// delivery the judging reads itself, not read ahead, is outside the gate.)
 const IN_FLIGHT: usize = 2;
 
 /// Room for the deliveries read, judged and written at once (see [`IN_FLIGHT`]).
@@ -169,7 +170,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
             known.insert(REJECTED.into(), rejected);
             crate::partition_check::seal(&dir, &mut meta, known)?;
             write_json(&meta, &dir, META)?;
-            // (The delivery's room is freed once its partition is written.)
+            // (The delivery's room is freed once its partition is written: its accepted lines
+            // went into their month sums above.)
             drop(permit);
             Ok(meta)
         }));
