@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::partition::{keys_digest, link, parse_files, scan, write_json};
 use super::plan::{Kind, Step};
-use super::threads::{next_read, Keeping, Permit, Writer};
+use super::threads::{next_read, Ahead, Gate, Keeping, Permit, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
     ASKS, FORMAT, META, PARSED, REJECTED, SUMS,
@@ -106,7 +106,8 @@ pub(super) fn judge_in_order(
     inputs: &[DeliveryInput],
     steps: Vec<Step>,
     staging: &Staging,
-    ahead: &Receiver<Result<(Option<ReadAhead>, Permit)>>,
+    ahead: &Ahead<Option<ReadAhead>>,
+    gate: &Arc<Gate>,
     holding: &AtomicBool,
 ) -> Result<Vec<Outcome>> {
     let progress = crate::logging::progress(inputs.len() as u64, "deliveries");
@@ -125,6 +126,7 @@ pub(super) fn judge_in_order(
             prior: judging.then(PriorKeys::default),
             being_written: None,
             holding,
+            gate,
         };
         let judged = (|| -> Result<()> {
             for (input, step) in inputs.iter().zip(steps) {
@@ -170,6 +172,8 @@ struct InOrder<'a> {
     being_written: Option<usize>,
     /// Whether the carry-overs read ahead hold (see [`read_planned`]).
     holding: &'a AtomicBool,
+    /// Room for the deliveries held at once (see [`Gate`]).
+    gate: &'a Arc<Gate>,
 }
 
 /// A delivery's rows judged by this run, before its partition is written.
@@ -194,7 +198,7 @@ impl InOrder<'_> {
         &mut self,
         input: &DeliveryInput,
         step: Step,
-        ahead: &Receiver<Result<(Option<ReadAhead>, Permit)>>,
+        ahead: &Ahead<Option<ReadAhead>>,
         writer: &mut Writer<'scope, '_>,
     ) -> Result<()> {
         let started = Instant::now();
@@ -212,19 +216,33 @@ impl InOrder<'_> {
             }
             kind => {
                 self.holding.store(false, Ordering::Relaxed);
-                let (ahead, permit) = if step.read_ahead {
+                let (ahead, mut permit) = if step.read_ahead {
                     let (read, permit) = next_read(ahead)?;
                     (read, Some(permit))
                 } else {
                     (None, None)
                 };
                 let read = match ahead {
-                    Some(read) => read,
+                    Some(read) => Ok(read),
                     // The answers are the same but the earlier keys changed, and the delivery
-                    // was not read ahead: judged again by difference, read here.
-                    None => read_ahead(self.ctx, input, kind)?,
+                    // was not read ahead: judged again by difference, read here (taking room
+                    // as a delivery read ahead does).
+                    None => {
+                        permit = self.gate.enter();
+                        read_ahead(self.ctx, input, kind)
+                    }
                 };
-                self.judge(input, step, &published, (read, permit), writer, started)?
+                let judged = read.and_then(|read| {
+                    let read = (read, &mut permit);
+                    self.judge(input, step, &published, read, writer, started)
+                });
+                // (After a failure nothing more is read: the gate closes before the room is
+                // freed.)
+                if judged.is_err() {
+                    self.gate.close();
+                }
+                drop(permit);
+                judged?
             }
         };
         info!(
@@ -288,13 +306,14 @@ impl InOrder<'_> {
     }
 
     /// Judges a delivery from what was `read` of it, and hands its partition to the writer
-    /// with the delivery's room in the gate (freed here when nothing is written).
+    /// with the delivery's room in the gate (taken from `permit` when it is written; left to the
+    /// caller otherwise).
     fn judge<'scope>(
         &mut self,
         input: &DeliveryInput,
         step: Step,
         published: &Path,
-        (mut read, permit): (ReadAhead, Option<Permit>),
+        (mut read, permit): (ReadAhead, &mut Option<Permit>),
         writer: &mut Writer<'scope, '_>,
         started: Instant,
     ) -> Result<Outcome> {
@@ -379,7 +398,7 @@ impl InOrder<'_> {
         meta: PartitionMeta,
         dir: &Path,
         known: BTreeMap<String, String>,
-        permit: Option<Permit>,
+        permit: &mut Option<Permit>,
     ) -> Result<PartitionMeta> {
         let (keeping, judged) = (settled.keeping, settled.judged);
         let dir = dir.to_path_buf();

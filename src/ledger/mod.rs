@@ -330,7 +330,7 @@ pub fn update(ctx: &Context, inputs: &[DeliveryInput], staging: &Staging) -> Res
     threads::with_read_ahead(
         ahead,
         |(input, kind)| judging::read_planned(ctx, input, kind, &holding),
-        |ahead_rx| judging::judge_in_order(ctx, inputs, steps, staging, ahead_rx, &holding),
+        |ahead, gate| judging::judge_in_order(ctx, inputs, steps, staging, ahead, gate, &holding),
     )
 }
 

@@ -20,8 +20,8 @@ use crate::ingest::judge::Judged;
 /// The most deliveries held at once from the start of their reading to the end of their
 /// partition's writing: one judged while the one before it is written. The next delivery is
 /// read once the one before is written. On two cores a third delivery read meanwhile was
-/// hardly faster, and its rows raised the peak by a delivery's worth (docs/design.md §5). (A
-/// delivery the judging reads itself, not read ahead, is outside the gate.)
+/// hardly faster, and its rows raised the peak by a delivery's worth (docs/design.md §5). A
+/// delivery the judging reads itself, not read ahead, takes room too.
 const IN_FLIGHT: usize = 2;
 
 /// Room for the deliveries read, judged and written at once (see [`IN_FLIGHT`]).
@@ -34,7 +34,7 @@ pub(super) struct Gate {
 
 impl Gate {
     /// Waits for room for one more delivery; None once reading has stopped.
-    fn enter(self: &Arc<Self>) -> Option<Permit> {
+    pub(super) fn enter(self: &Arc<Self>) -> Option<Permit> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while state.0 >= IN_FLIGHT && !state.1 {
             state = self
@@ -50,15 +50,23 @@ impl Gate {
     }
 
     /// Stops reading: a reader waiting for room gives up.
-    fn close(&self) {
+    pub(super) fn close(&self) {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
         self.freed.notify_all();
     }
 }
 
 /// A delivery's room in the [`Gate`], freed when dropped: once its partition is written, its
-/// judgement done without a write, or the delivery given up.
+/// judgement done without a write, or the delivery given up. When a delivery fails, the gate
+/// is closed before its room is freed, so that nothing more is read.
 pub(super) struct Permit(Arc<Gate>);
+
+impl Permit {
+    /// Closes the gate this room is in (see [`Gate::close`]).
+    pub(super) fn close_gate(&self) {
+        self.0.close();
+    }
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -76,7 +84,7 @@ impl Drop for Permit {
 pub(super) fn with_read_ahead<J: Send, R: Send, T>(
     jobs: Vec<J>,
     read: impl Fn(J) -> Result<R> + Send,
-    judge: impl FnOnce(&Receiver<Result<(R, Permit)>>) -> T,
+    judge: impl FnOnce(&Ahead<R>, &Arc<Gate>) -> T,
 ) -> T {
     let gate = Arc::new(Gate::default());
     std::thread::scope(|s| {
@@ -94,11 +102,14 @@ pub(super) fn with_read_ahead<J: Send, R: Send, T>(
                 }
             }
         });
-        let judged = judge(&ahead_rx);
+        let judged = judge(&ahead_rx, &gate);
         gate.close();
         judged
     })
 }
+
+/// The deliveries read ahead, each with its room in the [`Gate`].
+pub(super) type Ahead<R> = Receiver<Result<(R, Permit)>>;
 
 /// The next delivery read ahead.
 pub(super) fn next_read<R>(ahead: &Receiver<Result<R>>) -> Result<R> {
@@ -145,7 +156,8 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Writes a judged partition's files into `dir` (its accepted lines' month sums among
     /// them) once its parsed rows are kept and the previous partition is written, then seals
     /// its metadata with the digests of the bytes written and those `known` (files written or
-    /// checked before), and frees the delivery's room (`permit`). Returns the previous
+    /// checked before), and frees the delivery's room (`permit`, taken once the previous
+    /// partition is written: a failure of that leaves it to the caller). Returns the previous
     /// partition's sealed metadata.
     pub fn write(
         &mut self,
@@ -154,26 +166,33 @@ impl<'scope, 'env> Writer<'scope, 'env> {
         mut meta: PartitionMeta,
         dir: PathBuf,
         mut known: BTreeMap<String, String>,
-        permit: Option<Permit>,
+        permit: &mut Option<Permit>,
     ) -> Result<Option<PartitionMeta>> {
         let previous = self.writing.take().map(finish).transpose()?;
+        let permit = permit.take();
         self.writing = Some(self.scope.spawn(move || {
-            if let Some(keeping) = keeping {
-                known.insert(PARSED.into(), finish(keeping)?);
+            let written = (|| -> Result<PartitionMeta> {
+                if let Some(keeping) = keeping {
+                    known.insert(PARSED.into(), finish(keeping)?);
+                }
+                let accepted =
+                    write_parquet_as(&mut judged.accepted, &dir.join(ACCEPTED), RowGroups::Files)?;
+                known.insert(ACCEPTED.into(), accepted);
+                let mut sums = crate::kpi::month_sums(judged.accepted.lazy())?;
+                known.insert(SUMS.into(), write_parquet(&mut sums, &dir.join(SUMS))?);
+                let rejected = write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
+                known.insert(REJECTED.into(), rejected);
+                crate::partition_check::seal(&dir, &mut meta, known)?;
+                write_json(&meta, &dir, META)?;
+                Ok(meta)
+            })();
+            // (The delivery's room is freed once its partition is written; after a failure,
+            // once nothing more is read.)
+            if let (Err(_), Some(permit)) = (&written, &permit) {
+                permit.close_gate();
             }
-            let accepted =
-                write_parquet_as(&mut judged.accepted, &dir.join(ACCEPTED), RowGroups::Files)?;
-            known.insert(ACCEPTED.into(), accepted);
-            let mut sums = crate::kpi::month_sums(judged.accepted.lazy())?;
-            known.insert(SUMS.into(), write_parquet(&mut sums, &dir.join(SUMS))?);
-            let rejected = write_parquet(&mut judged.rejected, &dir.join(REJECTED))?;
-            known.insert(REJECTED.into(), rejected);
-            crate::partition_check::seal(&dir, &mut meta, known)?;
-            write_json(&meta, &dir, META)?;
-            // (The delivery's room is freed once its partition is written: its accepted lines
-            // went into their month sums above.)
             drop(permit);
-            Ok(meta)
+            written
         }));
         Ok(previous)
     }
@@ -217,6 +236,36 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_that_fails_to_be_written_closes_the_gate_before_freeing_its_room() {
+        let gate = Arc::new(Gate::default());
+        let frame = DataFrame::empty();
+        let judged = Judged {
+            accepted: frame.clone(),
+            rejected: frame.clone(),
+            keys: frame,
+        };
+        let meta: PartitionMeta = serde_json::from_value(serde_json::json!({
+            "format": 0, "delivery": "2026-10", "files": [],
+            "depends": {"roster": "", "fx_rates": "", "program": "", "previous": null},
+            "judgement": "", "answers": "", "earlier_keys": null, "keys": "", "read": 0,
+            "accepted": 0, "rejected": {}
+        }))
+        .unwrap();
+        let missing = tempfile::tempdir().unwrap().path().join("gone");
+        let mut permit = gate.enter();
+        std::thread::scope(|s| {
+            let mut writer = Writer::new(s);
+            let written = writer.write(None, judged, meta, missing, BTreeMap::new(), &mut permit);
+            assert!(written.unwrap().is_none());
+            assert!(permit.is_none(), "the room goes with the partition");
+            assert!(writer.finish().is_err());
+        });
+        // The room is freed, and the gate closed: nothing more is read.
+        assert_eq!(gate.state.lock().unwrap().0, 0);
+        assert!(gate.enter().is_none());
+    }
+
+    #[test]
     fn judging_that_stops_early_stops_the_reading() {
         let reads = std::sync::atomic::AtomicUsize::new(0);
         // The judging takes two deliveries and keeps them (their room is not freed) when it
@@ -227,7 +276,7 @@ mod tests {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Ok(i)
             },
-            |ahead| {
+            |ahead, _| {
                 let first = next_read(ahead).unwrap();
                 let second = next_read(ahead).unwrap();
                 std::thread::sleep(Duration::from_millis(50));
