@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use super::lookups::Lookups;
-use super::prior_keys::{semi, with_hashes, PriorKeys, KEY};
+use super::prior_keys::{key_set, semi, with_hashes, PriorKeys, KEY};
 use super::{judge, Judged};
 use crate::calendar::Month;
 
@@ -86,7 +86,6 @@ pub fn prepare_again(
     lookups: &Lookups,
 ) -> PolarsResult<Option<ByDifference>> {
     let EarlierJudgement { accepted, rejected } = &earlier;
-    let moved_partners = moved_partners(&earlier, lookups)?;
     let all = parsed
         .clone()
         .select([
@@ -106,40 +105,47 @@ pub fn prepare_again(
     let standing = all
         .lazy()
         .filter(col("pre_reason").is_null())
-        .drop(cols(["pre_reason"]));
-    let moved = standing
-        .clone()
-        .join(
-            moved_partners,
-            [col("partner_id")],
-            [col("partner_id")],
-            semi(),
-        )
-        .select(KEY.map(col))
-        .unique(None, UniqueKeepStrategy::Any)
+        .drop(cols(["pre_reason"]))
         .collect()?;
-    let rows = with_hashes(standing.drop(cols(["partner_id"])).collect()?)?;
-    let at = ["source_file", "source_row"].map(col);
+    // (Few rows are looked for among many: each through a set of the few, in one pass.)
+    let moved_partners = moved_partners(&earlier, lookups)?.collect()?;
+    let moved_ids: PlHashSet<&str> = moved_partners
+        .column("partner_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .collect();
+    let ids = standing.column("partner_id")?.str()?;
+    let of_moved: BooleanChunked = ids
+        .iter()
+        .map(|id| id.is_some_and(|id| moved_ids.contains(id)))
+        .collect();
+    let moved = distinct_keys(standing.filter(&of_moved)?)?;
+    let rows = with_hashes(standing.drop("partner_id")?)?;
     let duplicate_rows = rejected
         .clone()
         .lazy()
-        .filter(col("reason").eq(lit("duplicate_line")));
-    let duplicate_keys = rows
-        .clone()
-        .lazy()
-        .join(duplicate_rows, at.clone(), at, semi())
-        .select(KEY.map(col))
-        .unique(None, UniqueKeepStrategy::Any);
+        .filter(col("reason").eq(lit("duplicate_line")))
+        .collect()?;
+    let places: PlHashSet<(&str, u32)> = places_of(&duplicate_rows)?.flatten().collect();
+    let at_duplicate: BooleanChunked = places_of(&rows)?
+        .map(|p| p.is_some_and(|p| places.contains(&p)))
+        .collect();
+    let duplicate_keys = distinct_keys(rows.filter(&at_duplicate)?)?;
     let accepted_keys = with_hashes(accepted.select(KEY)?)?;
     // A duplicate whose key was accepted here came after the first copy, here.
-    let first_here = accepted_keys.clone().lazy().join(
-        duplicate_keys.clone(),
-        KEY.map(col),
-        KEY.map(col),
-        semi(),
-    );
+    let first_here = {
+        let duplicated = key_set(&duplicate_keys)?;
+        let numbers = accepted_keys.column("invoice_number")?.str()?;
+        let lines = accepted_keys.column("invoice_line")?.i64()?;
+        let here: BooleanChunked = (numbers.iter().zip(lines.iter()))
+            .map(|(n, l)| n.zip(l).is_some_and(|key| duplicated.contains(&key)))
+            .collect();
+        accepted_keys.filter(&here)?.select(KEY)?
+    };
     let duplicates = duplicate_keys
-        .join(first_here, KEY.map(col), KEY.map(col), anti())
+        .lazy()
+        .join(first_here.lazy(), KEY.map(col), KEY.map(col), anti())
         .collect()?;
     Ok(Some(ByDifference {
         parsed,
@@ -150,6 +156,21 @@ pub fn prepare_again(
         moved,
         files,
     }))
+}
+
+/// The distinct keys (`invoice_number`, `invoice_line`) of `rows` (a few).
+fn distinct_keys(rows: DataFrame) -> PolarsResult<DataFrame> {
+    rows.lazy()
+        .select(KEY.map(col))
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+}
+
+/// Each row's place in its delivery: (`source_file`, `source_row`).
+fn places_of(df: &DataFrame) -> PolarsResult<impl Iterator<Item = Option<(&str, u32)>>> {
+    let files = df.column("source_file")?.str()?;
+    let rows = df.column("source_row")?.u32()?;
+    Ok(files.iter().zip(rows.iter()).map(|(f, r)| f.zip(r)))
 }
 
 /// Partners that joined or left the roster since the `earlier` judgement.
