@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use super::lookups::Lookups;
-use super::prior_keys::{key_set, semi, with_hashes, PriorKeys, KEY};
+use super::prior_keys::{key_set, keys_in, semi, with_hashes, PriorKeys, KEY};
 use super::{judge, Judged};
 use crate::calendar::Month;
 
@@ -134,15 +134,7 @@ pub fn prepare_again(
     let duplicate_keys = distinct_keys(rows.filter(&at_duplicate)?)?;
     let accepted_keys = with_hashes(accepted.select(KEY)?)?;
     // A duplicate whose key was accepted here came after the first copy, here.
-    let first_here = {
-        let duplicated = key_set(&duplicate_keys)?;
-        let numbers = accepted_keys.column("invoice_number")?.str()?;
-        let lines = accepted_keys.column("invoice_line")?.i64()?;
-        let here: BooleanChunked = (numbers.iter().zip(lines.iter()))
-            .map(|(n, l)| n.zip(l).is_some_and(|key| duplicated.contains(&key)))
-            .collect();
-        accepted_keys.filter(&here)?.select(KEY)?
-    };
+    let first_here = keys_in(&accepted_keys, &key_set(&duplicate_keys)?)?.select(KEY)?;
     let duplicates = duplicate_keys
         .lazy()
         .join(first_here.lazy(), KEY.map(col), KEY.map(col), anti())

@@ -257,13 +257,9 @@ impl PriorKeys {
             return Ok(keys.clear());
         }
         let earlier = self.sharing_a_hash(keys.column("hash")?)?;
-        let earlier = key_set(&earlier)?;
-        let numbers = keys.column("invoice_number")?.str()?;
-        let lines = keys.column("invoice_line")?.i64()?;
-        let before: BooleanChunked = (numbers.iter().zip(lines.iter()))
-            .map(|(n, l)| n.zip(l).is_some_and(|key| earlier.contains(&key)))
-            .collect();
-        keys.filter(&before)
+        // (Bound before it is returned: the set borrows `earlier`.)
+        let among = keys_in(keys, &key_set(&earlier)?);
+        among
     }
 
     /// The earlier keys (`invoice_number`, `invoice_line`) whose hash is among `hashes`: a few
@@ -330,6 +326,17 @@ pub(super) fn key_set(keys: &DataFrame) -> PolarsResult<PlHashSet<(&str, i64)>> 
     Ok((numbers.iter().zip(lines.iter()))
         .filter_map(|(n, l)| Some((n?, l?)))
         .collect())
+}
+
+/// The rows of `keys` whose key (`invoice_number`, `invoice_line`) is in `set`, compared as
+/// text (see [`key_set`]).
+pub(super) fn keys_in(keys: &DataFrame, set: &PlHashSet<(&str, i64)>) -> PolarsResult<DataFrame> {
+    let numbers = keys.column("invoice_number")?.str()?;
+    let lines = keys.column("invoice_line")?.i64()?;
+    let found: BooleanChunked = (numbers.iter().zip(lines.iter()))
+        .map(|(n, l)| n.zip(l).is_some_and(|key| set.contains(&key)))
+        .collect();
+    keys.filter(&found)
 }
 
 pub(super) fn semi() -> JoinArgs {
