@@ -92,13 +92,13 @@ pub(super) enum RowGroups {
 /// files are gathered into one group until it holds this many.
 const FILE_GROUP_MIN: usize = 1 << 16;
 
-/// The most rows a row group cut by file holds: a larger file's rows are cut into groups of
-/// this many.
+/// The most rows a row group cut by file holds: a group that reaches it is closed, within a
+/// file if need be.
 const FILE_GROUP_MAX: usize = 1 << 20;
 
 /// The row groups of `df` cut by file, as (first row, rows): runs of rows with the same
-/// `source_file`, cut every [`FILE_GROUP_MAX`] rows, and runs gathered until a group holds
-/// [`FILE_GROUP_MIN`] rows. None without a `source_file` column of text.
+/// `source_file`, gathered until a group holds [`FILE_GROUP_MIN`] rows, no group holding more
+/// than [`FILE_GROUP_MAX`]. None without a `source_file` column of text.
 fn file_groups(df: &DataFrame) -> Option<Vec<(usize, usize)>> {
     let files = df.column("source_file").ok()?.str().ok()?;
     let mut groups: Vec<(usize, usize)> = Vec::new();
