@@ -11,9 +11,10 @@
 #   - manifest.json without what a run cannot repeat (started_at, finished_at, and the
 #     workbooks' digests: their Run info sheet holds the run's times);
 #   - every workbook (the refresh's and the statements) cell by cell with openpyxl: each sheet's
-#     name and order, and each cell's value and number format, the Run info sheet left out;
-#     and part by part, unzipped, byte for byte (styles, column formats and widths, filters,
-#     charts), but for the Run info sheet's part.
+#     name and order, and each cell's place, value and number format, the Run info sheet left
+#     out; and part by part, unzipped, byte for byte (styles, column formats and widths,
+#     filters, charts), but for the Run info sheet's part and the cells' references, which a
+#     cell may leave out (their places are compared cell by cell).
 #
 # Usage: benches/identical.sh OLD_KPI_REFRESH NEW_KPI_REFRESH [OLD_KPI_SYNTH NEW_KPI_SYNTH]
 # The synthetic input is written by NEW_KPI_SYNTH (default: kpi-synth next to NEW_KPI_REFRESH);
@@ -96,7 +97,13 @@ def parts(path):
         skip.add("xl/" + target.group(1))
     elif "Run info" in book:
         raise SystemExit(f"{path}: cannot find the Run info sheet's part")
-    return {n: z.read(n) for n in z.namelist() if n not in skip}
+    # (A cell's reference names its place, which the cells compare: here it is left out.)
+    def part(n):
+        data = z.read(n)
+        if n.startswith("xl/worksheets/sheet"):
+            data = re.sub(rb'<c r="[A-Z]+[0-9]+"', b"<c", data)
+        return data
+    return {n: part(n) for n in z.namelist() if n not in skip}
 
 books = 0
 for f in files:

@@ -260,6 +260,34 @@ fn part(xlsx: &std::path::Path, name: &str) -> String {
     text
 }
 
+/// The attributes of the cell `cell` ("I2") in a worksheet's `xml`: a cell without a
+/// reference is the one after the cell before it in its row.
+fn cell_element<'a>(xml: &'a str, cell: &str) -> &'a str {
+    let split = cell.find(|c: char| c.is_ascii_digit()).unwrap();
+    let (letters, row) = cell.split_at(split);
+    let column = |letters: &str| {
+        letters
+            .bytes()
+            .fold(0, |n, b| n * 26 + usize::from(b - b'A' + 1))
+    };
+    let row_xml = xml.split(&format!("<row r=\"{row}\"")).nth(1).unwrap();
+    let row_xml = &row_xml[..row_xml.find("</row>").unwrap()];
+    let mut at = 0;
+    for el in row_xml.split("<c").skip(1) {
+        let el = &el[..el.find('>').unwrap()];
+        at = match el.split(" r=\"").nth(1) {
+            Some(r) => {
+                column(r[..r.find('"').unwrap()].trim_end_matches(|c: char| c.is_ascii_digit()))
+            }
+            None => at + 1,
+        };
+        if at == column(letters) {
+            return el;
+        }
+    }
+    panic!("no cell {cell}")
+}
+
 /// The values of attribute `attr` of the elements `<tag …>` in `xml`, in order.
 fn attrs(xml: &str, tag: &str, attr: &str) -> Vec<String> {
     xml.split(&format!("<{tag} "))
@@ -302,7 +330,10 @@ fn invoice_detail_saved_apart_fits_the_workbook_it_is_assembled_into() {
     let sheets = attrs(&book, "sheet", "name");
     let at = sheets.iter().position(|n| n == "Invoice detail").unwrap();
     let detail = part(&xlsx, &format!("xl/worksheets/sheet{}.xml", at + 1));
-    assert!(detail.contains("<c r=\"F2\""), "the detail's own cells");
+    assert!(
+        detail.contains("<row r=\"2\"><c t=\"inlineStr\">"),
+        "the detail's own cells, each after the one before leaving its reference out"
+    );
     // One sheet is selected, Summary; a second selected tab would group the two.
     let selected: Vec<usize> = (1..=sheets.len())
         .filter(|i| {
@@ -326,8 +357,7 @@ fn invoice_detail_saved_apart_fits_the_workbook_it_is_assembled_into() {
         .zip(attrs(&styles, "numFmt", "formatCode"))
         .collect();
     let format_of = |cell: &str| {
-        let el = detail.split(&format!("<c r=\"{cell}\"")).nth(1).unwrap();
-        let el = &el[..el.find('>').unwrap()];
+        let el = cell_element(&detail, cell);
         let s: usize = el
             .split("s=\"")
             .nth(1)

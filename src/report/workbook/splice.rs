@@ -3,7 +3,8 @@
 //! write each worksheet's frame only: its header row, its last data row (so that the
 //! dimension, autofilter and ignored-error ranges are its own) and all around them; once the
 //! package is saved, the rows between are written straight from the table's rows, byte for
-//! byte as rust_xlsxwriter writes them (tests compare both), and set in before the last one.
+//! byte as rust_xlsxwriter writes them but for the references a cell may leave out (see
+//! [`super::cells::push_xml_row`]; tests compare both), and set in before the last one.
 //! rust_xlsxwriter keeps each cell in its row tables before writing it (some 300 ns a cell);
 //! written here, a cell costs a tenth of that.
 
@@ -183,6 +184,7 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::super::assemble::worksheet_part;
+    use super::super::cells::compare::{implied_references, read_back};
     use super::super::sheets::{fill, table, Written};
     use super::super::{new_workbook, Styles};
     use super::*;
@@ -280,19 +282,37 @@ mod tests {
         Sheet::titled("Partners", titles.map(String::from).to_vec(), rows)
     }
 
+    /// The parts of `package` with the references a cell may leave out left out.
+    fn parts_implied(package: &[u8]) -> Vec<(String, String)> {
+        let implied = |(name, text): (String, String)| (name, implied_references(&text));
+        parts(package).into_iter().map(implied).collect()
+    }
+
     #[test]
-    fn sheet_rows_set_in_as_xml_are_the_bytes_rust_xlsxwriter_writes() {
+    fn sheet_rows_set_in_as_xml_are_the_bytes_rust_xlsxwriter_writes_but_implied_references() {
         for (n, per_sheet) in [(0, 5), (1, 5), (2, 5), (30, 100), (30, 7), (11, 6)] {
             let sheet = sheet(n);
             let (whole, _) = package(&sheet, per_sheet, Written::All);
             let (set_in, as_xml) = package(&sheet, per_sheet, Written::EndsWherePossible);
             assert!(as_xml, "{n} rows");
             assert_eq!(
-                parts(&set_in),
-                parts(&whole),
+                parts_implied(&set_in),
+                parts_implied(&whole),
                 "{n} rows, {per_sheet} a sheet"
             );
+            // Read back, every cell is where rust_xlsxwriter put it.
+            assert_eq!(read_back(&set_in), read_back(&whole), "{n} rows");
         }
+        // The rows between a sheet's first and last do leave references out.
+        let (set_in, _) = package(&sheet(30), 100, Written::EndsWherePossible);
+        let (_, xml) = parts(&set_in)
+            .into_iter()
+            .find(|(name, _)| name == "xl/worksheets/sheet1.xml")
+            .unwrap();
+        assert!(
+            xml.contains("<row r=\"3\"><c s=\"2\" t=\"inlineStr\">"),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -304,6 +324,8 @@ mod tests {
         let (written, as_xml) = package(&sheet, 100, Written::EndsWherePossible);
         assert!(!as_xml);
         assert_eq!(parts(&written), parts(&whole));
+        // (Written whole by rust_xlsxwriter, every cell names its place.)
+        assert_ne!(parts_implied(&written), parts(&written));
         // A number that is not finite.
         let mut sheet = self::sheet(12);
         sheet.rows[5][3] = Value::Number(f64::NAN);
