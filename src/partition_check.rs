@@ -1,13 +1,15 @@
 //! Trusting a ledger partition only as far as it can be checked: when a partition is written,
-//! its `_partition.json` records the SHA-256 of each of the partition's own files and a seal
-//! (the SHA-256 of the metadata itself); when a later run would reuse it, both are checked
-//! again. A partition whose files were swapped, edited or truncated, or whose metadata was
-//! edited, is not reused: it is judged again from its delivery, and the log says why.
+//! its `_partition.json` records the SHA-256 and the BLAKE3 of each of the partition's own
+//! files and a seal (the SHA-256 of the metadata itself); when a later run would reuse it, the
+//! seal and the files' BLAKE3 are checked again (a partition written before BLAKE3 was
+//! recorded: their SHA-256). A partition whose files were swapped, edited or truncated, or
+//! whose metadata was edited, is not reused: it is judged again from its delivery, and the log
+//! says why.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::digest::sha256_bytes;
+use crate::digest::{sha256_bytes, Digests};
 use crate::error::{Error, Result};
 use crate::ledger::{PartitionMeta, ACCEPTED, ASKS, PARSED, REJECTED, SUMS};
 
@@ -23,22 +25,37 @@ fn seal_of(meta: &PartitionMeta) -> Result<String> {
     Ok(sha256_bytes(&text))
 }
 
+/// The digests recorded in `meta` for each of its own files; a file without a BLAKE3 (a
+/// partition written before it was recorded) has an empty one.
+pub fn recorded(meta: &PartitionMeta) -> BTreeMap<String, Digests> {
+    (meta.own_files.iter())
+        .map(|(name, sha256)| {
+            let blake3 = meta.own_checks.get(name).cloned().unwrap_or_default();
+            let sha256 = sha256.clone();
+            (name.clone(), Digests { sha256, blake3 })
+        })
+        .collect()
+}
+
 /// Records the digests of the partition's own files (those `known`, as they were written or
-/// checked; the others hashed in `dir`) and seals `meta`, which is then ready to be written.
+/// checked; the others, and any without a BLAKE3, hashed in `dir`) and seals `meta`, which is
+/// then ready to be written.
 pub fn seal(
     dir: &Path,
     meta: &mut PartitionMeta,
-    mut known: BTreeMap<String, String>,
+    mut known: BTreeMap<String, Digests>,
 ) -> Result<()> {
-    let mut own = BTreeMap::new();
+    let (mut own, mut checks) = (BTreeMap::new(), BTreeMap::new());
     for name in OWN_FILES {
-        let digest = match known.remove(name) {
-            Some(digest) => digest,
-            None => crate::source::digest_file(&dir.join(name))?,
+        let digests = match known.remove(name) {
+            Some(digests) if !digests.blake3.is_empty() => digests,
+            _ => crate::source::digests_file(&dir.join(name))?,
         };
-        own.insert(name.to_string(), digest);
+        own.insert(name.to_string(), digests.sha256);
+        checks.insert(name.to_string(), digests.blake3);
     }
     meta.own_files = own;
+    meta.own_checks = checks;
     meta.seal = seal_of(meta)?;
     Ok(())
 }
@@ -52,16 +69,21 @@ pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
     if let Some(name) = OWN_FILES.iter().find(|n| !meta.own_files.contains_key(**n)) {
         return Some(format!("no digest is recorded for {name}"));
     }
+    // By BLAKE3 where every file has one recorded; otherwise by SHA-256.
+    let by_blake3 = OWN_FILES.iter().all(|n| meta.own_checks.contains_key(*n));
+    let (digest, recorded): (fn(&Path) -> Result<String>, _) = if by_blake3 {
+        (crate::source::blake3_file, &meta.own_checks)
+    } else {
+        (crate::source::digest_file, &meta.own_files)
+    };
     // The files are digested on the pool's threads (each one's result kept as a value), then
     // judged in their order.
-    let found = match crate::pool::map(&OWN_FILES, |name| {
-        Ok(crate::source::digest_file(&dir.join(name)))
-    }) {
+    let found = match crate::pool::map(&OWN_FILES, |name| Ok(digest(&dir.join(name)))) {
         Ok(found) => found,
         Err(e) => return Some(format!("its files cannot be checked: {e}")),
     };
     for (name, found) in OWN_FILES.iter().zip(found) {
-        let recorded = &meta.own_files[*name];
+        let recorded = &recorded[*name];
         match found {
             Ok(found) if &found == recorded => {}
             Ok(_) => {
@@ -73,4 +95,95 @@ pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Depends, FORMAT};
+
+    /// A partition folder holding each own file, and its metadata sealed.
+    fn sealed() -> (tempfile::TempDir, PartitionMeta) {
+        let dir = tempfile::tempdir().unwrap();
+        for name in OWN_FILES {
+            std::fs::write(dir.path().join(name), format!("the bytes of {name}")).unwrap();
+        }
+        let mut meta = PartitionMeta {
+            format: FORMAT,
+            delivery: "2026-09".into(),
+            files: Vec::new(),
+            depends: Depends {
+                roster: "r".into(),
+                fx_rates: "f".into(),
+                program: "p".into(),
+                previous: None,
+            },
+            judgement: "j".into(),
+            answers: "a".into(),
+            rules_answers: None,
+            earlier_keys: None,
+            keys: "k".into(),
+            read: 0,
+            accepted: 0,
+            rejected: BTreeMap::new(),
+            own_files: BTreeMap::new(),
+            own_checks: BTreeMap::new(),
+            seal: String::new(),
+        };
+        // (One file's digests as written, the others hashed in the folder.)
+        let parsed = Digests::of_bytes(format!("the bytes of {PARSED}").as_bytes());
+        seal(
+            dir.path(),
+            &mut meta,
+            BTreeMap::from([(PARSED.into(), parsed)]),
+        )
+        .unwrap();
+        (dir, meta)
+    }
+
+    #[test]
+    fn a_sealed_partition_records_both_digests_of_each_file_and_holds() {
+        let (dir, meta) = sealed();
+        for name in OWN_FILES {
+            let bytes = std::fs::read(dir.path().join(name)).unwrap();
+            let digests = Digests::of_bytes(&bytes);
+            assert_eq!(meta.own_files[name], digests.sha256, "{name}");
+            assert_eq!(meta.own_checks[name], digests.blake3, "{name}");
+        }
+        assert_eq!(verify(dir.path(), &meta), None);
+        // A file edited afterwards is found out, and named.
+        std::fs::write(dir.path().join(ACCEPTED), "other bytes").unwrap();
+        let why = verify(dir.path(), &meta).unwrap();
+        assert!(why.starts_with(ACCEPTED), "{why}");
+    }
+
+    #[test]
+    fn the_files_are_checked_by_their_blake3_when_it_is_recorded() {
+        let (dir, mut meta) = sealed();
+        // The SHA-256 still right, the BLAKE3 wrong (and sealed so): not trusted.
+        meta.own_checks.insert(SUMS.into(), "0".repeat(64));
+        meta.seal = seal_of(&meta).unwrap();
+        let why = verify(dir.path(), &meta).unwrap();
+        assert!(why.starts_with(SUMS), "{why}");
+    }
+
+    #[test]
+    fn a_partition_sealed_before_blake3_was_recorded_is_checked_by_sha256() {
+        let (dir, mut meta) = sealed();
+        // As such a partition's metadata is: no BLAKE3 (not even the key), sealed so.
+        meta.own_checks.clear();
+        meta.seal = seal_of(&meta).unwrap();
+        let json = serde_json::to_string(&meta).unwrap();
+        assert!(!json.contains("own_checks"), "{json}");
+        let meta: PartitionMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(verify(dir.path(), &meta), None);
+        std::fs::write(dir.path().join(REJECTED), "other bytes").unwrap();
+        let why = verify(dir.path(), &meta).unwrap();
+        assert!(why.starts_with(REJECTED), "{why}");
+        // Sealed again (carried over, say), it gains the BLAKE3 of its files.
+        let mut again = meta.clone();
+        seal(dir.path(), &mut again, recorded(&meta)).unwrap();
+        assert_eq!(again.own_checks.len(), OWN_FILES.len());
+        assert_eq!(verify(dir.path(), &again), None);
+    }
 }

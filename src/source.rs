@@ -109,6 +109,18 @@ pub fn digest_file(path: &Path) -> Result<String> {
     crate::digest::sha256_reader(file).map_err(|e| unreadable(path, e))
 }
 
+/// The SHA-256 and BLAKE3 of a regular file, read once.
+pub fn digests_file(path: &Path) -> Result<crate::digest::Digests> {
+    let (file, _) = open_regular(path)?;
+    crate::digest::Digests::of_reader(file).map_err(|e| unreadable(path, e))
+}
+
+/// The BLAKE3 of a regular file.
+pub fn blake3_file(path: &Path) -> Result<String> {
+    let (file, _) = open_regular(path)?;
+    crate::digest::blake3_reader(file).map_err(|e| unreadable(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

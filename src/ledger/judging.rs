@@ -11,17 +11,21 @@ use std::time::Instant;
 use polars::prelude::*;
 use tracing::{debug, info, warn};
 
-use super::partition::{keys_digest, link, parse_files, scan, write_json};
+use super::partition::{
+    kept_rows, keys_digest, link_sealed, parse_files, scan, write_json, JUDGED_FILES,
+};
 use super::plan::{Kind, Step};
 use super::threads::{next_read, Ahead, Gate, Keeping, Permit, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
-    ASKS, FORMAT, META, PARSED, REJECTED, SUMS,
+    ASKS, FORMAT, PARSED, REJECTED,
 };
 use crate::calendar::Month;
+use crate::digest::Digests;
 use crate::error::{Error, Result};
 use crate::ingest::extract;
 use crate::ingest::judge::{self, Judged, LookupKeys, PriorKeys};
+use crate::partition_check::recorded;
 use crate::publish::Staging;
 
 /// A delivery to judge, read and prepared ahead of the judging.
@@ -289,7 +293,7 @@ impl InOrder<'_> {
         meta.depends = step.depends;
         meta.judgement = step.judgement;
         meta.rules_answers = step.kept.map(|k| k.rules);
-        let own = std::mem::take(&mut meta.own_files);
+        let own = recorded(&meta);
         let files = crate::partition_check::OWN_FILES;
         let meta = link_sealed(published, &dir, &files, &own, BTreeMap::new(), meta)?;
         let outcome = Outcome {
@@ -320,10 +324,7 @@ impl InOrder<'_> {
         let ctx = self.ctx;
         let dir = self.staging.path(&partition_rel(input.month))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-        if self.prior.is_none() {
-            self.prior = Some(accepted_keys(&self.outcomes)?);
-        }
-        let prior = self.prior.as_mut().expect("loaded above");
+        let prior = loaded(&mut self.prior, &self.outcomes)?;
         let Step {
             mut files,
             existing,
@@ -369,13 +370,14 @@ impl InOrder<'_> {
             earlier_keys: self.earlier_keys.clone(),
             keys,
             own_files: BTreeMap::new(),
+            own_checks: BTreeMap::new(),
             seal: String::new(),
         };
         let handling = settled.handling;
         let meta = match handling {
             // The same rows as published: its files stand as they are.
             Handling::ByDifferenceUnchanged => {
-                let own = existing.map(|e| e.own_files).unwrap_or_default();
+                let own = existing.map(|e| recorded(&e)).unwrap_or_default();
                 link_sealed(published, &dir, &JUDGED_FILES, &own, known, meta)?
             }
             _ => self.write(writer, settled, meta, &dir, known, permit)?,
@@ -397,7 +399,7 @@ impl InOrder<'_> {
         settled: Settled<'scope>,
         meta: PartitionMeta,
         dir: &Path,
-        known: BTreeMap<String, String>,
+        known: BTreeMap<String, Digests>,
         permit: &mut Option<Permit>,
     ) -> Result<PartitionMeta> {
         let (keeping, judged) = (settled.keeping, settled.judged);
@@ -407,33 +409,6 @@ impl InOrder<'_> {
         self.being_written = Some(self.outcomes.len());
         Ok(meta)
     }
-}
-
-/// The files of a partition written from its judgement (the others, its kept rows and asks,
-/// are written or linked before).
-const JUDGED_FILES: [&str; 3] = [ACCEPTED, REJECTED, SUMS];
-
-/// Links the published partition's `files` into `dir`, with the digests recorded for them
-/// (`own`, checked when the partition was found), then seals `meta` with those and the
-/// digests `known` of the files written here, and writes it: a partition whose rows stand as
-/// published (carried over, or judged again by difference with no row changed).
-fn link_sealed(
-    published: &Path,
-    dir: &Path,
-    files: &[&str],
-    own: &BTreeMap<String, String>,
-    mut known: BTreeMap<String, String>,
-    mut meta: PartitionMeta,
-) -> Result<PartitionMeta> {
-    for name in files {
-        link(&published.join(name), &dir.join(name))?;
-        if let Some(digest) = own.get(*name) {
-            known.insert(name.to_string(), digest.clone());
-        }
-    }
-    crate::partition_check::seal(dir, &mut meta, known)?;
-    write_json(&meta, dir, META)?;
-    Ok(meta)
 }
 
 /// Settles the verdicts of a delivery `read` ahead against the keys accepted before it
@@ -519,7 +494,7 @@ fn counts(judged: &Judged) -> PolarsResult<(u64, u64, BTreeMap<String, u64>)> {
 }
 
 /// The rows of each file of a delivery `read` ahead: as parsed now, or as when the kept rows
-/// were parsed (linked into `dir`). Returns the unknown columns per file, and the digest of
+/// were parsed (linked into `dir`). Returns the unknown columns per file, and the digests of
 /// the kept rows' file when they were linked.
 fn file_rows(
     input: &DeliveryInput,
@@ -528,7 +503,7 @@ fn file_rows(
     files: &mut [SourceFile],
     existing: Option<&PartitionMeta>,
     read: &mut ReadAhead,
-) -> Result<(UnknownColumns, BTreeMap<String, String>)> {
+) -> Result<(UnknownColumns, BTreeMap<String, Digests>)> {
     let reads = match read {
         ReadAhead::Rows { reads, .. } => reads.take(),
         ReadAhead::ByDifference(_) => None,
@@ -569,20 +544,12 @@ fn record_reads(
     unknown_columns
 }
 
-/// Links the published partition's kept rows into `dir`, with the rows of each file; returns
-/// their file's digest as recorded (and checked when the partition was found).
-fn kept_rows(
-    published: &Path,
-    dir: &Path,
-    files: &mut [SourceFile],
-    existing: Option<&PartitionMeta>,
-) -> Result<Option<String>> {
-    link(&published.join(PARSED), &dir.join(PARSED))?;
-    let existing = existing.expect("same files");
-    for (f, old) in files.iter_mut().zip(&existing.files) {
-        f.rows = old.rows;
+/// The keys accepted before, read from the `outcomes` so far unless held already.
+fn loaded<'a>(prior: &'a mut Option<PriorKeys>, outcomes: &[Outcome]) -> Result<&'a mut PriorKeys> {
+    if prior.is_none() {
+        *prior = Some(accepted_keys(outcomes)?);
     }
-    Ok(existing.own_files.get(PARSED).cloned())
+    Ok(prior.as_mut().expect("loaded above"))
 }
 
 /// The accepted keys of the given partitions.

@@ -111,6 +111,11 @@ pub struct PartitionMeta {
     /// SHA-256 of each of the partition's own files (see [`crate::partition_check`]).
     #[serde(default)]
     pub own_files: BTreeMap<String, String>,
+    /// BLAKE3 of each of the partition's own files, which a later run checks them by. Absent
+    /// in partitions written before it was kept (they are checked by `own_files`), and then
+    /// not written, so that their seal holds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub own_checks: BTreeMap<String, String>,
     /// SHA-256 of this metadata with the seal left empty.
     #[serde(default)]
     pub seal: String,

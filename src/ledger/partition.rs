@@ -1,7 +1,9 @@
 //! The files of one ledger partition on disk: reading and writing its metadata, its asks and
-//! its Parquet files, linking them into a staged partition, hashing and parsing a delivery's
-//! files, and finding what a delivery's published partition holds.
+//! its Parquet files, linking them into a staged partition (sealed there when its rows stand
+//! as published), hashing and parsing a delivery's files, and finding what a delivery's
+//! published partition holds.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -13,13 +15,14 @@ use tracing::warn;
 use super::plan::{Found, KeptAsks};
 use super::{
     partition_rel, Context, DeliveryInput, PartitionMeta, SourceFile, ACCEPTED, ASKS, FORMAT, META,
-    PARSED, REJECTED,
+    PARSED, REJECTED, SUMS,
 };
 use crate::calendar::Month;
-use crate::digest::HashingWriter;
+use crate::digest::{Digests, HashingWriter};
 use crate::error::{Error, Result};
 use crate::ingest::extract::{self, Parsed};
 use crate::ingest::judge::LookupKeys;
+use crate::partition_check::recorded;
 
 /// Links an immutable partition file into a new partition (a copy where links cannot be made).
 pub(super) fn link(from: &Path, to: &Path) -> Result<()> {
@@ -28,12 +31,55 @@ pub(super) fn link(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::write(to, e))
 }
 
-/// Writes `value` as JSON to `dir/name`; returns the SHA-256 of the bytes written.
-pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<String> {
+/// The files of a partition written from its judgement (the others, its kept rows and asks,
+/// are written or linked before).
+pub(super) const JUDGED_FILES: [&str; 3] = [ACCEPTED, REJECTED, SUMS];
+
+/// Links the published partition's `files` into `dir`, with the digests recorded for them
+/// (`own`, checked when the partition was found), then seals `meta` with those and the
+/// digests `known` of the files written here, and writes it: a partition whose rows stand as
+/// published (carried over, or judged again by difference with no row changed).
+pub(super) fn link_sealed(
+    published: &Path,
+    dir: &Path,
+    files: &[&str],
+    own: &BTreeMap<String, Digests>,
+    mut known: BTreeMap<String, Digests>,
+    mut meta: PartitionMeta,
+) -> Result<PartitionMeta> {
+    for name in files {
+        link(&published.join(name), &dir.join(name))?;
+        if let Some(digest) = own.get(*name) {
+            known.insert(name.to_string(), digest.clone());
+        }
+    }
+    crate::partition_check::seal(dir, &mut meta, known)?;
+    write_json(&meta, dir, META)?;
+    Ok(meta)
+}
+
+/// Links the published partition's kept rows into `dir`, with the rows of each file; returns
+/// their file's digests as recorded (and checked when the partition was found).
+pub(super) fn kept_rows(
+    published: &Path,
+    dir: &Path,
+    files: &mut [SourceFile],
+    existing: Option<&PartitionMeta>,
+) -> Result<Option<Digests>> {
+    link(&published.join(PARSED), &dir.join(PARSED))?;
+    let existing = existing.expect("same files");
+    for (f, old) in files.iter_mut().zip(&existing.files) {
+        f.rows = old.rows;
+    }
+    Ok(recorded(existing).remove(PARSED))
+}
+
+/// Writes `value` as JSON to `dir/name`; returns the digests of the bytes written.
+pub(super) fn write_json(value: &impl Serialize, dir: &Path, name: &str) -> Result<Digests> {
     let path = dir.join(name);
     let text = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(name, e))?;
     std::fs::write(&path, &text).map_err(|e| Error::write(&path, e))?;
-    Ok(crate::digest::sha256_bytes(&text))
+    Ok(Digests::of_bytes(&text))
 }
 
 fn read_asks(dir: &Path) -> Option<LookupKeys> {
@@ -71,7 +117,7 @@ fn read_meta(dir: &Path) -> Option<PartitionMeta> {
 }
 
 /// Writes `df` as Parquet to `path`; returns the SHA-256 of the bytes written.
-pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<String> {
+pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<Digests> {
     write_parquet_as(df, path, RowGroups::Even)
 }
 
@@ -120,12 +166,12 @@ fn file_groups(df: &DataFrame) -> Option<Vec<(usize, usize)>> {
 }
 
 /// Writes `df` as Parquet to `path`, cut into row groups as `groups` says; returns the
-/// SHA-256 of the bytes written.
+/// digests of the bytes written.
 pub(super) fn write_parquet_as(
     df: &mut DataFrame,
     path: &Path,
     groups: RowGroups,
-) -> Result<String> {
+) -> Result<Digests> {
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let parquet = ParquetWriter::new(&mut writer).with_compression(ParquetCompression::Lz4Raw);
@@ -253,7 +299,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.parquet");
         let digest = write_parquet_as(&mut df, &path, groups).unwrap();
-        assert_eq!(digest, crate::digest::sha256_file(&path).unwrap());
+        assert_eq!(digest.sha256, crate::digest::sha256_file(&path).unwrap());
+        assert_eq!(digest, crate::source::digests_file(&path).unwrap());
         let mut reader = ParquetReader::new(File::open(&path).unwrap());
         let lengths = reader
             .get_metadata()

@@ -219,6 +219,7 @@ mod tests {
             accepted: 0,
             rejected: BTreeMap::new(),
             own_files: BTreeMap::new(),
+            own_checks: BTreeMap::new(),
             seal: String::new(),
         }
     }

@@ -14,6 +14,7 @@ use polars::prelude::{DataFrame, IntoLazy};
 
 use super::partition::{write_json, write_parquet, write_parquet_as, RowGroups};
 use super::{PartitionMeta, ACCEPTED, META, PARSED, REJECTED, SUMS};
+use crate::digest::Digests;
 use crate::error::{Error, Result};
 use crate::ingest::judge::Judged;
 
@@ -120,7 +121,7 @@ pub(super) fn next_read<R>(ahead: &Receiver<Result<R>>) -> Result<R> {
 
 /// Newly parsed rows being kept on a thread of their own: the digest of their file, once
 /// written.
-pub(super) type Keeping<'scope> = ScopedJoinHandle<'scope, Result<String>>;
+pub(super) type Keeping<'scope> = ScopedJoinHandle<'scope, Result<Digests>>;
 
 /// A partition's files being written on a thread of their own: its sealed metadata, once
 /// written.
@@ -165,7 +166,7 @@ impl<'scope, 'env> Writer<'scope, 'env> {
         mut judged: Judged,
         mut meta: PartitionMeta,
         dir: PathBuf,
-        mut known: BTreeMap<String, String>,
+        mut known: BTreeMap<String, Digests>,
         permit: &mut Option<Permit>,
     ) -> Result<Option<PartitionMeta>> {
         let previous = self.writing.take().map(finish).transpose()?;
