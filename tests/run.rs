@@ -151,6 +151,29 @@ fn the_workbook_has_the_contract_sheets_and_agrees_with_the_csv_files() {
     assert_eq!(header[2], "2025-05");
     assert_eq!(header[13], "2026-04");
     assert_eq!(header[14], "Total");
+    // Each row's total is the partner's KPI in its category, as Partners shows it, and the
+    // sum of its months.
+    let partners = sheet(&mut book, "Partners");
+    let partner_header: Vec<String> = partners[0].iter().map(text).collect();
+    assert!(monthly.len() > 1);
+    for row in &monthly[1..] {
+        let (id, category) = (text(&row[0]), text(&row[1]));
+        let kpi_col = partner_header
+            .iter()
+            .position(|h| *h == format!("KPI {category}"))
+            .unwrap_or_else(|| panic!("no KPI column for {category}"));
+        let partner = partners[1..].iter().find(|p| text(&p[0]) == id).unwrap();
+        let total = row[14].as_f64().unwrap();
+        assert!(
+            (total - partner[kpi_col].as_f64().unwrap()).abs() < 1e-9,
+            "{id} {category}"
+        );
+        let months: f64 = row[2..14].iter().map(|m| m.as_f64().unwrap_or(0.0)).sum();
+        assert!(
+            (total - months).abs() < 1e-3,
+            "{id} {category}: {total} against {months}"
+        );
+    }
 
     let detail = sheet(&mut book, "Invoice detail");
     assert_eq!(text(&detail[0][5]), "Invoice #");

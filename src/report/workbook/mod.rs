@@ -261,8 +261,7 @@ pub fn write(started: Started, path: &Path, c: &Computed, run_info: &Sheet) -> R
 
     let t = std::time::Instant::now();
     let per_sheet = rows_per_sheet(max_rows);
-    let set_ins =
-        write_worksheets(&mut book, &worksheets, &monthly, &styles, per_sheet).map_err(&err)?;
+    let set_ins = write_worksheets(&mut book, &worksheets, &styles, per_sheet).map_err(&err)?;
     add_summary_charts(&mut book, &head[0]).map_err(&err)?;
     tracing::debug!(
         ms = t.elapsed().as_millis() as u64,
@@ -304,8 +303,6 @@ struct Contents<'a> {
 struct Worksheets<'a> {
     /// The sheets written from rows, with their worksheets.
     tables: Vec<Table<'a>>,
-    /// The Monthly KPIs worksheets, when written from its frame.
-    monthly: Vec<usize>,
     /// The stand-ins for Invoice detail's worksheets, as worksheet numbers (from 1).
     stand_ins: Vec<usize>,
 }
@@ -324,21 +321,12 @@ fn add_worksheets<'a>(
     for sheet in contents.head {
         tables.push(add(book, sheet)?);
     }
-    let monthly = match contents.monthly {
-        Monthly::Frame(df) => {
-            let names = sheet_names("Monthly KPIs", df.height(), max_rows);
-            let mut sheets = Vec::new();
-            for name in names {
-                book.add_worksheet().set_name(&name)?;
-                sheets.push(book.worksheets_mut().len() - 1);
-            }
-            sheets
+    match contents.monthly {
+        Monthly::Frame { header, rows } => {
+            tables.push(table(book, "Monthly KPIs", header, rows, max_rows)?);
         }
-        Monthly::Empty(sheet) => {
-            tables.push(add(book, sheet)?);
-            Vec::new()
-        }
-    };
+        Monthly::Empty(sheet) => tables.push(add(book, sheet)?),
+    }
     for sheet in contents.middle {
         tables.push(add(book, sheet)?);
     }
@@ -346,11 +334,7 @@ fn add_worksheets<'a>(
     for sheet in contents.tail {
         tables.push(add(book, sheet)?);
     }
-    Ok(Worksheets {
-        tables,
-        monthly,
-        stand_ins,
-    })
+    Ok(Worksheets { tables, stand_ins })
 }
 
 /// Stand-ins for Invoice detail's worksheets, whose parts come from the detail package. Each
@@ -377,11 +361,10 @@ fn add_detail_stand_ins(
 
 /// Writes the rows of every worksheet added by [`add_worksheets`]. Returns the rows to set in
 /// as XML once the package is saved (see `splice`): those of the constant-memory tables
-/// whose values all write as XML (Monthly KPIs is an ordinary worksheet, written whole).
+/// whose values all write as XML.
 fn write_worksheets<'a>(
     book: &mut Workbook,
     worksheets: &Worksheets<'a>,
-    monthly: &Monthly,
     styles: &Styles,
     per_sheet: usize,
 ) -> Result<Vec<SetIn<'a>>, XlsxError> {
@@ -393,17 +376,13 @@ fn write_worksheets<'a>(
             .map(|&i| slots[i].take().expect("each sheet is written once"))
             .collect()
     };
-    let monthly_sheets = take(&worksheets.monthly);
-    let others: Vec<_> = worksheets
+    let tables: Vec<_> = worksheets
         .tables
         .iter()
         .map(|t| (t, take(&t.sheets)))
         .collect();
-    if let Monthly::Frame(df) = monthly {
-        write_monthly(df, monthly_sheets, styles, per_sheet)?;
-    }
     let mut set_ins = Vec::new();
-    for (table, sheets) in others {
+    for (table, sheets) in tables {
         if !fill(table, sheets, styles, per_sheet, Written::EndsWherePossible)? {
             continue;
         }
@@ -418,10 +397,15 @@ fn save(book: &mut Workbook, what: &str) -> Result<Vec<u8>> {
     book.save_to_buffer().map_err(xlsx_err(what.to_string()))
 }
 
-/// The Monthly KPIs sheet's content: a DataFrame straight from the SQL with the month
-/// columns named, or the header alone when there is no row (an Excel table needs a data row).
+/// The Monthly KPIs sheet's content: the SQL's frame, its month columns named, read column by
+/// column like Invoice detail's (a table of constant-memory worksheets, its rows set in as XML
+/// where they allow, as every other table); or the header alone when there is no row (an
+/// Excel table needs a data row).
 enum Monthly {
-    Frame(DataFrame),
+    Frame {
+        header: Vec<String>,
+        rows: FrameRows,
+    },
     Empty(Sheet),
 }
 
@@ -440,30 +424,13 @@ fn monthly_frame(c: &Computed) -> Result<Monthly, XlsxError> {
             Vec::new(),
         )));
     }
-    Ok(Monthly::Frame(df))
-}
-
-/// The Monthly KPIs sheets, written like every other table from the SQL's frame (a
-/// worksheet autofilter, frozen header and ID, column formats).
-fn write_monthly(
-    df: &DataFrame,
-    sheets: Vec<&mut Worksheet>,
-    styles: &Styles,
-    per_sheet: usize,
-) -> Result<(), XlsxError> {
-    let header: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    let names: Vec<&str> = header.iter().map(String::as_str).collect();
-    let rows = FrameRows::new(df, &names).map_err(|e| XlsxError::ParameterError(e.to_string()))?;
-    let table = Table {
-        header: header.clone(),
-        rows: &rows,
-        sheets: Vec::new(),
-    };
-    fill(&table, sheets, styles, per_sheet, Written::All).map(drop)
+    let columns: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows =
+        FrameRows::new(&df, &columns).map_err(|e| XlsxError::ParameterError(e.to_string()))?;
+    Ok(Monthly::Frame {
+        header: names,
+        rows,
+    })
 }
 
 fn add_summary_charts(book: &mut Workbook, summary: &Sheet) -> Result<(), XlsxError> {
