@@ -25,37 +25,58 @@ fn seal_of(meta: &PartitionMeta) -> Result<String> {
     Ok(sha256_bytes(&text))
 }
 
-/// The digests recorded in `meta` for each of its own files; a file without a BLAKE3 (a
-/// partition written before it was recorded) has an empty one.
+/// Whether `meta` records a BLAKE3 for every one of its own files: they are checked by it.
+fn checked_by_blake3(meta: &PartitionMeta) -> bool {
+    OWN_FILES.iter().all(|n| meta.own_checks.contains_key(*n))
+}
+
+/// The digests recorded in `meta` for each of its own files, as they were checked: with their
+/// BLAKE3 when the files are checked by it, with an empty one otherwise (a partition written
+/// before BLAKE3 was recorded).
 pub fn recorded(meta: &PartitionMeta) -> BTreeMap<String, Digests> {
+    let by_blake3 = checked_by_blake3(meta);
     (meta.own_files.iter())
         .map(|(name, sha256)| {
-            let blake3 = meta.own_checks.get(name).cloned().unwrap_or_default();
+            let blake3 = match by_blake3 {
+                true => meta.own_checks[name].clone(),
+                false => String::new(),
+            };
             let sha256 = sha256.clone();
             (name.clone(), Digests { sha256, blake3 })
         })
         .collect()
 }
 
-/// Records the digests of the partition's own files (those `known`, as they were written or
-/// checked; the others, and any without a BLAKE3, hashed in `dir`) and seals `meta`, which is
-/// then ready to be written.
+/// Records the digests of the partition's own files and seals `meta`, which is then ready to
+/// be written. The digests are those `known` (of files as they were written, or as they were
+/// checked); the other files are hashed in `dir`. A file known by its SHA-256 alone is hashed
+/// too, and its BLAKE3 is of the bytes recorded only if its SHA-256 still is: if one is not,
+/// the partition keeps its SHA-256 alone, by which the next run finds the change out.
 pub fn seal(
     dir: &Path,
     meta: &mut PartitionMeta,
     mut known: BTreeMap<String, Digests>,
 ) -> Result<()> {
     let (mut own, mut checks) = (BTreeMap::new(), BTreeMap::new());
+    let mut by_blake3 = true;
     for name in OWN_FILES {
         let digests = match known.remove(name) {
             Some(digests) if !digests.blake3.is_empty() => digests,
-            _ => crate::source::digests_file(&dir.join(name))?,
+            Some(digests) => {
+                let found = crate::source::digests_file(&dir.join(name))?;
+                by_blake3 &= found.sha256 == digests.sha256;
+                Digests {
+                    sha256: digests.sha256,
+                    blake3: found.blake3,
+                }
+            }
+            None => crate::source::digests_file(&dir.join(name))?,
         };
         own.insert(name.to_string(), digests.sha256);
         checks.insert(name.to_string(), digests.blake3);
     }
     meta.own_files = own;
-    meta.own_checks = checks;
+    meta.own_checks = if by_blake3 { checks } else { BTreeMap::new() };
     meta.seal = seal_of(meta)?;
     Ok(())
 }
@@ -70,8 +91,7 @@ pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
         return Some(format!("no digest is recorded for {name}"));
     }
     // By BLAKE3 where every file has one recorded; otherwise by SHA-256.
-    let by_blake3 = OWN_FILES.iter().all(|n| meta.own_checks.contains_key(*n));
-    let (digest, recorded): (fn(&Path) -> Result<String>, _) = if by_blake3 {
+    let (digest, recorded): (fn(&Path) -> Result<String>, _) = if checked_by_blake3(meta) {
         (crate::source::blake3_file, &meta.own_checks)
     } else {
         (crate::source::digest_file, &meta.own_files)
@@ -177,13 +197,36 @@ mod tests {
         assert!(!json.contains("own_checks"), "{json}");
         let meta: PartitionMeta = serde_json::from_str(&json).unwrap();
         assert_eq!(verify(dir.path(), &meta), None);
-        std::fs::write(dir.path().join(REJECTED), "other bytes").unwrap();
-        let why = verify(dir.path(), &meta).unwrap();
-        assert!(why.starts_with(REJECTED), "{why}");
         // Sealed again (carried over, say), it gains the BLAKE3 of its files.
         let mut again = meta.clone();
         seal(dir.path(), &mut again, recorded(&meta)).unwrap();
         assert_eq!(again.own_checks.len(), OWN_FILES.len());
         assert_eq!(verify(dir.path(), &again), None);
+        // A file changed after it was checked: sealed again, the partition keeps the SHA-256
+        // recorded and no BLAKE3 of the changed bytes, so the change is found out.
+        std::fs::write(dir.path().join(REJECTED), "other bytes").unwrap();
+        let why = verify(dir.path(), &meta).unwrap();
+        assert!(why.starts_with(REJECTED), "{why}");
+        let mut again = meta.clone();
+        seal(dir.path(), &mut again, recorded(&meta)).unwrap();
+        assert!(again.own_checks.is_empty());
+        assert_eq!(again.own_files, meta.own_files);
+        let why = verify(dir.path(), &again).unwrap();
+        assert!(why.starts_with(REJECTED), "{why}");
+    }
+
+    #[test]
+    fn a_blake3_missing_for_one_file_is_none_for_all() {
+        let (dir, mut meta) = sealed();
+        meta.own_checks.remove(ASKS);
+        meta.seal = seal_of(&meta).unwrap();
+        // Checked by SHA-256, and so handed on: without the BLAKE3s nobody checked.
+        assert_eq!(verify(dir.path(), &meta), None);
+        assert!(recorded(&meta).values().all(|d| d.blake3.is_empty()));
+        std::fs::write(dir.path().join(SUMS), "other bytes").unwrap();
+        let mut again = meta.clone();
+        seal(dir.path(), &mut again, recorded(&meta)).unwrap();
+        assert!(again.own_checks.is_empty());
+        assert!(verify(dir.path(), &again).unwrap().starts_with(SUMS));
     }
 }
