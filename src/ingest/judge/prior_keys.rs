@@ -187,20 +187,29 @@ impl PriorKeys {
     pub fn add_judged(&mut self, keys: DataFrame) -> PolarsResult<()> {
         let first = self.len;
         let numbers = keys.column("invoice_number")?.str()?;
-        let lines = keys.column("invoice_line")?.i64()?;
+        let lines = keys.column("invoice_line")?.i64()?.rechunk();
         if numbers.null_count() > 0 || lines.null_count() > 0 {
             polars_bail!(ComputeError: "an accepted line without an invoice number or line");
         }
+        let lines = lines.cont_slice()?;
         let size = |(number, line): (&str, i64)| varint_len(line) + number.len();
-        let pairs = || numbers.iter().flatten().zip(lines.iter().flatten());
-        let (mut left_bytes, mut left_keys) = (pairs().map(size).sum::<usize>(), keys.height());
+        let all_bytes = (numbers.downcast_iter().map(|p| p.total_bytes_len()))
+            .chain(lines.iter().map(|&line| varint_len(line)))
+            .sum::<usize>();
+        // (Each piece of the numbers' column read straight, with no null to skip.)
+        let numbers = || {
+            numbers
+                .downcast_iter()
+                .flat_map(|piece| piece.values_iter())
+        };
+        let (mut left_bytes, mut left_keys) = (all_bytes, keys.height());
         // (A key takes a byte at least: a segment holds at most as many keys as bytes.)
         let new_segment = |first, bytes: usize, keys: usize| {
             let bytes = bytes.min(SEGMENT_BYTES);
             Segment::new(first, bytes, keys.min(bytes))
         };
         let mut segment = new_segment(first, left_bytes, left_keys);
-        for (number, line) in pairs() {
+        for (number, &line) in numbers().zip(lines) {
             let need = size((number, line));
             if segment.bytes.len() + need > SEGMENT_BYTES {
                 let next = new_segment(self.len, left_bytes, left_keys);
@@ -454,6 +463,46 @@ mod tests {
             found(&prior, &[9, 7]),
             [("A".to_string(), 1), ("D".to_string(), 4)]
         );
+    }
+
+    #[test]
+    fn keys_in_several_chunks_are_held_as_in_one() {
+        // Numbers in three chunks, lines in two, cut in other places (as frames read from a
+        // file a row group at a time are).
+        let mut numbers = Series::new("invoice_number".into(), ["INV-000000001", "B"]);
+        numbers
+            .append(&Series::new(
+                "invoice_number".into(),
+                ["a much longer number", ""],
+            ))
+            .unwrap();
+        numbers
+            .append(&Series::new("invoice_number".into(), ["Ärger-7"]))
+            .unwrap();
+        let mut lines = Series::new("invoice_line".into(), [1i64, -2, 300]);
+        lines
+            .append(&Series::new("invoice_line".into(), [i64::MIN, 5]))
+            .unwrap();
+        let hashes = Series::new("hash".into(), [1u64, 2, 3, 4, 5]);
+        let cut = DataFrame::new(5, vec![numbers.into(), lines.into(), hashes.into()]).unwrap();
+        let whole = keys(
+            &["INV-000000001", "B", "a much longer number", "", "Ärger-7"],
+            &[1, -2, 300, i64::MIN, 5],
+            &[1, 2, 3, 4, 5],
+        );
+        let (mut a, mut b) = (PriorKeys::default(), PriorKeys::default());
+        a.add_judged(cut).unwrap();
+        b.add_judged(whole).unwrap();
+        let held = |p: &PriorKeys| -> Vec<(i64, Vec<u8>)> {
+            (p.segments.iter())
+                .flat_map(|s| (0..s.ends.len()).map(move |i| s.key(i)))
+                .map(|(line, number)| (line, number.to_vec()))
+                .collect()
+        };
+        assert_eq!(held(&a), held(&b));
+        assert_eq!(held(&a).len(), 5);
+        assert_eq!(held(&a)[4], (5, "Ärger-7".as_bytes().to_vec()));
+        assert_eq!(found(&a, &[3, 4]), found(&b, &[3, 4]));
     }
 
     #[test]
