@@ -14,17 +14,31 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     sha256_reader(std::fs::File::open(path)?)
 }
 
-/// SHA-256 of everything `reader` gives, read a megabyte at a time.
-pub fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
+/// Hands everything `reader` gives to `take`, a megabyte at a time.
+fn each_megabyte(mut reader: impl Read, mut take: impl FnMut(&[u8])) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match reader.read(&mut buf)? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
+            0 => return Ok(()),
+            n => take(&buf[..n]),
         }
     }
+}
+
+/// SHA-256 of everything `reader` gives, read a megabyte at a time.
+pub fn sha256_reader(reader: impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    each_megabyte(reader, |bytes| hasher.update(bytes))?;
     Ok(hex(&hasher.finalize()))
+}
+
+/// BLAKE3 of everything `reader` gives, read a megabyte at a time.
+pub fn blake3_reader(reader: impl Read) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    each_megabyte(reader, |bytes| {
+        hasher.update(bytes);
+    })?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// The digests a file of the ledger is recorded with: its SHA-256, which the manifest lists,
@@ -38,77 +52,65 @@ pub struct Digests {
 
 impl Digests {
     pub fn of_bytes(bytes: &[u8]) -> Digests {
-        Digests {
-            sha256: sha256_bytes(bytes),
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-        }
+        let mut hashers = Hashers::default();
+        hashers.update(bytes);
+        hashers.finish()
     }
 
     /// Both digests of everything `reader` gives, read a megabyte at a time.
-    pub fn of_reader(mut reader: impl Read) -> std::io::Result<Digests> {
-        let (mut sha256, mut blake3) = (Sha256::new(), blake3::Hasher::new());
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match reader.read(&mut buf)? {
-                0 => break,
-                n => {
-                    sha256.update(&buf[..n]);
-                    blake3.update(&buf[..n]);
-                }
-            }
-        }
-        Ok(Digests {
-            sha256: hex(&sha256.finalize()),
-            blake3: blake3.finalize().to_hex().to_string(),
-        })
+    pub fn of_reader(reader: impl Read) -> std::io::Result<Digests> {
+        let mut hashers = Hashers::default();
+        each_megabyte(reader, |bytes| hashers.update(bytes))?;
+        Ok(hashers.finish())
     }
 }
 
-/// BLAKE3 of everything `reader` gives, read a megabyte at a time.
-pub fn blake3_reader(mut reader: impl Read) -> std::io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match reader.read(&mut buf)? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        };
+/// The two hashes of [`Digests`], fed the same bytes.
+#[derive(Default)]
+struct Hashers {
+    sha256: Sha256,
+    blake3: blake3::Hasher,
+}
+
+impl Hashers {
+    fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        self.blake3.update(bytes);
     }
-    Ok(hasher.finalize().to_hex().to_string())
+
+    fn finish(self) -> Digests {
+        Digests {
+            sha256: hex(&self.sha256.finalize()),
+            blake3: self.blake3.finalize().to_hex().to_string(),
+        }
+    }
 }
 
 /// A writer that hashes every byte it passes on, so that a file's digests are of the bytes
 /// written, without reading the file again.
 pub struct HashingWriter<W> {
     inner: W,
-    sha256: Sha256,
-    blake3: blake3::Hasher,
+    hashers: Hashers,
 }
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            sha256: Sha256::new(),
-            blake3: blake3::Hasher::new(),
+            hashers: Hashers::default(),
         }
     }
 
     /// The writer, and the digests of everything written through it.
     pub fn finish(self) -> (W, Digests) {
-        let digests = Digests {
-            sha256: hex(&self.sha256.finalize()),
-            blake3: self.blake3.finalize().to_hex().to_string(),
-        };
-        (self.inner, digests)
+        (self.inner, self.hashers.finish())
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.blake3.update(&buf[..n]);
+        self.hashers.update(&buf[..n]);
         Ok(n)
     }
 
