@@ -120,7 +120,6 @@ pub fn verify(dir: &Path, meta: &PartitionMeta) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Depends, FORMAT};
 
     /// A partition folder holding each own file, and its metadata sealed.
     fn sealed() -> (tempfile::TempDir, PartitionMeta) {
@@ -128,28 +127,7 @@ mod tests {
         for name in OWN_FILES {
             std::fs::write(dir.path().join(name), format!("the bytes of {name}")).unwrap();
         }
-        let mut meta = PartitionMeta {
-            format: FORMAT,
-            delivery: "2026-09".into(),
-            files: Vec::new(),
-            depends: Depends {
-                roster: "r".into(),
-                fx_rates: "f".into(),
-                program: "p".into(),
-                previous: None,
-            },
-            judgement: "j".into(),
-            answers: "a".into(),
-            rules_answers: None,
-            earlier_keys: None,
-            keys: "k".into(),
-            read: 0,
-            accepted: 0,
-            rejected: BTreeMap::new(),
-            own_files: BTreeMap::new(),
-            own_checks: BTreeMap::new(),
-            seal: String::new(),
-        };
+        let mut meta = PartitionMeta::example();
         // (One file's digests as written, the others hashed in the folder.)
         let parsed = Digests::of_bytes(format!("the bytes of {PARSED}").as_bytes());
         seal(

@@ -121,6 +121,36 @@ pub struct PartitionMeta {
     pub seal: String,
 }
 
+#[cfg(test)]
+impl PartitionMeta {
+    /// The metadata of an empty 2026-09 partition of this format, depending on nothing in
+    /// particular and not sealed: what the tests start from.
+    pub(crate) fn example() -> PartitionMeta {
+        PartitionMeta {
+            format: FORMAT,
+            delivery: "2026-09".into(),
+            files: Vec::new(),
+            depends: Depends {
+                roster: "roster".into(),
+                fx_rates: "fx".into(),
+                program: "program".into(),
+                previous: None,
+            },
+            judgement: "judgement".into(),
+            answers: "answers".into(),
+            rules_answers: None,
+            earlier_keys: None,
+            keys: "keys".into(),
+            read: 0,
+            accepted: 0,
+            rejected: BTreeMap::new(),
+            own_files: BTreeMap::new(),
+            own_checks: BTreeMap::new(),
+            seal: String::new(),
+        }
+    }
+}
+
 impl PartitionMeta {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()

@@ -174,8 +174,6 @@ fn kind(found: &Found, judgement: &str, kept: Option<&KeptAsks>) -> Kind {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn month(text: &str) -> Month {
@@ -206,21 +204,13 @@ mod tests {
         earlier_keys: Option<&str>,
     ) -> PartitionMeta {
         PartitionMeta {
-            format: FORMAT,
-            delivery: "2026-09".into(),
             files: files("a"),
             depends: sources("old"),
             judgement: judgement.into(),
             answers: answers.into(),
             rules_answers: Some(rules.into()),
             earlier_keys: earlier_keys.map(str::to_string),
-            keys: "keys".into(),
-            read: 0,
-            accepted: 0,
-            rejected: BTreeMap::new(),
-            own_files: BTreeMap::new(),
-            own_checks: BTreeMap::new(),
-            seal: String::new(),
+            ..PartitionMeta::example()
         }
     }
 

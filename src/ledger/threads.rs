@@ -245,13 +245,7 @@ mod tests {
             rejected: frame.clone(),
             keys: frame,
         };
-        let meta: PartitionMeta = serde_json::from_value(serde_json::json!({
-            "format": 0, "delivery": "2026-10", "files": [],
-            "depends": {"roster": "", "fx_rates": "", "program": "", "previous": null},
-            "judgement": "", "answers": "", "earlier_keys": null, "keys": "", "read": 0,
-            "accepted": 0, "rejected": {}
-        }))
-        .unwrap();
+        let meta = PartitionMeta::example();
         let missing = tempfile::tempdir().unwrap().path().join("gone");
         let mut permit = gate.enter();
         std::thread::scope(|s| {
