@@ -27,6 +27,7 @@
 //! of one partition on disk.
 
 mod judging;
+mod pages;
 mod partition;
 mod plan;
 mod threads;

@@ -1,0 +1,317 @@
+//! The Parquet pages of the ledger's large files (`parsed.parquet`, `accepted.parquet`), row
+//! group by row group. Columns are encoded as polars' writer encodes them, but a text column's
+//! dictionary is built here: polars builds it by hashing and comparing every value's bytes,
+//! which was the largest single cost of writing a partition (docs/design.md §5, item 28).
+//! Most of the ledger's text columns hold few values, often the same one row after row (the
+//! delivery, the source file), and their values are short: a value of at most 12 bytes is whole
+//! in its 16-byte view, so it is found by the view alone, and a value like the row before's
+//! costs one comparison.
+//!
+//! The dictionary holds the values in the order they first occur and is used under the same
+//! condition as polars' (at most 128 rows, or at most 3 in 4 distinct; polars estimates the
+//! count, this counts it), so the file is the one polars writes, byte for byte, wherever the
+//! estimate falls on the same side (the tests compare them).
+
+use std::io::Write;
+
+use polars::prelude::{
+    CompatLevel, DataFrame, ParquetCompression, PlHashMap, PolarsError, PolarsResult,
+    StatisticsOptions,
+};
+use polars_arrow::array::{
+    Array, ArrayRef, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
+};
+use polars_arrow::datatypes::ArrowDataType;
+use polars_core::runtime::RAYON;
+use polars_io::parquet::write::BatchedWriter;
+use polars_parquet::read::ParquetError;
+use polars_parquet::write::{
+    array_to_columns, get_dtype_encoding, CompressedPage, Compressor, DynIter,
+    DynStreamingIterator, Encoding, FallibleStreamingIterator, ParquetType, Version, WriteOptions,
+};
+use rayon::prelude::*;
+
+/// A column of more than this many rows is written plain when more than
+/// [`MOST_DISTINCT`] of its values are distinct (polars' rule).
+const FEW_ROWS: usize = 128;
+
+/// The share of distinct values past which a dictionary is not worth it (polars' rule).
+const MOST_DISTINCT: f64 = 0.75;
+
+/// The longest value a view holds whole (its bytes inside the view itself).
+const INLINE: u32 = 12;
+
+/// A text column as a dictionary of its values in the order they first occur, with a key per
+/// row (null rows keep their nulls); None when more than [`MOST_DISTINCT`] of the values of a
+/// column of more than [`FEW_ROWS`] rows are distinct.
+pub(super) fn dictionary(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
+    let rows = text.len();
+    let most = if rows > FEW_ROWS {
+        (rows as f64 * MOST_DISTINCT) as usize
+    } else {
+        usize::MAX
+    };
+    let validity = text.validity().filter(|v| v.unset_bits() > 0);
+    let mut keys: Vec<u32> = Vec::with_capacity(rows);
+    let mut values = MutableBinaryViewArray::<str>::new();
+    // Values whole in their view, by the view; longer ones by their text.
+    let mut short: PlHashMap<u128, u32> = PlHashMap::default();
+    let mut long: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut last: Option<(u128, u32)> = None;
+    for (row, view) in text.views().iter().enumerate() {
+        if validity.is_some_and(|v| !v.get_bit(row)) {
+            keys.push(0);
+            continue;
+        }
+        let bits = view.as_u128();
+        if let Some((_, key)) = last.filter(|(b, _)| *b == bits) {
+            keys.push(key);
+            continue;
+        }
+        let next = values.len() as u32;
+        // SAFETY: `row` is below the array's length.
+        let value = unsafe { text.value_unchecked(row) };
+        let key = if view.length <= INLINE {
+            *short.entry(bits).or_insert(next)
+        } else {
+            *long.entry(value).or_insert(next)
+        };
+        if key == next {
+            if values.len() >= most {
+                return None;
+            }
+            values.push_value(value);
+        }
+        last = Some((bits, key));
+        keys.push(key);
+    }
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    let values: Utf8ViewArray = values.into();
+    DictionaryArray::try_from_keys(keys, values.boxed(), false).ok()
+}
+
+/// Writes `group` (one chunk) as one row group through `batched`, made by a `ParquetWriter`
+/// with `compression` and its other options left as they are: each text column
+/// dictionary-encoded by [`dictionary`] (or plain), every other column as polars encodes it;
+/// the columns encoded on polars' threads, as its writer does.
+pub(super) fn write_group<W: Write>(
+    batched: &mut BatchedWriter<W>,
+    group: &DataFrame,
+    compression: ParquetCompression,
+) -> PolarsResult<()> {
+    // (ParquetWriter's own options: its default statistics and page size, format version 1.)
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: compression.into(),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let fields = batched.parquet_schema().fields().to_vec();
+    for batch in group.iter_chunks(CompatLevel::newest(), false) {
+        let rows = batch.len();
+        if rows == 0 {
+            continue;
+        }
+        let columns: Vec<_> = RAYON.install(|| {
+            batch
+                .columns()
+                .par_iter()
+                .zip(&fields)
+                .map(|(array, field)| column_pages(array, field, options))
+                .collect::<PolarsResult<Vec<_>>>()
+        })?;
+        let columns = columns.into_iter().flatten().map(Ok);
+        let writer = batched.get_writer();
+        let mut writer = writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writer.write(rows as u64, DynIter::new(columns))?;
+    }
+    Ok(())
+}
+
+/// A column's compressed pages, one stream per Parquet leaf column.
+type Pages = DynStreamingIterator<'static, CompressedPage, PolarsError>;
+
+/// Encodes one column of a row group: text with the dictionary built here (or plain), the
+/// rest as polars' writer does.
+fn column_pages(
+    array: &ArrayRef,
+    field: &ParquetType,
+    options: WriteOptions,
+) -> PolarsResult<Vec<Pages>> {
+    let text = array.as_any().downcast_ref::<Utf8ViewArray>();
+    let encoded = match text.map(|text| (text, dictionary(text))) {
+        Some((_, Some(dict))) => array_to_columns(
+            dict.boxed(),
+            field.clone(),
+            options,
+            &[Encoding::RleDictionary],
+        )?,
+        Some((text, None)) => array_to_columns(
+            text.clone().boxed(),
+            field.clone(),
+            options,
+            &[Encoding::Plain],
+        )?,
+        None => {
+            let encodings = get_dtype_encoding(array.dtype());
+            array_to_columns(array.clone(), field.clone(), options, &encodings)?
+        }
+    };
+    Ok(encoded
+        .into_iter()
+        .map(|pages| {
+            let pages = pages.map(|page| {
+                page.map_err(|e| {
+                    ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
+                })
+            });
+            DynStreamingIterator::new(
+                Compressor::new_from_vec(pages, options.compression, vec![])
+                    .map_err(PolarsError::from),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    /// polars' own dictionary of a text column: the second implementation.
+    fn polars_dictionary(text: &Utf8ViewArray) -> DictionaryArray<u32> {
+        let dtype = ArrowDataType::Dictionary(
+            polars_arrow::datatypes::IntegerType::UInt32,
+            Box::new(ArrowDataType::Utf8View),
+            false,
+        );
+        let cast = polars::polars_compute::cast::cast(text, &dtype, Default::default()).unwrap();
+        cast.as_any()
+            .downcast_ref::<DictionaryArray<u32>>()
+            .unwrap()
+            .clone()
+    }
+
+    fn text(values: &[Option<&str>]) -> Utf8ViewArray {
+        Utf8ViewArray::from_slice(values)
+    }
+
+    /// The keys of the non-null rows and the values, as plain vectors.
+    fn parts(dict: &DictionaryArray<u32>) -> (Vec<Option<u32>>, Vec<String>) {
+        let keys = dict.keys().iter().map(|k| k.copied()).collect();
+        let values = dict
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .unwrap();
+        (keys, values.values_iter().map(str::to_string).collect())
+    }
+
+    #[test]
+    fn a_dictionary_holds_the_values_as_they_first_occur_as_polars_builds_it() {
+        let long = "a value longer than twelve bytes";
+        let longer = "a value longer than twelve bytes, and more";
+        let rows = [
+            Some("2026-10"),
+            Some("2026-10"),
+            None,
+            Some(long),
+            Some("EUR"),
+            Some(long),
+            Some(""),
+            Some("2026-10"),
+            Some(longer),
+            None,
+            Some("EUR"),
+            Some(""),
+        ];
+        let ours = dictionary(&text(&rows)).unwrap();
+        assert_eq!(parts(&ours), parts(&polars_dictionary(&text(&rows))));
+        let (keys, values) = parts(&ours);
+        assert_eq!(values, ["2026-10", long, "EUR", "", longer]);
+        assert_eq!(keys[..4], [Some(0), Some(0), None, Some(1)]);
+        assert_eq!(ours.keys().null_count(), 2);
+        // Long values equal in text but apart in memory are one value.
+        let apart = Utf8ViewArray::from_slice_values([long, long]);
+        assert_eq!(parts(&dictionary(&apart).unwrap()).1, [long]);
+        // A column without nulls has keys without a validity, as polars' has.
+        let whole = dictionary(&text(&[Some("a"), Some("b")])).unwrap();
+        assert!(whole.keys().validity().is_none());
+        assert!(dictionary(&text(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_column_of_mostly_distinct_values_has_no_dictionary_past_128_rows() {
+        let distinct: Vec<String> = (0..200).map(|i| format!("INV-{i:09}")).collect();
+        let all = Utf8ViewArray::from_slice_values(&distinct);
+        assert!(dictionary(&all).is_none());
+        // At most 128 rows: a dictionary whatever the values.
+        let few = Utf8ViewArray::from_slice_values(&distinct[..128]);
+        assert_eq!(dictionary(&few).unwrap().values().len(), 128);
+        // Three in four distinct is still worth it; one more is not.
+        let mut rows: Vec<String> = distinct.clone();
+        rows.extend(vec!["same".to_string(); 100]);
+        let share = |distinct: usize| {
+            let mut rows: Vec<String> = (0..distinct).map(|i| format!("v{i}")).collect();
+            rows.resize(400, "v0".to_string());
+            dictionary(&Utf8ViewArray::from_slice_values(&rows)).is_some()
+        };
+        assert!(share(300));
+        assert!(!share(301));
+        assert!(dictionary(&Utf8ViewArray::from_slice_values(&rows)).is_some());
+    }
+
+    /// A frame written with `write` through a batched `ParquetWriter`, as bytes.
+    fn file_of(df: &DataFrame, ours: bool) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let parquet = ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Lz4Raw);
+        let mut batched = parquet.batched(df.schema()).unwrap();
+        if ours {
+            write_group(&mut batched, df, ParquetCompression::Lz4Raw).unwrap();
+        } else {
+            batched.write_batch(df).unwrap();
+        }
+        batched.finish().unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_row_group_is_written_byte_for_byte_as_polars_writes_it() {
+        let n = 5_000;
+        let file: Vec<&str> = vec!["extracts/2026-10/emea.csv"; n];
+        let partner: Vec<String> = (0..n).map(|i| format!("P{:05}", i % 37)).collect();
+        let omlp: Vec<Option<&str>> = (0..n)
+            .map(|i| match i % 5 {
+                0 => None,
+                1 => Some("Official Microsoft Learning Product courseware"),
+                2 => Some("Microsoft Official Practice Test"),
+                _ => Some("Exam voucher"),
+            })
+            .collect();
+        let invoice: Vec<String> = (0..n).map(|i| format!("INV-{i:09}")).collect();
+        let amount: Vec<i64> = (0..n as i64).map(|i| i * 7 - 300).collect();
+        let df = df!(
+            "source_file" => file,
+            "source_row" => (2..n as u32 + 2).collect::<Vec<_>>(),
+            "partner_id" => partner,
+            "omlp_type" => omlp,
+            "invoice_number" => invoice,
+            "amount" => amount,
+        )
+        .unwrap();
+        let mut df = df
+            .lazy()
+            .with_column(col("amount").cast(DataType::Decimal(38, 4)))
+            .collect()
+            .unwrap();
+        df.rechunk_mut_par();
+        let ours = file_of(&df, true);
+        assert_eq!(ours, file_of(&df, false));
+        let back = ParquetReader::new(std::io::Cursor::new(ours))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+    }
+}
