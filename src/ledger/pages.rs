@@ -243,6 +243,26 @@ mod tests {
     }
 
     #[test]
+    fn many_values_short_and_long_are_found_as_few_are() {
+        // 40 values, half past 12 bytes (found by view and by text), in a cycle with runs and
+        // nulls.
+        let rows: Vec<Option<String>> = (0..1_000)
+            .map(|i| {
+                let v = (i / 2 * 7) % 40;
+                (i % 11 != 0).then(|| match v % 2 {
+                    0 => format!("P{v:04}"),
+                    _ => format!("a longer value, number {v}"),
+                })
+            })
+            .collect();
+        let rows: Vec<Option<&str>> = rows.iter().map(|r| r.as_deref()).collect();
+        let column = text(&rows);
+        let ours = dictionary(&column).unwrap();
+        assert_eq!(ours.values().len(), 40);
+        assert_eq!(parts(&ours), parts(&polars_dictionary(&column)));
+    }
+
+    #[test]
     fn a_column_of_mostly_distinct_values_has_no_dictionary_past_128_rows() {
         let distinct: Vec<String> = (0..200).map(|i| format!("INV-{i:09}")).collect();
         let all = Utf8ViewArray::from_slice_values(&distinct);
