@@ -237,7 +237,8 @@ impl Parsed {
         self.credit.push(credit);
         self.kpi.push(kpi);
         self.rev.push(rev);
-        self.ccy.append_option(ccy.as_deref());
+        self.ccy
+            .append_option(ccy.as_ref().and_then(|c| std::str::from_utf8(c).ok()));
         let mut text = [0u8; 7];
         match month.map(|m| (m, m.write_text(&mut text))) {
             Some((_, Some(text))) => self.month.append_value(text),
@@ -347,9 +348,13 @@ pub fn parse_decimal(s: &str) -> Option<i128> {
     exact::parse_units(s, exact::AMOUNT_SCALE)
 }
 
-/// A currency: three letters, stored upper case.
-pub fn parse_currency(s: &str) -> Option<String> {
-    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic())).then(|| s.to_ascii_uppercase())
+/// A currency: three letters, stored upper case (held on the stack: one a row).
+pub fn parse_currency(s: &str) -> Option<[u8; 3]> {
+    let letters: [u8; 3] = s.as_bytes().try_into().ok()?;
+    letters
+        .iter()
+        .all(u8::is_ascii_alphabetic)
+        .then(|| letters.map(|b| b.to_ascii_uppercase()))
 }
 
 #[cfg(test)]
@@ -536,6 +541,15 @@ mod tests {
         assert_eq!(parse_line("12"), Some(12));
         for bad in ["0", "-1", "1.0", "x", ""] {
             assert_eq!(parse_line(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_currency_is_three_letters_upper_cased() {
+        assert_eq!(parse_currency("sek"), Some(*b"SEK"));
+        assert_eq!(parse_currency("EuR"), Some(*b"EUR"));
+        for bad in ["", "EU", "EURO", "E1R", "EÜ", "ÉUR", " EU"] {
+            assert_eq!(parse_currency(bad), None, "{bad}");
         }
     }
 
