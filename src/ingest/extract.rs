@@ -237,8 +237,10 @@ impl Parsed {
         self.credit.push(credit);
         self.kpi.push(kpi);
         self.rev.push(rev);
-        self.ccy
-            .append_option(ccy.as_ref().and_then(|c| std::str::from_utf8(c).ok()));
+        let ccy = ccy
+            .as_ref()
+            .map(|c| std::str::from_utf8(c).expect("three ASCII letters"));
+        self.ccy.append_option(ccy);
         let mut text = [0u8; 7];
         match month.map(|m| (m, m.write_text(&mut text))) {
             Some((_, Some(text))) => self.month.append_value(text),

@@ -15,8 +15,7 @@
 use std::io::Write;
 
 use polars::prelude::{
-    CompatLevel, DataFrame, ParquetCompression, PlHashMap, PolarsError, PolarsResult,
-    StatisticsOptions,
+    polars_ensure, CompatLevel, DataFrame, PlHashMap, PolarsError, PolarsResult,
 };
 use polars_arrow::array::{
     Array, ArrayRef, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
@@ -27,7 +26,7 @@ use polars_io::parquet::write::BatchedWriter;
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
     array_to_columns, get_dtype_encoding, CompressedPage, Compressor, DynIter,
-    DynStreamingIterator, Encoding, FallibleStreamingIterator, ParquetType, Version, WriteOptions,
+    DynStreamingIterator, Encoding, FallibleStreamingIterator, ParquetType, WriteOptions,
 };
 use rayon::prelude::*;
 
@@ -43,14 +42,16 @@ const INLINE: u32 = 12;
 
 /// A text column as a dictionary of its values in the order they first occur, with a key per
 /// row (null rows keep their nulls); None when more than [`MOST_DISTINCT`] of the values of a
-/// column of more than [`FEW_ROWS`] rows are distinct.
-pub(super) fn dictionary(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
+/// column of more than [`FEW_ROWS`] rows are distinct. (Given up as soon as that many are
+/// found: the values and maps held until then are at most those of 3 in 4 rows.)
+pub(super) fn dictionary(text: &Utf8ViewArray) -> PolarsResult<Option<DictionaryArray<u32>>> {
     let rows = text.len();
     let most = if rows > FEW_ROWS {
         (rows as f64 * MOST_DISTINCT) as usize
     } else {
         usize::MAX
     };
+    // (The keys have a validity only where some row is null, as polars' cast gives them.)
     let validity = text.validity().filter(|v| v.unset_bits() > 0);
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
     let mut values = MutableBinaryViewArray::<str>::new();
@@ -78,7 +79,7 @@ pub(super) fn dictionary(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
         };
         if key == next {
             if values.len() >= most {
-                return None;
+                return Ok(None);
             }
             values.push_value(value);
         }
@@ -87,31 +88,32 @@ pub(super) fn dictionary(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
     }
     let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
     let values: Utf8ViewArray = values.into();
-    DictionaryArray::try_from_keys(keys, values.boxed(), false).ok()
+    DictionaryArray::try_from_keys(keys, values.boxed(), false).map(Some)
 }
 
-/// Writes `group` (one chunk) as one row group through `batched`, made by a `ParquetWriter`
-/// with `compression` and its other options left as they are: each text column
-/// dictionary-encoded by [`dictionary`] (or plain), every other column as polars encodes it;
-/// the columns encoded on polars' threads, as its writer does.
+/// Writes `group` (one chunk) as one row group through `batched`, with the options its
+/// `ParquetWriter` gave it: each text column dictionary-encoded by [`dictionary`] (or plain),
+/// every other column as polars encodes it; the columns encoded on polars' threads, as its
+/// writer does.
 pub(super) fn write_group<W: Write>(
     batched: &mut BatchedWriter<W>,
     group: &DataFrame,
-    compression: ParquetCompression,
 ) -> PolarsResult<()> {
-    // (ParquetWriter's own options: its default statistics and page size, format version 1.)
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        compression: compression.into(),
-        version: Version::V1,
-        data_page_size: None,
-    };
     let fields = batched.parquet_schema().fields().to_vec();
+    // (The lock is this thread's alone: the writer is not shared.)
+    let writer = batched.get_writer();
+    let options = writer.lock().expect("the writer is not shared").options();
     for batch in group.iter_chunks(CompatLevel::newest(), false) {
         let rows = batch.len();
         if rows == 0 {
             continue;
         }
+        polars_ensure!(
+            batch.columns().len() == fields.len(),
+            ComputeError: "a row group of {} columns for a schema of {}",
+            batch.columns().len(),
+            fields.len()
+        );
         let columns: Vec<_> = RAYON.install(|| {
             batch
                 .columns()
@@ -121,10 +123,7 @@ pub(super) fn write_group<W: Write>(
                 .collect::<PolarsResult<Vec<_>>>()
         })?;
         let columns = columns.into_iter().flatten().map(Ok);
-        let writer = batched.get_writer();
-        let mut writer = writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut writer = writer.lock().expect("the writer is not shared");
         writer.write(rows as u64, DynIter::new(columns))?;
     }
     Ok(())
@@ -141,7 +140,10 @@ fn column_pages(
     options: WriteOptions,
 ) -> PolarsResult<Vec<Pages>> {
     let text = array.as_any().downcast_ref::<Utf8ViewArray>();
-    let encoded = match text.map(|text| (text, dictionary(text))) {
+    let text = text
+        .map(|text| dictionary(text).map(|dict| (text, dict)))
+        .transpose()?;
+    let encoded = match text {
         Some((_, Some(dict))) => array_to_columns(
             dict.boxed(),
             field.clone(),
@@ -194,6 +196,10 @@ mod tests {
             .clone()
     }
 
+    fn dict(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
+        dictionary(text).unwrap()
+    }
+
     fn text(values: &[Option<&str>]) -> Utf8ViewArray {
         Utf8ViewArray::from_slice(values)
     }
@@ -227,7 +233,7 @@ mod tests {
             Some("EUR"),
             Some(""),
         ];
-        let ours = dictionary(&text(&rows)).unwrap();
+        let ours = dict(&text(&rows)).unwrap();
         assert_eq!(parts(&ours), parts(&polars_dictionary(&text(&rows))));
         let (keys, values) = parts(&ours);
         assert_eq!(values, ["2026-10", long, "EUR", "", longer]);
@@ -235,11 +241,11 @@ mod tests {
         assert_eq!(ours.keys().null_count(), 2);
         // Long values equal in text but apart in memory are one value.
         let apart = Utf8ViewArray::from_slice_values([long, long]);
-        assert_eq!(parts(&dictionary(&apart).unwrap()).1, [long]);
+        assert_eq!(parts(&dict(&apart).unwrap()).1, [long]);
         // A column without nulls has keys without a validity, as polars' has.
-        let whole = dictionary(&text(&[Some("a"), Some("b")])).unwrap();
+        let whole = dict(&text(&[Some("a"), Some("b")])).unwrap();
         assert!(whole.keys().validity().is_none());
-        assert!(dictionary(&text(&[])).unwrap().is_empty());
+        assert!(dict(&text(&[])).unwrap().is_empty());
     }
 
     #[test]
@@ -257,7 +263,7 @@ mod tests {
             .collect();
         let rows: Vec<Option<&str>> = rows.iter().map(|r| r.as_deref()).collect();
         let column = text(&rows);
-        let ours = dictionary(&column).unwrap();
+        let ours = dict(&column).unwrap();
         assert_eq!(ours.values().len(), 40);
         assert_eq!(parts(&ours), parts(&polars_dictionary(&column)));
     }
@@ -266,21 +272,21 @@ mod tests {
     fn a_column_of_mostly_distinct_values_has_no_dictionary_past_128_rows() {
         let distinct: Vec<String> = (0..200).map(|i| format!("INV-{i:09}")).collect();
         let all = Utf8ViewArray::from_slice_values(&distinct);
-        assert!(dictionary(&all).is_none());
+        assert!(dict(&all).is_none());
         // At most 128 rows: a dictionary whatever the values.
         let few = Utf8ViewArray::from_slice_values(&distinct[..128]);
-        assert_eq!(dictionary(&few).unwrap().values().len(), 128);
+        assert_eq!(dict(&few).unwrap().values().len(), 128);
         // Three in four distinct is still worth it; one more is not.
         let mut rows: Vec<String> = distinct.clone();
         rows.extend(vec!["same".to_string(); 100]);
         let share = |distinct: usize| {
             let mut rows: Vec<String> = (0..distinct).map(|i| format!("v{i}")).collect();
             rows.resize(400, "v0".to_string());
-            dictionary(&Utf8ViewArray::from_slice_values(&rows)).is_some()
+            dict(&Utf8ViewArray::from_slice_values(&rows)).is_some()
         };
         assert!(share(300));
         assert!(!share(301));
-        assert!(dictionary(&Utf8ViewArray::from_slice_values(&rows)).is_some());
+        assert!(dict(&Utf8ViewArray::from_slice_values(&rows)).is_some());
     }
 
     /// A frame written with `write` through a batched `ParquetWriter`, as bytes.
@@ -289,7 +295,7 @@ mod tests {
         let parquet = ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Lz4Raw);
         let mut batched = parquet.batched(df.schema()).unwrap();
         if ours {
-            write_group(&mut batched, df, ParquetCompression::Lz4Raw).unwrap();
+            write_group(&mut batched, df).unwrap();
         } else {
             batched.write_batch(df).unwrap();
         }
@@ -297,9 +303,18 @@ mod tests {
         bytes
     }
 
-    #[test]
-    fn a_row_group_is_written_byte_for_byte_as_polars_writes_it() {
-        let n = 5_000;
+    /// Writes `df` (one chunk) both ways: the same bytes, and the same rows read back.
+    fn assert_written_as_polars_writes(df: &DataFrame) {
+        let ours = file_of(df, true);
+        assert_eq!(ours, file_of(df, false));
+        let back = ParquetReader::new(std::io::Cursor::new(ours))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(df));
+    }
+
+    /// `n` rows of the kinds of columns the ledger holds.
+    fn ledger_like(n: usize) -> DataFrame {
         let file: Vec<&str> = vec!["extracts/2026-10/emea.csv"; n];
         let partner: Vec<String> = (0..n).map(|i| format!("P{:05}", i % 37)).collect();
         let omlp: Vec<Option<&str>> = (0..n)
@@ -307,6 +322,7 @@ mod tests {
                 0 => None,
                 1 => Some("Official Microsoft Learning Product courseware"),
                 2 => Some("Microsoft Official Practice Test"),
+                3 => Some(""),
                 _ => Some("Exam voucher"),
             })
             .collect();
@@ -319,6 +335,7 @@ mod tests {
             "omlp_type" => omlp,
             "invoice_number" => invoice,
             "amount" => amount,
+            "reason" => vec![None::<&str>; n],
         )
         .unwrap();
         let mut df = df
@@ -327,11 +344,26 @@ mod tests {
             .collect()
             .unwrap();
         df.rechunk_mut_par();
-        let ours = file_of(&df, true);
-        assert_eq!(ours, file_of(&df, false));
-        let back = ParquetReader::new(std::io::Cursor::new(ours))
-            .finish()
+        df
+    }
+
+    #[test]
+    fn a_row_group_is_written_byte_for_byte_as_polars_writes_it() {
+        // Text of few values, short and long, empty and null; mostly distinct text (plain);
+        // numbers, decimals; a column of nulls alone.
+        let df = ledger_like(5_000);
+        assert_written_as_polars_writes(&df);
+        // A slice that starts inside its chunk.
+        assert_written_as_polars_writes(&df.slice(1_234, 2_000));
+        // The rows with a type, filtered: a text column whose validity has no null.
+        let typed = df
+            .filter(&df.column("omlp_type").unwrap().is_not_null())
             .unwrap();
-        assert!(back.equals_missing(&df));
+        let omlp = typed.column("omlp_type").unwrap().str().unwrap();
+        let validity = omlp.downcast_iter().next().unwrap().validity();
+        assert!(validity.is_some_and(|v| v.unset_bits() == 0));
+        assert_written_as_polars_writes(&typed);
+        // Keys on several pages.
+        assert_written_as_polars_writes(&ledger_like(300_000));
     }
 }

@@ -121,9 +121,6 @@ pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<Digests> 
     write_parquet_as(df, path, RowGroups::Even)
 }
 
-/// How the ledger's Parquet pages are compressed.
-const COMPRESSION: ParquetCompression = ParquetCompression::Lz4Raw;
-
 /// How a frame's rows are cut into Parquet row groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RowGroups {
@@ -177,7 +174,7 @@ pub(super) fn write_parquet_as(
 ) -> Result<Digests> {
     let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let parquet = ParquetWriter::new(&mut writer).with_compression(COMPRESSION);
+    let parquet = ParquetWriter::new(&mut writer).with_compression(ParquetCompression::Lz4Raw);
     match (groups == RowGroups::Files)
         .then(|| file_groups(df))
         .flatten()
@@ -187,7 +184,7 @@ pub(super) fn write_parquet_as(
                 // (A group of one chunk is written as it is; one spanning chunks is made one.)
                 let mut group = df.slice(start as i64, len);
                 group.rechunk_mut_par();
-                super::pages::write_group(&mut batched, &group, COMPRESSION)?;
+                super::pages::write_group(&mut batched, &group)?;
             }
             batched.finish()
         }),
