@@ -179,16 +179,8 @@ impl Parsed {
         let kpi = parse_decimal(cells[7]);
         let rev = parse_decimal(cells[8]);
         let ccy = parse_currency(cells[9]);
-        // (Compared ignoring ASCII case: no other character lowercases to a letter of these
-        // names, the Kelvin sign's k aside, which none of them holds.)
         let doc = cells[3];
-        let credit = if doc.eq_ignore_ascii_case("invoice") {
-            Some(false)
-        } else if doc.eq_ignore_ascii_case("credit note") {
-            Some(true)
-        } else {
-            None
-        };
+        let credit = is_credit_note(doc);
         let month = date.map(Month::of);
 
         let valid = [
@@ -348,6 +340,19 @@ pub fn parse_decimal(s: &str) -> Option<i128> {
         return None;
     }
     exact::parse_units(s, exact::AMOUNT_SCALE)
+}
+
+/// Whether a document type is a credit note (Some(true)) or an invoice (Some(false)); None for
+/// any other. (Compared ignoring ASCII case: no other character lowercases to a letter of these
+/// names, the Kelvin sign's k aside, which none of them holds.)
+fn is_credit_note(doc: &str) -> Option<bool> {
+    if doc.eq_ignore_ascii_case("invoice") {
+        Some(false)
+    } else if doc.eq_ignore_ascii_case("credit note") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// A currency: three letters, stored upper case (held on the stack: one a row).
