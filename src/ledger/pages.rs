@@ -15,11 +15,12 @@
 use std::io::Write;
 
 use polars::prelude::{
-    polars_ensure, CompatLevel, DataFrame, PlHashMap, PolarsError, PolarsResult,
+    polars_ensure, CompatLevel, DataFrame, DataType, PlHashMap, PolarsError, PolarsResult, Series,
 };
 use polars_arrow::array::{
-    Array, ArrayRef, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
+    Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
 };
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 use polars_arrow::datatypes::ArrowDataType;
 use polars_core::runtime::RAYON;
 use polars_io::parquet::write::BatchedWriter;
@@ -40,92 +41,110 @@ const MOST_DISTINCT: f64 = 0.75;
 /// The longest value a view holds whole (its bytes inside the view itself).
 const INLINE: u32 = 12;
 
-/// A text column as a dictionary of its values in the order they first occur, with a key per
-/// row (null rows keep their nulls); None when more than [`MOST_DISTINCT`] of the values of a
-/// column of more than [`FEW_ROWS`] rows are distinct. (Given up as soon as that many are
-/// found: the values and maps held until then are at most those of 3 in 4 rows.)
-pub(super) fn dictionary(text: &Utf8ViewArray) -> PolarsResult<Option<DictionaryArray<u32>>> {
-    let rows = text.len();
+/// A text column, in one or more pieces, as a dictionary of its values in the order they first
+/// occur, with a key per row (null rows keep their nulls); None when more than
+/// [`MOST_DISTINCT`] of the values of a column of more than [`FEW_ROWS`] rows are distinct.
+/// (Given up as soon as that many are found: the values and maps held until then are at most
+/// those of 3 in 4 rows.)
+pub(super) fn dictionary(pieces: &[&Utf8ViewArray]) -> PolarsResult<Option<DictionaryArray<u32>>> {
+    let rows: usize = pieces.iter().map(|p| p.len()).sum();
     let most = if rows > FEW_ROWS {
         (rows as f64 * MOST_DISTINCT) as usize
     } else {
         usize::MAX
     };
-    // (The keys have a validity only where some row is null, as polars' cast gives them.)
-    let validity = text.validity().filter(|v| v.unset_bits() > 0);
     let mut keys: Vec<u32> = Vec::with_capacity(rows);
     let mut values = MutableBinaryViewArray::<str>::new();
     // Values whole in their view, by the view; longer ones by their text.
     let mut short: PlHashMap<u128, u32> = PlHashMap::default();
     let mut long: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut last: Option<(u128, u32)> = None;
-    for (row, view) in text.views().iter().enumerate() {
-        if validity.is_some_and(|v| !v.get_bit(row)) {
-            keys.push(0);
-            continue;
-        }
-        let bits = view.as_u128();
-        if let Some((_, key)) = last.filter(|(b, _)| *b == bits) {
-            keys.push(key);
-            continue;
-        }
-        let next = values.len() as u32;
-        // SAFETY: `row` is below the array's length.
-        let value = unsafe { text.value_unchecked(row) };
-        let key = if view.length <= INLINE {
-            *short.entry(bits).or_insert(next)
-        } else {
-            *long.entry(value).or_insert(next)
-        };
-        if key == next {
-            if values.len() >= most {
-                return Ok(None);
+    for text in pieces {
+        // The row before's view and key. (A long value's view names its place in its own
+        // piece's buffers: views alike in two pieces say nothing of their values.)
+        let mut last: Option<(u128, u32)> = None;
+        let validity = text.validity().filter(|v| v.unset_bits() > 0);
+        for (row, view) in text.views().iter().enumerate() {
+            if validity.is_some_and(|v| !v.get_bit(row)) {
+                keys.push(0);
+                continue;
             }
-            values.push_value(value);
+            let bits = view.as_u128();
+            if let Some((_, key)) = last.filter(|(b, _)| *b == bits) {
+                keys.push(key);
+                continue;
+            }
+            let next = values.len() as u32;
+            // SAFETY: `row` is below the piece's length.
+            let value = unsafe { text.value_unchecked(row) };
+            let key = if view.length <= INLINE {
+                *short.entry(bits).or_insert(next)
+            } else {
+                *long.entry(value).or_insert(next)
+            };
+            if key == next {
+                if values.len() >= most {
+                    return Ok(None);
+                }
+                values.push_value(value);
+            }
+            last = Some((bits, key));
+            keys.push(key);
         }
-        last = Some((bits, key));
-        keys.push(key);
     }
-    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), keys_validity(pieces));
     let values: Utf8ViewArray = values.into();
     DictionaryArray::try_from_keys(keys, values.boxed(), false).map(Some)
 }
 
-/// Writes `group` (one chunk) as one row group through `batched`, with the options its
-/// `ParquetWriter` gave it: each text column dictionary-encoded by [`dictionary`] (or plain),
-/// every other column as polars encodes it; the columns encoded on polars' threads, as its
-/// writer does.
+/// The keys' validity: none unless some row is null, as polars' cast gives it.
+fn keys_validity(pieces: &[&Utf8ViewArray]) -> Option<Bitmap> {
+    if pieces.iter().all(|p| p.null_count() == 0) {
+        return None;
+    }
+    let mut validity = MutableBitmap::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        match piece.validity() {
+            Some(v) => validity.extend_from_bitmap(v),
+            None => validity.extend_constant(piece.len(), true),
+        }
+    }
+    Some(validity.into())
+}
+
+/// Writes `group` as one row group through `batched`, with the options its `ParquetWriter`
+/// gave it: each text column dictionary-encoded by [`dictionary`] (or plain), every other
+/// column as polars encodes it; the columns encoded on polars' threads, as its writer does.
+/// A group in several pieces is written as it would be in one: a text column's dictionary is
+/// built across its pieces, and only a column written otherwise is first made one piece.
 pub(super) fn write_group<W: Write>(
     batched: &mut BatchedWriter<W>,
     group: &DataFrame,
 ) -> PolarsResult<()> {
+    let rows = group.height();
+    if rows == 0 {
+        return Ok(());
+    }
     let fields = batched.parquet_schema().fields().to_vec();
+    polars_ensure!(
+        group.width() == fields.len(),
+        ComputeError: "a row group of {} columns for a schema of {}",
+        group.width(),
+        fields.len()
+    );
     // (The lock is this thread's alone: the writer is not shared.)
     let writer = batched.get_writer();
     let options = writer.lock().expect("the writer is not shared").options();
-    for batch in group.iter_chunks(CompatLevel::newest(), false) {
-        let rows = batch.len();
-        if rows == 0 {
-            continue;
-        }
-        polars_ensure!(
-            batch.columns().len() == fields.len(),
-            ComputeError: "a row group of {} columns for a schema of {}",
-            batch.columns().len(),
-            fields.len()
-        );
-        let columns: Vec<_> = RAYON.install(|| {
-            batch
-                .columns()
-                .par_iter()
-                .zip(&fields)
-                .map(|(array, field)| column_pages(array, field, options))
-                .collect::<PolarsResult<Vec<_>>>()
-        })?;
-        let columns = columns.into_iter().flatten().map(Ok);
-        let mut writer = writer.lock().expect("the writer is not shared");
-        writer.write(rows as u64, DynIter::new(columns))?;
-    }
+    let columns: Vec<_> = RAYON.install(|| {
+        group
+            .columns()
+            .par_iter()
+            .zip(&fields)
+            .map(|(column, field)| column_pages(column.as_materialized_series(), field, options))
+            .collect::<PolarsResult<Vec<_>>>()
+    })?;
+    let columns = columns.into_iter().flatten().map(Ok);
+    let mut writer = writer.lock().expect("the writer is not shared");
+    writer.write(rows as u64, DynIter::new(columns))?;
     Ok(())
 }
 
@@ -133,32 +152,30 @@ pub(super) fn write_group<W: Write>(
 type Pages = DynStreamingIterator<'static, CompressedPage, PolarsError>;
 
 /// Encodes one column of a row group: text with the dictionary built here (or plain), the
-/// rest as polars' writer does.
+/// rest as polars' writer does (the column made one piece first).
 fn column_pages(
-    array: &ArrayRef,
+    column: &Series,
     field: &ParquetType,
     options: WriteOptions,
 ) -> PolarsResult<Vec<Pages>> {
-    let text = array.as_any().downcast_ref::<Utf8ViewArray>();
-    let text = text
-        .map(|text| dictionary(text).map(|dict| (text, dict)))
-        .transpose()?;
-    let encoded = match text {
-        Some((_, Some(dict))) => array_to_columns(
+    let dict = match column.str() {
+        Ok(text) => dictionary(&text.downcast_iter().collect::<Vec<_>>())?,
+        Err(_) => None,
+    };
+    let encoded = match dict {
+        Some(dict) => array_to_columns(
             dict.boxed(),
             field.clone(),
             options,
             &[Encoding::RleDictionary],
         )?,
-        Some((text, None)) => array_to_columns(
-            text.clone().boxed(),
-            field.clone(),
-            options,
-            &[Encoding::Plain],
-        )?,
         None => {
-            let encodings = get_dtype_encoding(array.dtype());
-            array_to_columns(array.clone(), field.clone(), options, &encodings)?
+            let whole = column.rechunk().to_arrow(0, CompatLevel::newest());
+            let encodings = match column.dtype() {
+                DataType::String => vec![Encoding::Plain],
+                _ => get_dtype_encoding(whole.dtype()),
+            };
+            array_to_columns(whole, field.clone(), options, &encodings)?
         }
     };
     Ok(encoded
@@ -197,7 +214,7 @@ mod tests {
     }
 
     fn dict(text: &Utf8ViewArray) -> Option<DictionaryArray<u32>> {
-        dictionary(text).unwrap()
+        dictionary(&[text]).unwrap()
     }
 
     fn text(values: &[Option<&str>]) -> Utf8ViewArray {
@@ -303,10 +320,13 @@ mod tests {
         bytes
     }
 
-    /// Writes `df` (one chunk) both ways: the same bytes, and the same rows read back.
+    /// Writes `df` as one row group both ways (polars' from `df` made one piece): the same
+    /// bytes, and the same rows read back.
     fn assert_written_as_polars_writes(df: &DataFrame) {
         let ours = file_of(df, true);
-        assert_eq!(ours, file_of(df, false));
+        let mut whole = df.clone();
+        whole.rechunk_mut_par();
+        assert_eq!(ours, file_of(&whole, false));
         let back = ParquetReader::new(std::io::Cursor::new(ours))
             .finish()
             .unwrap();
@@ -365,5 +385,28 @@ mod tests {
         assert_written_as_polars_writes(&typed);
         // Keys on several pages.
         assert_written_as_polars_writes(&ledger_like(300_000));
+    }
+
+    #[test]
+    fn a_row_group_in_pieces_is_written_as_in_one() {
+        let df = ledger_like(5_000);
+        let mut pieces = df.slice(0, 1);
+        for (start, len) in [(1, 999), (1_000, 1), (1_001, 2_500), (3_501, 1_499)] {
+            pieces.vstack_mut_owned(df.slice(start, len)).unwrap();
+        }
+        assert_eq!(pieces.first_col_n_chunks(), 5);
+        assert_written_as_polars_writes(&pieces);
+        // Pieces of arrays of their own: their views of long values can be alike (the same
+        // length, first bytes and place in each one's buffer) with values that differ.
+        let first = Utf8ViewArray::from_slice_values(["INV-000000001"]);
+        let second = Utf8ViewArray::from_slice_values(["INV-000000002", "INV-000000001"]);
+        assert_eq!(first.views()[0].as_u128(), second.views()[0].as_u128());
+        let (keys, values) = parts(&dictionary(&[&first, &second]).unwrap().unwrap());
+        assert_eq!(values, ["INV-000000001", "INV-000000002"]);
+        assert_eq!(keys, [Some(0), Some(1), Some(0)]);
+        // A text column in pieces has one dictionary across them.
+        let column = pieces.column("omlp_type").unwrap().str().unwrap();
+        let dictionary = dictionary(&column.downcast_iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(dictionary.unwrap().values().len(), 4);
     }
 }

@@ -127,10 +127,9 @@ pub(super) enum RowGroups {
     /// polars' even cut (its chunks are first made one, which copies every column).
     Even,
     /// By source file (see [`file_groups`]): a cut that follows from the rows alone, however
-    /// the frame is chunked. A group that is one chunk is written as it is (a file of at least
-    /// [`FILE_GROUP_MIN`] rows, when the chunks are the delivery's files, as parsed rows and
-    /// the lines accepted from them are; any group of a frame of one chunk); a group gathered
-    /// from several chunks is copied into one.
+    /// the frame is chunked. A group is written as it is, in however many pieces: its text
+    /// columns' dictionaries are built across the pieces, and only its other columns are
+    /// copied into one piece when they are in several (see `pages.rs`).
     Files,
 }
 
@@ -181,10 +180,9 @@ pub(super) fn write_parquet_as(
     {
         Some(cut) => parquet.batched(df.schema()).and_then(|mut batched| {
             for (start, len) in cut {
-                // (A group of one chunk is written as it is; one spanning chunks is made one.)
-                let mut group = df.slice(start as i64, len);
-                group.rechunk_mut_par();
-                super::pages::write_group(&mut batched, &group)?;
+                // (A group in several pieces is written as in one, without first being copied
+                // into one: see pages.rs.)
+                super::pages::write_group(&mut batched, &df.slice(start as i64, len))?;
             }
             batched.finish()
         }),

@@ -9,6 +9,9 @@ use super::prior_keys::{key_set, keys_in, semi, with_hashes, PriorKeys, KEY};
 use super::{judge, Judged};
 use crate::calendar::Month;
 
+/// The most pieces a frame judged again by difference is left in (see `Order::splice`).
+const MOST_PIECES: usize = 4096;
+
 /// Reasons given after `unknown_partner`: a row rejected for one of them (or accepted) had its
 /// partner in the roster.
 const AFTER_THE_ROSTER: [&str; 4] = [
@@ -403,8 +406,9 @@ impl Order {
     }
 
     /// `df` without the rows at `removed`, with `added` (rows judged again, in order) each set
-    /// in its place. Slices of `df` and `added` are reused as they are, not copied row by row,
-    /// then gathered into one chunk.
+    /// in its place. Slices of `df` and `added` are reused as they are, not copied; they are
+    /// gathered into one chunk only when there are more than [`MOST_PIECES`] (the ledger's
+    /// writer takes a frame in pieces as it is, but polars handles many small pieces slowly).
     fn splice(
         &self,
         df: &DataFrame,
@@ -456,7 +460,9 @@ impl Order {
         for part in parts {
             out.vstack_mut_owned(part)?;
         }
-        out.rechunk_mut_par();
+        if out.first_col_n_chunks() > MOST_PIECES {
+            out.rechunk_mut_par();
+        }
         Ok(out)
     }
 }
