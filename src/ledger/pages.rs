@@ -8,12 +8,15 @@
 //! costs one comparison.
 //!
 //! The dictionary holds the values in the order they first occur and is used under the same
-//! condition as polars' (at most 128 rows, or at most 3 in 4 distinct; polars estimates the
-//! count, this counts it), so the file is the one polars writes, byte for byte, wherever the
-//! estimate falls on the same side (the tests compare them).
+//! condition as polars' (at most 128 rows, or at most 3 in 4 distinct). Polars estimates the
+//! distinct values; this counts them, but for a column that starts mostly distinct, which it
+//! decides by polars' own estimate. So the file is the one polars writes, byte for byte, but
+//! where a column that starts with few values ends within the estimate's error of 3 in 4
+//! distinct (the tests compare them). A row group in several pieces is written as in one.
 
 use std::io::Write;
 
+use polars::polars_compute::cardinality::estimate_cardinality;
 use polars::prelude::{
     polars_ensure, CompatLevel, DataFrame, DataType, PlHashMap, PolarsError, PolarsResult, Series,
 };
@@ -21,6 +24,7 @@ use polars_arrow::array::{
     Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
 };
 use polars_arrow::bitmap::{Bitmap, MutableBitmap};
+use polars_arrow::compute::concatenate::concatenate;
 use polars_arrow::datatypes::ArrowDataType;
 use polars_core::runtime::RAYON;
 use polars_io::parquet::write::BatchedWriter;
@@ -38,17 +42,24 @@ const FEW_ROWS: usize = 128;
 /// The share of distinct values past which a dictionary is not worth it (polars' rule).
 const MOST_DISTINCT: f64 = 0.75;
 
+/// The rows after which a column more than half of whose values so far are distinct is
+/// decided by polars' estimate (see [`dictionary`]).
+const SAMPLE_ROWS: usize = 4096;
+
 /// The longest value a view holds whole (its bytes inside the view itself).
 const INLINE: u32 = 12;
 
 /// A text column, in one or more pieces, as a dictionary of its values in the order they first
 /// occur, with a key per row (null rows keep their nulls); None when more than
 /// [`MOST_DISTINCT`] of the values of a column of more than [`FEW_ROWS`] rows are distinct.
-/// (Given up as soon as that many are found: the values and maps held until then are at most
-/// those of 3 in 4 rows.)
+/// A column whose first [`SAMPLE_ROWS`] rows are more than half distinct is decided as polars
+/// decides, by its estimate of the whole column ([`plain_by_estimate`]): hashing most of a
+/// column of distinct values only to give up would cost three times polars' estimate. Any
+/// other is given up as soon as more than 3 in 4 of its values are found distinct.
 pub(super) fn dictionary(pieces: &[&Utf8ViewArray]) -> PolarsResult<Option<DictionaryArray<u32>>> {
     let rows: usize = pieces.iter().map(|p| p.len()).sum();
-    let most = if rows > FEW_ROWS {
+    let mut estimated = false;
+    let mut most = if rows > FEW_ROWS {
         (rows as f64 * MOST_DISTINCT) as usize
     } else {
         usize::MAX
@@ -85,6 +96,13 @@ pub(super) fn dictionary(pieces: &[&Utf8ViewArray]) -> PolarsResult<Option<Dicti
                 if values.len() >= most {
                     return Ok(None);
                 }
+                if !estimated && keys.len() >= SAMPLE_ROWS && values.len() * 2 > keys.len() {
+                    estimated = true;
+                    if plain_by_estimate(pieces, rows)? {
+                        return Ok(None);
+                    }
+                    most = usize::MAX;
+                }
                 values.push_value(value);
             }
             last = Some((bits, key));
@@ -94,6 +112,20 @@ pub(super) fn dictionary(pieces: &[&Utf8ViewArray]) -> PolarsResult<Option<Dicti
     let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), keys_validity(pieces));
     let values: Utf8ViewArray = values.into();
     DictionaryArray::try_from_keys(keys, values.boxed(), false).map(Some)
+}
+
+/// Whether polars writes a text column of `rows` rows (more than [`FEW_ROWS`]) in `pieces`
+/// plain: when its estimate of the distinct values (HyperLogLog, the same for the same values)
+/// is more than [`MOST_DISTINCT`] of the rows. Pieces are first made one, as polars' column is.
+fn plain_by_estimate(pieces: &[&Utf8ViewArray], rows: usize) -> PolarsResult<bool> {
+    let estimate = match pieces {
+        [one] => estimate_cardinality(*one),
+        _ => {
+            let arrays: Vec<&dyn Array> = pieces.iter().map(|p| *p as &dyn Array).collect();
+            estimate_cardinality(concatenate(&arrays)?.as_ref())
+        }
+    };
+    Ok(rows > FEW_ROWS && estimate as f64 / rows as f64 > MOST_DISTINCT)
 }
 
 /// The keys' validity: none unless some row is null, as polars' cast gives it.
@@ -304,6 +336,20 @@ mod tests {
         assert!(share(300));
         assert!(!share(301));
         assert!(dict(&Utf8ViewArray::from_slice_values(&rows)).is_some());
+    }
+
+    #[test]
+    fn a_column_that_starts_distinct_is_decided_by_polars_estimate() {
+        // Distinct throughout: plain, without hashing most of it.
+        let distinct: Vec<String> = (0..20_000).map(|i| format!("INV-{i:09}")).collect();
+        assert!(dict(&Utf8ViewArray::from_slice_values(&distinct)).is_none());
+        // Distinct for its first 5,000 rows, then one value: a dictionary, as polars builds it.
+        let mut rows = distinct[..5_000].to_vec();
+        rows.resize(20_000, "INV-000000007".to_string());
+        let column = Utf8ViewArray::from_slice_values(&rows);
+        let ours = dict(&column).unwrap();
+        assert_eq!(ours.values().len(), 5_000);
+        assert_eq!(parts(&ours), parts(&polars_dictionary(&column)));
     }
 
     /// A frame written with `write` through a batched `ParquetWriter`, as bytes.
