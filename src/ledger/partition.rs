@@ -124,7 +124,8 @@ pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<Digests> 
 /// How a frame's rows are cut into Parquet row groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RowGroups {
-    /// polars' even cut (its chunks are first made one, which copies every column).
+    /// polars' even cut (of the frame made one chunk first, which copies every column: for
+    /// the small files, sums and rejected rows).
     Even,
     /// By source file (see [`file_groups`]): a cut that follows from the rows alone, however
     /// the frame is chunked. A group is written as it is, in however many pieces: its text
@@ -186,7 +187,12 @@ pub(super) fn write_parquet_as(
             }
             batched.finish()
         }),
-        None => parquet.finish(df),
+        // (Made one piece first: polars' cut follows the pieces it is given, and the rows
+        // alone should decide the file, as for a cut by file.)
+        None => {
+            df.rechunk_mut_par();
+            parquet.finish(df)
+        }
     }
     .map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
     let (file, digest) = writer.finish();
@@ -326,6 +332,20 @@ mod tests {
         assert_eq!(groups(&[2 * max + 3]), [(0, max), (max, max), (2 * max, 3)]);
         assert!(file_groups(&chunked(&[5]).clear()).unwrap().is_empty());
         assert!(file_groups(&df!("seq" => [1u32]).unwrap()).is_none());
+    }
+
+    #[test]
+    fn an_even_cut_follows_from_the_rows_not_from_their_chunks() {
+        // Past polars' 262,144 rows a group, in pieces of every size.
+        let pieces = chunked(&[7, 262_140, 1, 37_852]);
+        assert_eq!(pieces.first_col_n_chunks(), 4);
+        let mut whole = pieces.clone();
+        whole.rechunk_mut_par();
+        let (bytes, groups, back) = written(pieces, RowGroups::Even);
+        let (whole_bytes, whole_groups, _) = written(whole.clone(), RowGroups::Even);
+        assert_eq!(groups, whole_groups);
+        assert_eq!(bytes, whole_bytes);
+        assert!(back.equals(&whole));
     }
 
     #[test]
