@@ -116,7 +116,7 @@ fn read_meta(dir: &Path) -> Option<PartitionMeta> {
     complete.then_some(meta)
 }
 
-/// Writes `df` as Parquet to `path`; returns the SHA-256 of the bytes written.
+/// Writes `df` as Parquet to `path` in polars' even cut; returns the digests of the bytes written.
 pub(super) fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<Digests> {
     write_parquet_as(df, path, RowGroups::Even)
 }
