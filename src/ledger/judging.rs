@@ -24,7 +24,7 @@ use crate::calendar::Month;
 use crate::digest::Digests;
 use crate::error::{Error, Result};
 use crate::ingest::extract;
-use crate::ingest::judge::{self, Judged, LookupKeys, PriorKeys};
+use crate::ingest::judge::{self, Earlier, Judged, LookupKeys, PriorKeys};
 use crate::partition_check::recorded;
 use crate::publish::Staging;
 
@@ -120,6 +120,8 @@ pub(super) fn judge_in_order(
     let judging = steps
         .iter()
         .any(|s| !matches!(s.kind, Kind::Reuse | Kind::CarryOver));
+    // After the last delivery that may need them, the earlier keys are let go.
+    let last_keyed = steps.iter().rposition(|s| s.kind != Kind::Reuse);
     std::thread::scope(|scope| -> Result<Vec<Outcome>> {
         let mut writer = Writer::new(scope);
         let mut ledger = InOrder {
@@ -128,6 +130,7 @@ pub(super) fn judge_in_order(
             outcomes: Vec::new(),
             earlier_keys: None,
             prior: judging.then(PriorKeys::default),
+            last_keyed,
             being_written: None,
             holding,
             gate,
@@ -170,8 +173,12 @@ struct InOrder<'a> {
     /// The digest of the keys accepted by the deliveries so far.
     earlier_keys: Option<String>,
     /// Keys accepted by the deliveries so far: gathered from the start when the plan judges
-    /// a delivery, else loaded when one turns out to need judging.
+    /// a delivery, else loaded when one turns out to need judging; let go once the last
+    /// delivery that may need them has found its duplicates.
     prior: Option<PriorKeys>,
+    /// Where in the plan the last delivery is that may look earlier keys up (every later one
+    /// is reused): its judging lets them go.
+    last_keyed: Option<usize>,
     /// Which of `outcomes` is being written (its metadata is sealed once it is).
     being_written: Option<usize>,
     /// Whether the carry-overs read ahead hold (see [`read_planned`]).
@@ -309,6 +316,22 @@ impl InOrder<'_> {
         Ok(outcome)
     }
 
+    /// The earlier keys (loaded) for judging the delivery at hand: taken from the ledger when no
+    /// later delivery may need them, so that judging it lets them go.
+    fn earlier(&mut self) -> Earlier<'_> {
+        if self.last_keyed != Some(self.outcomes.len()) {
+            return Earlier::Kept(self.prior.as_ref().expect("loaded before"));
+        }
+        let prior = self.prior.take().expect("loaded before");
+        let (keys, bytes) = prior.size();
+        debug!(
+            keys,
+            mib = bytes >> 20,
+            "ledger: earlier keys let go once this delivery has looked its keys up"
+        );
+        Earlier::Last(prior)
+    }
+
     /// Judges a delivery from what was `read` of it, and hands its partition to the writer
     /// with the delivery's room in the gate (taken from `permit` when it is written; left to the
     /// caller otherwise).
@@ -324,7 +347,8 @@ impl InOrder<'_> {
         let ctx = self.ctx;
         let dir = self.staging.path(&partition_rel(input.month))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-        let prior = loaded(&mut self.prior, &self.outcomes)?;
+        loaded(&mut self.prior, &self.outcomes)?;
+        let earlier = self.earlier();
         let Step {
             mut files,
             existing,
@@ -343,12 +367,14 @@ impl InOrder<'_> {
             existing.as_ref(),
             &mut read,
         )?;
-        let mut settled = settle(read, input.month, ctx, prior, kept_asks, writer, &dir)?;
+        let mut settled = settle(read, input.month, ctx, earlier, kept_asks, writer, &dir)?;
         judge::within_exact_range(settled.judged.accepted.column("revenue_usd")?, input.month)?;
         known.insert(ASKS.into(), write_json(&settled.asks, &dir, ASKS)?);
         log_judged(input.month, started, &settled.judged);
         let keys = keys_digest(self.earlier_keys.as_deref(), &settled.judged.accepted)?;
-        prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
+        if let Some(prior) = self.prior.as_mut() {
+            prior.add_judged(std::mem::take(&mut settled.judged.keys))?;
+        }
         let (answers, rules) = kept_answers.unwrap_or_else(|| {
             (
                 ctx.lookups.answers_digest(&settled.asks),
@@ -412,12 +438,12 @@ impl InOrder<'_> {
 }
 
 /// Settles the verdicts of a delivery `read` ahead against the keys accepted before it
-/// (`prior`). Newly parsed rows are kept (written into `dir` on the other core) meanwhile.
+/// (`earlier`). Newly parsed rows are kept (written into `dir` on the other core) meanwhile.
 fn settle<'scope>(
     read: ReadAhead,
     delivery: Month,
     ctx: &Context,
-    prior: &PriorKeys,
+    earlier: Earlier,
     kept_asks: Option<LookupKeys>,
     writer: &Writer<'scope, '_>,
     dir: &Path,
@@ -433,7 +459,7 @@ fn settle<'scope>(
             let newly_parsed = asks.is_some();
             let keeping =
                 newly_parsed.then(|| writer.keep_parsed(parsed.clone(), dir.join(PARSED)));
-            let judged = judge::settle(&parsed, verdicts, delivery, prior)?;
+            let judged = judge::settle(&parsed, verdicts, delivery, earlier)?;
             // (Kept rows whose asks could not be read are asked again.)
             let asks = match asks.or(kept_asks) {
                 Some(asks) => asks,
@@ -453,7 +479,8 @@ fn settle<'scope>(
         // Only the roster's answers or the earlier keys changed: judged again by difference
         // from the published judgement.
         ReadAhead::ByDifference(again) => {
-            let (judged, again) = judge::settle_again(*again, delivery, ctx.lookups, prior)?;
+            let (judged, again) =
+                judge::settle_again(*again, delivery, ctx.lookups, earlier.keys())?;
             Ok(Settled {
                 judged,
                 asks: kept_asks.expect("same files come with their asks"),

@@ -49,7 +49,32 @@ pub fn judge(
     lookups: &Lookups,
     prior: &PriorKeys,
 ) -> PolarsResult<Judged> {
-    settle(parsed, prepare(parsed, lookups)?, delivery, prior)
+    settle(
+        parsed,
+        prepare(parsed, lookups)?,
+        delivery,
+        Earlier::Kept(prior),
+    )
+}
+
+/// The keys accepted by earlier deliveries, as [`settle`] is given them.
+pub enum Earlier<'a> {
+    /// Wanted after this delivery too: later deliveries look their keys up in them.
+    Kept(&'a PriorKeys),
+    /// Wanted by no later delivery: let go as soon as the few sharing a hash with this
+    /// delivery's keys are found, before its rows are gone through and split into accepted
+    /// and rejected (when the rows, their verdicts, the sets of keys and the accepted lines
+    /// being built are held).
+    Last(PriorKeys),
+}
+
+impl Earlier<'_> {
+    pub fn keys(&self) -> &PriorKeys {
+        match self {
+            Earlier::Kept(keys) => keys,
+            Earlier::Last(keys) => keys,
+        }
+    }
 }
 
 /// Completes the verdicts `prepared` of `parsed` with `duplicate_line`, given the keys
@@ -58,9 +83,9 @@ pub fn settle(
     parsed: &DataFrame,
     prepared: Verdicts,
     delivery: Month,
-    prior: &PriorKeys,
+    earlier: Earlier,
 ) -> PolarsResult<Judged> {
-    let verdict = with_duplicates(parsed, prepared, prior)?;
+    let verdict = with_duplicates(parsed, prepared, earlier)?;
     split(parsed, verdict, delivery)
 }
 
@@ -72,10 +97,11 @@ pub fn settle(
 /// it in this delivery (in `seq` order) stands with the same key: the first copy wins. Keys
 /// are compared as text (the hashes only find the earlier keys worth comparing), in sets
 /// hashed afresh with a seed of their own, so that keys sharing a hash cost nothing more.
+/// The earlier keys are let go ([`Earlier::Last`]) once those sharing a hash are found.
 fn with_duplicates(
     parsed: &DataFrame,
     prepared: Verdicts,
-    prior: &PriorKeys,
+    earlier: Earlier,
 ) -> PolarsResult<DataFrame> {
     let mut verdict = prepared.verdicts;
     let reason = verdict.column("reason")?.str()?;
@@ -83,12 +109,13 @@ fn with_duplicates(
     let lines = verdict.column("line_no")?.i64()?;
     // Of the (many) keys accepted earlier, only those this delivery carries matter: the
     // earlier keys sharing a hash with a standing row's key.
-    let seen = if prior.is_empty() {
+    let seen = if earlier.keys().is_empty() {
         None
     } else {
         let standing = verdict.column("key_hash")?.filter(&reason.is_null())?;
-        Some(prior.sharing_a_hash(&standing)?)
+        Some(earlier.keys().sharing_a_hash(&standing)?)
     };
+    drop(earlier);
     let earlier = match &seen {
         Some(seen) => key_set(seen)?,
         None => PlHashSet::default(),
@@ -291,7 +318,7 @@ mod tests {
         parsed: &DataFrame,
         delivery: Month,
         lookups: &Lookups,
-        prior: &PriorKeys,
+        earlier: Earlier,
         collide: bool,
     ) -> Judged {
         let mut prepared = prepare(parsed, lookups).unwrap();
@@ -300,28 +327,31 @@ mod tests {
             let same = Column::new("key_hash".into(), same);
             prepared.verdicts.with_column(same).unwrap();
         }
-        settle(parsed, prepared, delivery, prior).unwrap()
+        settle(parsed, prepared, delivery, earlier).unwrap()
     }
 
     /// The reasons of a second delivery's rows, given the keys the first accepted.
     fn second_reasons(collide: bool) -> Vec<Option<String>> {
         let lookups = lookups();
         let (sep, oct) = ("2026-09".parse().unwrap(), "2026-10".parse().unwrap());
-        let judge = |parsed: &DataFrame, delivery: Month, prior: &PriorKeys| {
-            judge_hashed(parsed, delivery, &lookups, prior, collide)
+        let judge = |parsed: &DataFrame, delivery: Month, earlier: Earlier| {
+            judge_hashed(parsed, delivery, &lookups, earlier, collide)
         };
         let first = parsed(sep, &[("A", "1"), ("B", "1"), ("B", "2")]);
-        let first = judge(&first, sep, &PriorKeys::default());
+        let first = judge(&first, sep, Earlier::Kept(&PriorKeys::default()));
         let mut prior = PriorKeys::default();
         prior.add_judged(first.keys).unwrap();
         // "1|B" was accepted before; "2|A", "1|C" were not ("2|A" shares a number, "1|C" a line).
         let rows = [("B", "1"), ("A", "2"), ("C", "1"), ("C", "1"), ("A", "1")];
-        let second = judge(&parsed(oct, &rows), oct, &prior);
-        // The first lookup scans the earlier keys, the second goes through their index: both
-        // find the same.
-        let again = judge(&parsed(oct, &rows), oct, &prior);
-        assert!(again.rejected.equals_missing(&second.rejected));
-        assert!(again.accepted.equals_missing(&second.accepted));
+        let second = judge(&parsed(oct, &rows), oct, Earlier::Kept(&prior));
+        // The first lookup scans the earlier keys, the second goes through their index, and
+        // the last lets them go once it has looked its keys up: all find the same.
+        let again = judge(&parsed(oct, &rows), oct, Earlier::Kept(&prior));
+        let last = judge(&parsed(oct, &rows), oct, Earlier::Last(prior));
+        for judged in [&again, &last] {
+            assert!(judged.rejected.equals_missing(&second.rejected));
+            assert!(judged.accepted.equals_missing(&second.accepted));
+        }
         let mut reasons: Vec<(i64, Option<String>)> = Vec::new();
         let rows_of = |df: &DataFrame| {
             df.column("source_row")
@@ -360,7 +390,13 @@ mod tests {
         ];
         let parsed = crate::ingest::extract::concat_files(files.to_vec()).unwrap();
         assert_eq!(parsed.first_col_n_chunks(), 3);
-        let judged = judge_hashed(&parsed, oct, &lookups(), &PriorKeys::default(), false);
+        let judged = judge_hashed(
+            &parsed,
+            oct,
+            &lookups(),
+            Earlier::Kept(&PriorKeys::default()),
+            false,
+        );
         let accepted = &judged.accepted;
         // Every column is cut by file (the delivery's name aside: one value for all rows).
         for column in accepted.columns() {
