@@ -38,11 +38,11 @@ pub(super) fn with_hashes(mut keys: DataFrame) -> PolarsResult<DataFrame> {
 /// up once per delivery: a scan each time would cost the earlier keys again and again.
 ///
 /// This is the one thing a run holds that grows with the whole history, so it is kept
-/// compact: the keys back to back (each its line, as a variable-length integer, then its
-/// invoice number's bytes: 14 bytes for `INV-001999242` line 1) with where each ends (4
-/// bytes), and the hashes (8 bytes a key in key order for the scan; in the index, once it is
-/// built, 12). About 26–30 bytes a key, where polars' columns of the same keys took about 45
-/// and the index 12 more.
+/// compact: the keys back to back (each its length and its line, as variable-length integers,
+/// then its invoice number's bytes: 15 bytes for `INV-001999242` line 1) with where every
+/// [`STRIDE`]-th one starts (4 bytes), and the hashes (8 bytes a key in key order for the
+/// scan; in the index, once it is built, 12). About 23–27 bytes a key, where polars' columns
+/// of the same keys took about 45 and the index 12 more.
 #[derive(Default)]
 pub struct PriorKeys {
     /// The keys, in the order they were added, in segments of at most 4 GiB.
@@ -56,20 +56,27 @@ pub struct PriorKeys {
     lookups: std::cell::Cell<usize>,
 }
 
-/// The most bytes a [`Segment`] holds, so that where a key ends fits in 4 bytes (a few bytes
+/// The most bytes a [`Segment`] holds, so that where a key starts fits in 4 bytes (a few bytes
 /// in the unit tests, to split their keys across segments).
 #[cfg(not(test))]
 const SEGMENT_BYTES: usize = u32::MAX as usize;
 #[cfg(test)]
 const SEGMENT_BYTES: usize = 16;
 
-/// Keys added together, back to back: each its line (zigzag, LEB128) then its invoice number.
+/// Where one key in this many starts is kept: a key is found from there by stepping over
+/// the lengths of the keys before it (only the few keys sharing a hash are ever looked at).
+const STRIDE: usize = 32;
+
+/// Keys added together, back to back: each the length of the rest (LEB128), its line (zigzag,
+/// LEB128) and its invoice number.
 struct Segment {
     /// The row of its first key among all the keys.
     first: usize,
     bytes: Vec<u8>,
-    /// Where each key ends in `bytes`.
-    ends: Vec<u32>,
+    /// Where every [`STRIDE`]-th key starts in `bytes`: keys 0, `STRIDE`, 2 × `STRIDE`, ….
+    starts: Vec<u32>,
+    /// How many keys it holds.
+    keys: usize,
 }
 
 impl Segment {
@@ -77,17 +84,40 @@ impl Segment {
         Segment {
             first,
             bytes: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(keys),
+            starts: Vec::with_capacity(keys.div_ceil(STRIDE)),
+            keys: 0,
         }
+    }
+
+    /// The bytes a key takes in a segment.
+    fn size(number: &str, line: i64) -> usize {
+        let rest = varint_len(line) + number.len();
+        uvarint_len(rest as u64) + rest
+    }
+
+    fn push(&mut self, number: &str, line: i64) {
+        if self.keys.is_multiple_of(STRIDE) {
+            self.starts.push(self.bytes.len() as u32);
+        }
+        push_uvarint(&mut self.bytes, (varint_len(line) + number.len()) as u64);
+        push_varint(&mut self.bytes, line);
+        self.bytes.extend_from_slice(number.as_bytes());
+        self.keys += 1;
     }
 
     /// The line and invoice number of its `i`-th key.
     fn key(&self, i: usize) -> (i64, &[u8]) {
-        let start = match i {
-            0 => 0,
-            _ => self.ends[i - 1] as usize,
+        let mut at = self.starts[i / STRIDE] as usize;
+        let rest = |at: usize| {
+            let (len, after) = read_uvarint(&self.bytes[at..]);
+            let start = self.bytes.len() - after.len();
+            (start, start + len as usize)
         };
-        read_varint(&self.bytes[start..self.ends[i] as usize])
+        for _ in 0..i % STRIDE {
+            at = rest(at).1;
+        }
+        let (start, end) = rest(at);
+        read_varint(&self.bytes[start..end])
     }
 }
 
@@ -147,9 +177,8 @@ impl Index {
     }
 }
 
-/// Appends `value` zigzag-encoded as LEB128: small lines take one byte.
-fn push_varint(bytes: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+/// Appends `value` as LEB128: seven bits a byte, values under 128 in one.
+fn push_uvarint(bytes: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         bytes.push((v as u8) | 0x80);
         v >>= 7;
@@ -157,14 +186,13 @@ fn push_varint(bytes: &mut Vec<u8>, value: i64) {
     bytes.push(v as u8);
 }
 
-/// The bytes [`push_varint`] writes for `value`.
-fn varint_len(value: i64) -> usize {
-    let v = ((value << 1) ^ (value >> 63)) as u64;
+/// The bytes [`push_uvarint`] writes for `v`.
+fn uvarint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// The value [`push_varint`] wrote at the start of `bytes`, and the bytes after it.
-fn read_varint(bytes: &[u8]) -> (i64, &[u8]) {
+/// The value [`push_uvarint`] wrote at the start of `bytes`, and the bytes after it.
+fn read_uvarint(bytes: &[u8]) -> (u64, &[u8]) {
     let (mut v, mut shift, mut at) = (0u64, 0, 0);
     while let Some(b) = bytes.get(at) {
         v |= u64::from(b & 0x7f) << shift;
@@ -174,7 +202,28 @@ fn read_varint(bytes: &[u8]) -> (i64, &[u8]) {
         }
         shift += 7;
     }
-    (((v >> 1) as i64) ^ -((v & 1) as i64), &bytes[at..])
+    (v, &bytes[at..])
+}
+
+/// `value` zigzag-encoded: small values of either sign are small.
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// Appends `value` zigzag-encoded as LEB128: small lines take one byte.
+fn push_varint(bytes: &mut Vec<u8>, value: i64) {
+    push_uvarint(bytes, zigzag(value));
+}
+
+/// The bytes [`push_varint`] writes for `value`.
+fn varint_len(value: i64) -> usize {
+    uvarint_len(zigzag(value))
+}
+
+/// The value [`push_varint`] wrote at the start of `bytes`, and the bytes after it.
+fn read_varint(bytes: &[u8]) -> (i64, &[u8]) {
+    let (v, rest) = read_uvarint(bytes);
+    (((v >> 1) as i64) ^ -((v & 1) as i64), rest)
 }
 
 impl PriorKeys {
@@ -192,16 +241,15 @@ impl PriorKeys {
             polars_bail!(ComputeError: "an accepted line without an invoice number or line");
         }
         let lines = lines.cont_slice()?;
-        let size = |(number, line): (&str, i64)| varint_len(line) + number.len();
-        let all_bytes = (numbers.downcast_iter().map(|p| p.total_bytes_len()))
-            .chain(lines.iter().map(|&line| varint_len(line)))
-            .sum::<usize>();
         // (Each piece of the numbers' column read straight, with no null to skip.)
         let numbers = || {
             numbers
                 .downcast_iter()
                 .flat_map(|piece| piece.values_iter())
         };
+        let all_bytes = (numbers().zip(lines))
+            .map(|(number, &line)| Segment::size(number, line))
+            .sum::<usize>();
         let (mut left_bytes, mut left_keys) = (all_bytes, keys.height());
         // (A key takes a byte at least: a segment holds at most as many keys as bytes.)
         let new_segment = |first, bytes: usize, keys: usize| {
@@ -210,14 +258,12 @@ impl PriorKeys {
         };
         let mut segment = new_segment(first, left_bytes, left_keys);
         for (number, &line) in numbers().zip(lines) {
-            let need = size((number, line));
+            let need = Segment::size(number, line);
             if segment.bytes.len() + need > SEGMENT_BYTES {
                 let next = new_segment(self.len, left_bytes, left_keys);
                 self.segments.push(std::mem::replace(&mut segment, next));
             }
-            push_varint(&mut segment.bytes, line);
-            segment.bytes.extend_from_slice(number.as_bytes());
-            segment.ends.push(segment.bytes.len() as u32);
+            segment.push(number, line);
             (left_bytes, left_keys, self.len) = (left_bytes - need, left_keys - 1, self.len + 1);
         }
         self.segments.push(segment);
@@ -243,7 +289,7 @@ impl PriorKeys {
             .as_ref()
             .map_or(0, |i| i.hashes.capacity() * 8 + i.rows.capacity() * 4);
         let segments: usize = (self.segments.iter())
-            .map(|s| s.bytes.capacity() + s.ends.capacity() * 4)
+            .map(|s| s.bytes.capacity() + s.starts.capacity() * 4)
             .sum();
         (
             self.len,
@@ -392,6 +438,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_key_of_a_segment_is_found_from_where_its_stride_starts() {
+        // Numbers of 0 to 299 bytes (a length of two bytes from 128 on), lines of either sign.
+        let keys: Vec<(String, i64)> = (0..300)
+            .map(|i: i64| ("n".repeat(i as usize), (i - 150) * 1_000_003))
+            .collect();
+        let mut segment = Segment::new(0, 0, 0);
+        for (number, line) in &keys {
+            segment.push(number, *line);
+        }
+        assert_eq!(segment.keys, 300);
+        assert_eq!(segment.starts.len(), 300usize.div_ceil(STRIDE));
+        let sizes: usize = keys.iter().map(|(n, l)| Segment::size(n, *l)).sum();
+        assert_eq!(segment.bytes.len(), sizes);
+        for (i, (number, line)) in keys.iter().enumerate() {
+            assert_eq!(segment.key(i), (*line, number.as_bytes()), "key {i}");
+        }
+    }
+
     fn keys(numbers: &[&str], lines: &[i64], hashes: &[u64]) -> DataFrame {
         df!("invoice_number" => numbers, "invoice_line" => lines, "hash" => hashes).unwrap()
     }
@@ -495,7 +560,7 @@ mod tests {
         b.add_judged(whole).unwrap();
         let held = |p: &PriorKeys| -> Vec<(i64, Vec<u8>)> {
             (p.segments.iter())
-                .flat_map(|s| (0..s.ends.len()).map(move |i| s.key(i)))
+                .flat_map(|s| (0..s.keys).map(move |i| s.key(i)))
                 .map(|(line, number)| (line, number.to_vec()))
                 .collect()
         };
