@@ -316,20 +316,23 @@ impl InOrder<'_> {
         Ok(outcome)
     }
 
-    /// The earlier keys (loaded) for judging the delivery at hand: taken from the ledger when no
-    /// later delivery may need them, so that judging it lets them go.
-    fn earlier(&mut self) -> Earlier<'_> {
-        if self.last_keyed != Some(self.outcomes.len()) {
-            return Earlier::Kept(self.prior.as_ref().expect("loaded before"));
+    /// The earlier keys (loaded unless held) for judging the delivery at hand: taken from the
+    /// ledger when no later delivery may need them, so that judging it lets them go.
+    fn earlier(&mut self) -> Result<Earlier<'_>> {
+        if self.prior.is_none() {
+            self.prior = Some(accepted_keys(&self.outcomes)?);
         }
-        let prior = self.prior.take().expect("loaded before");
+        if self.last_keyed != Some(self.outcomes.len()) {
+            return Ok(Earlier::Kept(self.prior.as_ref().expect("loaded above")));
+        }
+        let prior = self.prior.take().expect("loaded above");
         let (keys, bytes) = prior.size();
         debug!(
             keys,
             mib = bytes >> 20,
             "ledger: earlier keys let go once this delivery has looked its keys up"
         );
-        Earlier::Last(prior)
+        Ok(Earlier::Last(prior))
     }
 
     /// Judges a delivery from what was `read` of it, and hands its partition to the writer
@@ -347,8 +350,7 @@ impl InOrder<'_> {
         let ctx = self.ctx;
         let dir = self.staging.path(&partition_rel(input.month))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
-        loaded(&mut self.prior, &self.outcomes)?;
-        let earlier = self.earlier();
+        let earlier = self.earlier()?;
         let Step {
             mut files,
             existing,
@@ -569,14 +571,6 @@ fn record_reads(
         }
     }
     unknown_columns
-}
-
-/// The keys accepted before, read from the `outcomes` so far unless held already.
-fn loaded<'a>(prior: &'a mut Option<PriorKeys>, outcomes: &[Outcome]) -> Result<&'a mut PriorKeys> {
-    if prior.is_none() {
-        *prior = Some(accepted_keys(outcomes)?);
-    }
-    Ok(prior.as_mut().expect("loaded above"))
 }
 
 /// The accepted keys of the given partitions.
