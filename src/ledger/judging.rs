@@ -25,6 +25,7 @@ use crate::digest::Digests;
 use crate::error::{Error, Result};
 use crate::ingest::extract;
 use crate::ingest::judge::{self, Earlier, Judged, LookupKeys, PriorKeys};
+use crate::logging::frame_mib;
 use crate::partition_check::recorded;
 use crate::publish::Staging;
 
@@ -91,9 +92,9 @@ pub(super) fn read_ahead(ctx: &Context, input: &DeliveryInput, kind: Kind) -> Re
     } else {
         (scan(&published.join(PARSED))?.collect()?, None, None)
     };
-    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = parsed.estimated_size() >> 20, "ledger: rows read");
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = frame_mib(&parsed), "ledger: rows read");
     let verdicts = judge::prepare(&parsed, ctx.lookups)?;
-    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = verdicts.estimated_size() >> 20, "ledger: verdicts prepared");
+    debug!(delivery = %input.month, ms = started.elapsed().as_millis() as u64, mib = verdicts.mib(), "ledger: verdicts prepared");
     Ok(ReadAhead::Rows {
         parsed,
         reads,
@@ -502,8 +503,8 @@ fn log_judged(delivery: Month, started: Instant, judged: &Judged) {
     debug!(
         %delivery,
         ms = started.elapsed().as_millis() as u64,
-        accepted_mib = judged.accepted.estimated_size() >> 20,
-        rejected_mib = judged.rejected.estimated_size() >> 20,
+        accepted_mib = frame_mib(&judged.accepted),
+        rejected_mib = frame_mib(&judged.rejected),
         "ledger: judged"
     );
 }

@@ -18,9 +18,9 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// About how many bytes the verdicts take.
-    pub fn estimated_size(&self) -> usize {
-        self.verdicts.estimated_size()
+    /// About how many MiB the verdicts take (see [`crate::logging::frame_mib`]).
+    pub fn mib(&self) -> usize {
+        crate::logging::frame_mib(&self.verdicts)
     }
 }
 
