@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use polars::prelude::{DataFrame, StringChunked};
+use polars::prelude::{Column, DataFrame, StringChunked};
 use polars_arrow::array::Array;
 use tracing_subscriber::EnvFilter;
 
@@ -41,8 +41,9 @@ impl Write for AboveTheBar {
 
 /// The MiB a frame's columns hold, for the `-v` log: polars' estimate, except that a text
 /// column counts the 16-byte view of every value and the text stored beside the views
-/// (polars' estimate counts its text alone, about half of what a column of short values
-/// holds). A buffer shared with another frame counts in both.
+/// (polars' estimate counts its text alone: a fifth of what a column of three-letter values
+/// holds), and a column of one value repeated counts nothing (it holds the value once; it is
+/// not expanded to be measured). A buffer shared with another frame counts in both.
 pub fn frame_mib(df: &DataFrame) -> usize {
     let text = |c: &StringChunked| -> usize {
         (c.downcast_iter())
@@ -53,9 +54,12 @@ pub fn frame_mib(df: &DataFrame) -> usize {
             .sum()
     };
     let bytes: usize = (df.columns().iter())
-        .map(|c| match c.str() {
-            Ok(s) => text(s),
-            Err(_) => c.as_materialized_series().estimated_size(),
+        .map(|c| match c {
+            Column::Scalar(_) => 0,
+            Column::Series(s) => match s.str() {
+                Ok(s) => text(s),
+                Err(_) => s.estimated_size(),
+            },
         })
         .sum();
     bytes >> 20
@@ -120,6 +124,8 @@ mod tests {
         assert_eq!(frame_mib(&short), 16);
         assert_eq!(frame_mib(&long), 16 + 20);
         assert_eq!(frame_mib(&numbers), 8);
+        let repeated = Column::new_scalar("d".into(), Scalar::from(7i64), ROWS);
+        assert_eq!(frame_mib(&DataFrame::new(ROWS, vec![repeated]).unwrap()), 0);
         // (polars' own estimate counts the text alone.)
         assert_eq!(short.estimated_size() >> 20, 3);
     }

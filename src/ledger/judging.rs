@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::partition::{
     kept_rows, keys_digest, link_sealed, parse_files, scan, write_json, JUDGED_FILES,
 };
-use super::plan::{Kind, Step};
+use super::plan::{self, Kind, Step};
 use super::threads::{next_read, Ahead, Gate, Keeping, Permit, Writer};
 use super::{
     partition_rel, Context, DeliveryInput, Handling, Outcome, PartitionMeta, SourceFile, ACCEPTED,
@@ -122,7 +122,7 @@ pub(super) fn judge_in_order(
         .iter()
         .any(|s| !matches!(s.kind, Kind::Reuse | Kind::CarryOver));
     // After the last delivery that may need them, the earlier keys are let go.
-    let last_keyed = steps.iter().rposition(|s| s.kind != Kind::Reuse);
+    let last_keyed = plan::last_keyed(steps.iter().map(|s| s.kind));
     std::thread::scope(|scope| -> Result<Vec<Outcome>> {
         let mut writer = Writer::new(scope);
         let mut ledger = InOrder {
@@ -132,6 +132,7 @@ pub(super) fn judge_in_order(
             earlier_keys: None,
             prior: judging.then(PriorKeys::default),
             last_keyed,
+            let_go: false,
             being_written: None,
             holding,
             gate,
@@ -174,12 +175,15 @@ struct InOrder<'a> {
     /// The digest of the keys accepted by the deliveries so far.
     earlier_keys: Option<String>,
     /// Keys accepted by the deliveries so far: gathered from the start when the plan judges
-    /// a delivery, else loaded when one turns out to need judging; let go once the last
-    /// delivery that may need them has found its duplicates.
+    /// a delivery, else loaded when one turns out to need judging; taken by the last
+    /// delivery that may need them, which lets them go once it has looked its keys up.
     prior: Option<PriorKeys>,
     /// Where in the plan the last delivery is that may look earlier keys up (every later one
-    /// is reused): its judging lets them go.
+    /// is reused; see [`plan::last_keyed`]).
     last_keyed: Option<usize>,
+    /// Whether that delivery has taken the keys: none may ask for them again (loading them
+    /// anew would read partitions still being written).
+    let_go: bool,
     /// Which of `outcomes` is being written (its metadata is sealed once it is).
     being_written: Option<usize>,
     /// Whether the carry-overs read ahead hold (see [`read_planned`]).
@@ -320,6 +324,12 @@ impl InOrder<'_> {
     /// The earlier keys (loaded unless held) for judging the delivery at hand: taken from the
     /// ledger when no later delivery may need them, so that judging it lets them go.
     fn earlier(&mut self) -> Result<Earlier<'_>> {
+        if self.let_go {
+            return Err(Error::internal(
+                "judging the ledger",
+                "the earlier keys were asked for after the last delivery to look them up",
+            ));
+        }
         if self.prior.is_none() {
             self.prior = Some(accepted_keys(&self.outcomes)?);
         }
@@ -327,6 +337,7 @@ impl InOrder<'_> {
             return Ok(Earlier::Kept(self.prior.as_ref().expect("loaded above")));
         }
         let prior = self.prior.take().expect("loaded above");
+        self.let_go = true;
         let (keys, bytes) = prior.size();
         debug!(
             keys,

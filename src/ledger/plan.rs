@@ -146,6 +146,15 @@ pub(super) fn read_ahead_carry_overs(steps: &mut [Step]) {
     }
 }
 
+/// Where in the plan the last delivery is that may look the earlier keys up: every one after
+/// it is reused, so no later delivery needs them. (A carry-over counts: it is judged again by
+/// difference when the keys before it turn out to differ.)
+pub(super) fn last_keyed(
+    mut kinds: impl DoubleEndedIterator<Item = Kind> + ExactSizeIterator,
+) -> Option<usize> {
+    kinds.rposition(|kind| kind != Kind::Reuse)
+}
+
 /// SHA-256 of the format, the delivery, its files and what its judgement depends on.
 fn judgement_hash(month: Month, files: &[SourceFile], depends: &Depends) -> String {
     let identity: Vec<(&str, &str)> = files
@@ -235,6 +244,18 @@ mod tests {
     fn plan_one(existing: PartitionMeta, kept: Option<KeptAsks>, sha: &str) -> Step {
         let found = Found::new(files(sha), Some(existing));
         plan(&sources("roster"), vec![(month("2026-09"), found, kept)]).remove(0)
+    }
+
+    #[test]
+    fn the_keys_are_wanted_up_to_the_last_delivery_not_reused() {
+        use Kind::*;
+        let last = |kinds: &[Kind]| last_keyed(kinds.iter().copied());
+        assert_eq!(last(&[Parse, Parse, Parse]), Some(2));
+        assert_eq!(last(&[Parse, Parse, Reuse]), Some(1));
+        assert_eq!(last(&[Reuse, JudgeKept, CarryOver, Reuse]), Some(2));
+        assert_eq!(last(&[ByDifference, Reuse, Reuse]), Some(0));
+        assert_eq!(last(&[Reuse, Reuse]), None);
+        assert_eq!(last(&[]), None);
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub enum Earlier<'a> {
     /// Wanted by no later delivery: let go as soon as the few sharing a hash with this
     /// delivery's keys are found, before its rows are gone through and split into accepted
     /// and rejected (when the rows, their verdicts, the sets of keys and the accepted lines
-    /// being built are held).
+    /// being built are held). A delivery judged again by difference ([`settle_again`]) holds
+    /// them until it is judged: it looks keys up more than once.
     Last(PriorKeys),
 }
 
