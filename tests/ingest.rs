@@ -347,6 +347,36 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
     assert_eq!(tree_hashes(&w.output().join("ledger")), after);
 }
 
+#[test]
+fn a_reused_deliverys_files_are_checked_by_blake3_and_listed_with_their_sha256() {
+    let w = minimal();
+    for (month, prefix) in [("2026-09", "B"), ("2026-10", "C")] {
+        w.write(
+            &format!("extracts/{month}/a.csv"),
+            &format!("{EXTRACT_HEADER}\n{}", good_lines(prefix, month, 1, 10)),
+        );
+    }
+    w.refresh("2026-11");
+    w.refresh("2026-11");
+    assert_eq!(judged(&w), [false, false]);
+    for month in ["2026-09", "2026-10"] {
+        let input = std::fs::read(w.input().join(format!("extracts/{month}/a.csv"))).unwrap();
+        let meta = w
+            .output()
+            .join(format!("ledger/delivery={month}/_partition.json"));
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+        let file = &meta["files"][0];
+        assert_eq!(file["blake3"], blake3::hash(&input).to_hex().as_str());
+        assert_eq!(file["sha256"], sha256_hex(&input).as_str());
+        let m = manifest(&w, "2026-11");
+        let listed = (m["inputs"].as_array().unwrap().iter())
+            .find(|i| i["path"] == format!("extracts/{month}/a.csv").as_str())
+            .unwrap();
+        assert_eq!(listed["sha256"], sha256_hex(&input).as_str());
+    }
+}
+
 /// Deliveries 2026-08 … 2026-10: 2026-09 names P7, not yet in the roster, and carries a key
 /// that 2026-10 repeats.
 fn with_a_repeated_key() -> Work {

@@ -78,6 +78,8 @@ pub struct FileRead {
     pub name: String,
     /// SHA-256 of the bytes the rows were parsed from (the file is read once).
     pub sha256: String,
+    /// BLAKE3 of the same bytes.
+    pub blake3: String,
     pub rows: u64,
     pub unknown_columns: Vec<String>,
 }
@@ -114,6 +116,7 @@ impl Parsed {
     pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
         let source = crate::source::read(path)?;
         let sha256 = source.sha256;
+        let blake3 = blake3::hash(&source.bytes).to_hex().to_string();
         let capacity = row_capacity(path, &source.bytes);
         let mut t = table::parse(path, source.bytes)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
@@ -152,6 +155,7 @@ impl Parsed {
             FileRead {
                 name,
                 sha256,
+                blake3,
                 rows,
                 unknown_columns: columns.unknown,
             },

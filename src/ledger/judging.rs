@@ -573,11 +573,12 @@ fn record_reads(
     let mut unknown_columns = Vec::new();
     for (f, read) in files.iter_mut().zip(reads) {
         f.rows = read.rows;
-        // The digest recorded is of the bytes parsed.
+        // The digests recorded are of the bytes parsed.
         if f.sha256 != read.sha256 {
             warn!(delivery = %input.month, file = %f.name, "changed while this run read it: the digest of the rows parsed is kept, and the next run judges it again");
             f.sha256 = read.sha256.clone();
         }
+        f.blake3 = Some(read.blake3.clone());
         if !read.unknown_columns.is_empty() {
             unknown_columns.push((read.name, read.unknown_columns));
         }

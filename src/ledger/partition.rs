@@ -213,18 +213,37 @@ fn per_file<T: Send>(
     crate::pool::map(paths, work)
 }
 
-/// SHA-256 of each file of a delivery.
-fn hash_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>> {
+/// SHA-256 of each file of a delivery. A file the checked partition `published` was parsed
+/// from under the same name, with its BLAKE3 recorded, is checked by BLAKE3 alone: when it
+/// matches, the recorded SHA-256 is the file's (the same bytes); otherwise its SHA-256 is
+/// computed too. Any other file is checked by its SHA-256 (a partition written before BLAKE3
+/// was recorded gains it when its delivery is next parsed).
+fn hash_files(paths: &[PathBuf], published: Option<&PartitionMeta>) -> Result<Vec<SourceFile>> {
+    let recorded = |name: &str| {
+        let file = published?.files.iter().find(|f| f.name == name)?;
+        Some((file.blake3.as_deref()?, file.sha256.as_str()))
+    };
     per_file(paths, |path| {
-        let sha256 = crate::source::digest_file(path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let (sha256, blake3) = match recorded(&name) {
+            Some((blake3, sha256)) => {
+                let found = crate::source::blake3_file(path)?;
+                if found == blake3 {
+                    (sha256.to_string(), Some(found))
+                } else {
+                    (crate::source::digest_file(path)?, None)
+                }
+            }
+            None => (crate::source::digest_file(path)?, None),
+        };
         Ok(SourceFile {
             name,
             sha256,
             rows: 0,
+            blake3,
         })
     })
 }
@@ -240,7 +259,6 @@ pub(super) fn parse_files(input: &DeliveryInput) -> Result<(DataFrame, Vec<extra
 /// A delivery's files as found (their SHA-256) and its published partition's metadata, when
 /// that partition is complete, of this [`FORMAT`] and checked.
 pub(super) fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
-    let files = hash_files(&input.files)?;
     let published = output.join(partition_rel(input.month));
     let meta = read_meta(&published);
     if meta.is_none() && std::fs::symlink_metadata(&published).is_ok() {
@@ -255,6 +273,7 @@ pub(super) fn find(output: &Path, input: &DeliveryInput) -> Result<Found> {
                 false
             }
         });
+    let files = hash_files(&input.files, existing.as_ref())?;
     Ok(Found::new(files, existing))
 }
 
@@ -275,6 +294,46 @@ pub(super) fn kept_asks(ctx: &Context, month: Month, found: &Found) -> Option<Ke
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_recorded_with_its_blake3_is_checked_by_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        std::fs::write(&a, "the bytes a partition was parsed from").unwrap();
+        std::fs::write(&b, "other bytes").unwrap();
+        let digests = |path: &Path| crate::source::digests_file(path).unwrap();
+        let mut meta = PartitionMeta::example();
+        // (A SHA-256 no file has: it can only come from the record.)
+        meta.files = vec![SourceFile {
+            name: "a.csv".into(),
+            sha256: "recorded".into(),
+            rows: 1,
+            blake3: Some(digests(&a).blake3),
+        }];
+        let found = |meta: Option<&PartitionMeta>| -> Vec<(String, Option<String>)> {
+            hash_files(&[a.clone(), b.clone()], meta)
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.sha256, f.blake3))
+                .collect()
+        };
+        // a.csv matches its record; b.csv is not in it: its SHA-256.
+        assert_eq!(
+            found(Some(&meta)),
+            [
+                ("recorded".to_string(), Some(digests(&a).blake3)),
+                (digests(&b).sha256, None),
+            ]
+        );
+        // With no partition, the SHA-256 alone (the delivery is parsed, and hashed as read).
+        assert_eq!(found(None)[0], (digests(&a).sha256, None));
+        // A changed file: its own SHA-256, whatever was recorded.
+        std::fs::write(&a, "changed bytes").unwrap();
+        assert_eq!(found(Some(&meta))[0], (digests(&a).sha256, None));
+        // A partition that recorded no BLAKE3: checked by SHA-256.
+        meta.files[0].blake3 = None;
+        assert_eq!(found(Some(&meta))[0], (digests(&a).sha256, None));
+    }
 
     /// A frame of one chunk per file, of the given lengths, every column cut alike: `seq`,
     /// `source_file` (file-0, file-1, ...) and some text.

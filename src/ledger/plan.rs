@@ -194,6 +194,7 @@ mod tests {
             name: "extract.csv".into(),
             sha256: sha.into(),
             rows: 0,
+            blake3: None,
         }]
     }
 
