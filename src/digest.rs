@@ -1,5 +1,5 @@
-//! SHA-256 of files and bytes, as lower-case hex; and, for the ledger's own files, BLAKE3 beside
-//! it ([`Digests`]).
+//! SHA-256 of files and bytes, as lower-case hex; and BLAKE3 beside it ([`Digests`]), which
+//! later runs check the ledger's own files and a reused delivery's input files by.
 
 use std::io::{Read, Write};
 use std::path::Path;

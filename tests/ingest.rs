@@ -348,7 +348,7 @@ fn unchanged_partitions_are_reused_and_changed_ones_replaced() {
 }
 
 #[test]
-fn a_reused_deliverys_files_are_checked_by_blake3_and_listed_with_their_sha256() {
+fn a_partition_records_its_files_blake3_and_a_reuse_lists_their_sha256() {
     let w = minimal();
     for (month, prefix) in [("2026-09", "B"), ("2026-10", "C")] {
         w.write(

@@ -467,6 +467,32 @@ fn a_carry_over_read_ahead_in_vain_does_not_fail_on_that_read() {
 }
 
 #[test]
+fn an_edited_partition_record_is_not_what_its_files_are_checked_against() {
+    let w = base();
+    assert_success(&run_with(&w, &[]));
+    // A recorded SHA-256 edited: the seal no longer holds, so the record is not trusted, and
+    // the files are hashed (not taken for the digests the record names).
+    let path = w.output().join("ledger/delivery=2026-10/_partition.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    meta["files"][0]["sha256"] = "0".repeat(64).into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    let out = run_with(&w, &[]);
+    assert_success(&out);
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("changed while"), "{}", stderr(&out));
+    // Judged again from its delivery, the partition records the file's own digests: the
+    // next run reuses every delivery.
+    let again = run_with(&w, &[]);
+    assert_success(&again);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&w.report("2026-11", "manifest.json")).unwrap();
+    for d in manifest["deliveries"].as_array().unwrap() {
+        assert_eq!(d["judged_in_this_run"], false, "{d}");
+    }
+}
+
+#[test]
 fn an_input_changed_between_listing_and_parsing_is_recorded_as_parsed() {
     let w = base();
     let out = run_changing_at(&w, "stop-after-listing", || {
@@ -484,6 +510,13 @@ fn an_input_changed_between_listing_and_parsing_is_recorded_as_parsed() {
     assert_eq!(
         manifest_digest(&w, "extracts/2026-09/s.csv"),
         sha256_hex(CHANGED_2026_09.as_bytes())
+    );
+    // And beside it the BLAKE3 of the same bytes, which later runs check the file by.
+    let meta = w.output().join("ledger/delivery=2026-09/_partition.json");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+    assert_eq!(
+        meta["files"][0]["blake3"],
+        blake3::hash(CHANGED_2026_09.as_bytes()).to_hex().as_str()
     );
     // The run planned with the digest listed, so the next run judges the partition again
     // (its rows carried over, the same answers): its data and the reports stay as they are,

@@ -594,3 +594,38 @@ fn accepted_keys(outcomes: &[Outcome]) -> PolarsResult<PriorKeys> {
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digests_recorded_are_those_of_the_bytes_parsed() {
+        let input = DeliveryInput {
+            month: "2026-10".parse().unwrap(),
+            folder: PathBuf::from("extracts/2026-10"),
+            files: vec![PathBuf::from("extracts/2026-10/a.csv")],
+        };
+        // As listed: a file since changed, whose listed digests are no longer its bytes'.
+        let mut files = vec![SourceFile {
+            name: "a.csv".into(),
+            sha256: "listed".into(),
+            rows: 0,
+            blake3: Some("listed".into()),
+        }];
+        let read = extract::FileRead {
+            name: "a.csv".into(),
+            sha256: "parsed".into(),
+            blake3: "parsed, BLAKE3".into(),
+            rows: 7,
+            unknown_columns: vec!["note".into()],
+        };
+        let unknown = record_reads(&input, &mut files, vec![read]);
+        assert_eq!(
+            (files[0].sha256.as_str(), files[0].blake3.as_deref()),
+            ("parsed", Some("parsed, BLAKE3"))
+        );
+        assert_eq!(files[0].rows, 7);
+        assert_eq!(unknown, [("a.csv".to_string(), vec!["note".to_string()])]);
+    }
+}

@@ -219,7 +219,7 @@ fn per_file<T: Send>(
 /// computed too. Any other file is checked by its SHA-256 (a partition written before BLAKE3
 /// was recorded gains it when its delivery is next parsed).
 fn hash_files(paths: &[PathBuf], published: Option<&PartitionMeta>) -> Result<Vec<SourceFile>> {
-    let recorded = |name: &str| {
+    let on_record = |name: &str| {
         let file = published?.files.iter().find(|f| f.name == name)?;
         Some((file.blake3.as_deref()?, file.sha256.as_str()))
     };
@@ -228,7 +228,7 @@ fn hash_files(paths: &[PathBuf], published: Option<&PartitionMeta>) -> Result<Ve
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (sha256, blake3) = match recorded(&name) {
+        let (sha256, blake3) = match on_record(&name) {
             Some((blake3, sha256)) => {
                 let found = crate::source::blake3_file(path)?;
                 if found == blake3 {
@@ -304,12 +304,21 @@ mod tests {
         let digests = |path: &Path| crate::source::digests_file(path).unwrap();
         let mut meta = PartitionMeta::example();
         // (A SHA-256 no file has: it can only come from the record.)
-        meta.files = vec![SourceFile {
-            name: "a.csv".into(),
-            sha256: "recorded".into(),
-            rows: 1,
-            blake3: Some(digests(&a).blake3),
-        }];
+        // (b.csv's record first, of other bytes: a file is found in the record by its name.)
+        meta.files = vec![
+            SourceFile {
+                name: "b.csv".into(),
+                sha256: "b's record".into(),
+                rows: 1,
+                blake3: Some("not b's bytes".into()),
+            },
+            SourceFile {
+                name: "a.csv".into(),
+                sha256: "recorded".into(),
+                rows: 1,
+                blake3: Some(digests(&a).blake3),
+            },
+        ];
         let found = |meta: Option<&PartitionMeta>| -> Vec<(String, Option<String>)> {
             hash_files(&[a.clone(), b.clone()], meta)
                 .unwrap()
@@ -317,7 +326,7 @@ mod tests {
                 .map(|f| (f.sha256, f.blake3))
                 .collect()
         };
-        // a.csv matches its record; b.csv is not in it: its SHA-256.
+        // a.csv matches its record; b.csv does not match its own: its SHA-256.
         assert_eq!(
             found(Some(&meta)),
             [
@@ -331,7 +340,7 @@ mod tests {
         std::fs::write(&a, "changed bytes").unwrap();
         assert_eq!(found(Some(&meta))[0], (digests(&a).sha256, None));
         // A partition that recorded no BLAKE3: checked by SHA-256.
-        meta.files[0].blake3 = None;
+        meta.files[1].blake3 = None;
         assert_eq!(found(Some(&meta))[0], (digests(&a).sha256, None));
     }
 
