@@ -219,10 +219,12 @@ fn per_file<T: Send>(
 /// computed too. Any other file is checked by its SHA-256 (a partition written before BLAKE3
 /// was recorded gains it when its delivery is next parsed).
 fn hash_files(paths: &[PathBuf], published: Option<&PartitionMeta>) -> Result<Vec<SourceFile>> {
-    let on_record = |name: &str| {
-        let file = published?.files.iter().find(|f| f.name == name)?;
-        Some((file.blake3.as_deref()?, file.sha256.as_str()))
-    };
+    // (By name, looked up once per file: a delivery may hold tens of thousands of files.)
+    let record: std::collections::HashMap<&str, (&str, &str)> = (published.iter())
+        .flat_map(|meta| &meta.files)
+        .filter_map(|f| Some((f.name.as_str(), (f.blake3.as_deref()?, f.sha256.as_str()))))
+        .collect();
+    let on_record = |name: &str| record.get(name).copied();
     per_file(paths, |path| {
         let name = path
             .file_name()
