@@ -10,6 +10,10 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+pub fn blake3_bytes(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     sha256_reader(std::fs::File::open(path)?)
 }
@@ -151,6 +155,10 @@ mod tests {
         assert_eq!(
             super::Digests::of_bytes(b"abc").blake3,
             "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+        );
+        assert_eq!(
+            super::blake3_bytes(b"abc"),
+            super::Digests::of_bytes(b"abc").blake3
         );
     }
 

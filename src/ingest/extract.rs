@@ -116,7 +116,7 @@ impl Parsed {
     pub fn read_file(path: &Path, delivery: Month) -> Result<(DataFrame, FileRead)> {
         let source = crate::source::read(path)?;
         let sha256 = source.sha256;
-        let blake3 = blake3::hash(&source.bytes).to_hex().to_string();
+        let blake3 = crate::digest::blake3_bytes(&source.bytes);
         let capacity = row_capacity(path, &source.bytes);
         let mut t = table::parse(path, source.bytes)?;
         // "Invoice #" is the invoice number's name on invoices; take it when the file has no
