@@ -132,7 +132,6 @@ pub(super) fn judge_in_order(
             earlier_keys: None,
             prior: judging.then(PriorKeys::default),
             last_keyed,
-            let_go: false,
             being_written: None,
             holding,
             gate,
@@ -179,11 +178,9 @@ struct InOrder<'a> {
     /// delivery that may need them, which lets them go once it has looked its keys up.
     prior: Option<PriorKeys>,
     /// Where in the plan the last delivery is that may look earlier keys up (every later one
-    /// is reused; see [`plan::last_keyed`]).
+    /// is reused; see [`plan::last_keyed`]): none after it may ask for them (loading them anew
+    /// would read partitions still being written).
     last_keyed: Option<usize>,
-    /// Whether that delivery has taken the keys: none may ask for them again (loading them
-    /// anew would read partitions still being written).
-    let_go: bool,
     /// Which of `outcomes` is being written (its metadata is sealed once it is).
     being_written: Option<usize>,
     /// Whether the carry-overs read ahead hold (see [`read_planned`]).
@@ -324,7 +321,8 @@ impl InOrder<'_> {
     /// The earlier keys (loaded unless held) for judging the delivery at hand: taken from the
     /// ledger when no later delivery may need them, so that judging it lets them go.
     fn earlier(&mut self) -> Result<Earlier<'_>> {
-        if self.let_go {
+        let at = self.outcomes.len();
+        if self.last_keyed.is_some_and(|last| at > last) {
             return Err(Error::internal(
                 "judging the ledger",
                 "the earlier keys were asked for after the last delivery to look them up",
@@ -333,11 +331,10 @@ impl InOrder<'_> {
         if self.prior.is_none() {
             self.prior = Some(accepted_keys(&self.outcomes)?);
         }
-        if self.last_keyed != Some(self.outcomes.len()) {
+        if self.last_keyed != Some(at) {
             return Ok(Earlier::Kept(self.prior.as_ref().expect("loaded above")));
         }
         let prior = self.prior.take().expect("loaded above");
-        self.let_go = true;
         let (keys, bytes) = prior.size();
         debug!(
             keys,
